@@ -1,0 +1,52 @@
+//! Artifacts, type registration, identities, errors and the blackboard store of flock-rs.
+//!
+//! This is the small, stable core of the workspace. Engine authors depend on
+//! `flock-core` and `flock-engines` alone; applications depend on the `flock`
+//! facade, which re-exports everything here.
+//!
+//! - [`FlockType`] (derive it with `#[derive(FlockType)]`) gives a Rust type a stable
+//!   artifact type name.
+//! - [`Artifact`] is an immutable record on the blackboard; its [`Payload`] keeps the
+//!   typed value, so predicates and engines read `&T` without re-parsing JSON.
+//! - [`TypeRegistry`] maps type names to decoders for publishing JSON by type name.
+//! - [`BlackboardStore`] is the store trait; [`InMemoryStore`] the default store.
+
+mod artifact;
+mod error;
+mod registry;
+mod store;
+mod types;
+
+pub use artifact::{Artifact, ArtifactId, Payload, EXTERNAL_PRODUCER};
+pub use error::{PublishError, StoreError, TypeConflict};
+pub use flock_macros::FlockType;
+pub use flock_visibility::{AgentIdentity, Visibility};
+pub use registry::TypeRegistry;
+pub use store::{ArtifactFilter, BlackboardStore, InMemoryStore};
+pub use types::{FlushReason, WorkflowError};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+/// A Rust type that can travel on the blackboard as an artifact.
+///
+/// Implement it with `#[derive(FlockType)]`; the name defaults to the type's name
+/// and can be set with `#[flock(name = "...")]`. The name is what JSON publishes,
+/// stored artifacts and traces use, so it must stay stable across releases.
+///
+/// ```
+/// use flock_core::FlockType;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, FlockType)]
+/// #[flock(crate = "flock_core", name = "payments.Transaction")]
+/// struct Transaction {
+///     transaction_id: String,
+///     amount: f64,
+/// }
+///
+/// assert_eq!(Transaction::TYPE_NAME, "payments.Transaction");
+/// ```
+pub trait FlockType: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stable artifact type name.
+    const TYPE_NAME: &'static str;
+}

@@ -1,0 +1,144 @@
+//! The registry of artifact types: stable names to decoders, for JSON publishes.
+
+use std::{any::TypeId, collections::HashMap};
+
+use parking_lot::RwLock;
+
+use crate::{FlockType, Payload, PublishError, TypeConflict};
+
+struct Entry {
+    type_id: TypeId,
+    rust_name: &'static str,
+    decode: fn(serde_json::Value) -> serde_json::Result<Payload>,
+}
+
+/// Maps artifact type names to the Rust types registered under them.
+///
+/// Types are registered when an agent consumes or publishes them, when a typed value
+/// is published, or explicitly; after that, JSON can be published by type name.
+#[derive(Default)]
+pub struct TypeRegistry {
+    entries: RwLock<HashMap<&'static str, Entry>>,
+}
+
+impl TypeRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `T` under `T::TYPE_NAME`. Registering the same type twice is fine.
+    ///
+    /// # Errors
+    /// [`TypeConflict`] when another Rust type already holds the name.
+    pub fn register<T: FlockType>(&self) -> Result<(), TypeConflict> {
+        let type_id = TypeId::of::<T>();
+        if let Some(entry) = self.entries.read().get(T::TYPE_NAME) {
+            return check_same(entry, type_id, T::TYPE_NAME, std::any::type_name::<T>());
+        }
+        let mut entries = self.entries.write();
+        let entry = entries.entry(T::TYPE_NAME).or_insert_with(|| Entry {
+            type_id,
+            rust_name: std::any::type_name::<T>(),
+            decode: |json| serde_json::from_value::<T>(json).map(Payload::new),
+        });
+        check_same(entry, type_id, T::TYPE_NAME, std::any::type_name::<T>())
+    }
+
+    /// Whether a type name is registered.
+    pub fn contains(&self, type_name: &str) -> bool {
+        self.entries.read().contains_key(type_name)
+    }
+
+    /// The registered names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.entries.read().keys().map(|k| (*k).to_owned()).collect();
+        names.sort();
+        names
+    }
+
+    /// Decodes a JSON payload into the type registered under `type_name`.
+    ///
+    /// # Errors
+    /// [`PublishError::UnknownType`] for an unregistered name,
+    /// [`PublishError::InvalidPayload`] when the payload does not deserialize.
+    pub fn decode(
+        &self,
+        type_name: &str,
+        payload: serde_json::Value,
+    ) -> Result<Payload, PublishError> {
+        let decode = match self.entries.read().get(type_name) {
+            Some(entry) => entry.decode,
+            None => {
+                return Err(PublishError::UnknownType {
+                    type_name: type_name.to_owned(),
+                    known: self.names(),
+                });
+            }
+        };
+        decode(payload).map_err(|source| PublishError::InvalidPayload {
+            type_name: type_name.to_owned(),
+            source,
+        })
+    }
+
+    /// Decodes an envelope `{"type": "...", "payload": {...}}`.
+    ///
+    /// # Errors
+    /// [`PublishError::MalformedEnvelope`] when the JSON is not such an object, plus
+    /// the errors of [`TypeRegistry::decode`].
+    pub fn decode_envelope(&self, envelope: serde_json::Value) -> Result<Payload, PublishError> {
+        let serde_json::Value::Object(mut object) = envelope else {
+            return Err(PublishError::MalformedEnvelope {
+                reason: format!("expected a JSON object, got {}", json_kind(&envelope)),
+            });
+        };
+        let type_name = match object.remove("type") {
+            Some(serde_json::Value::String(name)) => name,
+            Some(other) => {
+                return Err(PublishError::MalformedEnvelope {
+                    reason: format!("\"type\" must be a string, got {}", json_kind(&other)),
+                });
+            }
+            None => {
+                return Err(PublishError::MalformedEnvelope {
+                    reason: "missing \"type\"".to_owned(),
+                });
+            }
+        };
+        let Some(payload) = object.remove("payload") else {
+            return Err(PublishError::MalformedEnvelope {
+                reason: format!("missing \"payload\" for type '{type_name}'"),
+            });
+        };
+        self.decode(&type_name, payload)
+    }
+}
+
+fn check_same(
+    entry: &Entry,
+    type_id: TypeId,
+    type_name: &'static str,
+    rust_name: &'static str,
+) -> Result<(), TypeConflict> {
+    if entry.type_id == type_id {
+        Ok(())
+    } else {
+        Err(TypeConflict {
+            type_name: type_name.to_owned(),
+            existing: entry.rust_name,
+            new: rust_name,
+        })
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
