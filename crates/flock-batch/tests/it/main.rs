@@ -1,0 +1,16 @@
+//! Behaviour of the batch state machine, driven with explicit instants.
+
+mod invariants;
+mod triggers;
+
+use std::time::{Duration, Instant};
+
+use flock_subscription::BatchSpec;
+
+fn spec(size: Option<usize>, timeout_ms: Option<u64>) -> BatchSpec {
+    BatchSpec::new(size, timeout_ms.map(Duration::from_millis)).unwrap()
+}
+
+fn ms(t0: Instant, ms: u64) -> Instant {
+    t0 + Duration::from_millis(ms)
+}
