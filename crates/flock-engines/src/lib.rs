@@ -1,1 +1,21 @@
-//! placeholder
+//! Engines of flock-rs: what an agent does with its inputs.
+//!
+//! An [`Engine`] gets one unit of input per run ([`Engine::evaluate`]) or a whole
+//! flushed batch ([`Engine::evaluate_batch`]), and returns [`Outputs`] that the
+//! runtime publishes back to the blackboard. Engine authors depend on `flock-core`
+//! and this crate alone.
+//!
+//! - [`batch_fn`], [`batch_fn_async`], [`map_fn`], [`map_fn_async`]: engines from plain
+//!   Rust functions, typed on their input.
+//! - [`SimpleBatchEngine`]: the reference batch engine of the guide
+//!   ([`BatchItem`] in, [`BatchSummary`] out).
+
+mod context;
+mod engine;
+mod func;
+mod simple;
+
+pub use context::{BatchInputs, BatchMetrics, EngineContext, Inputs};
+pub use engine::{Engine, EngineError, IntoOutputs, Outputs};
+pub use func::{BatchFn, BatchFnAsync, MapFn, MapFnAsync, batch_fn, batch_fn_async, map_fn, map_fn_async};
+pub use simple::{BatchItem, BatchSummary, SimpleBatchEngine};
