@@ -50,3 +50,13 @@ pub trait FlockType: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The stable artifact type name.
     const TYPE_NAME: &'static str;
 }
+
+/// The message of a caught panic (`&str` and `String` payloads; anything else is
+/// described as such), for reporting panics of user code the runtime contained.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}

@@ -214,22 +214,13 @@ impl Subscription {
                 Err(panic) => {
                     return MatchOutcome::PredicatePanicked {
                         predicate: index,
-                        message: panic_message(panic.as_ref()),
+                        message: flock_core::panic_message(panic.as_ref()),
                     };
                 }
             }
         }
         MatchOutcome::Accepted
     }
-}
-
-/// The message of a caught panic.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned())
 }
 
 #[cfg(test)]

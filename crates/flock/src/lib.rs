@@ -1,1 +1,91 @@
-//! placeholder
+//! flock-rs: blackboard-style agent orchestration whose headline feature is
+//! [`BatchSpec`]: batching artifacts by size or timeout, whichever comes first.
+//!
+//! Publish typed artifacts to a blackboard; agents declare what they consume
+//! (types, predicates, batches) and publish; the orchestrator matches every artifact
+//! against every subscription, collects batches, runs the agent's [`Engine`], and
+//! publishes its outputs back, where other agents may react.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use flock::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
+//! struct Transaction { transaction_id: String, amount: f64 }
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
+//! struct PaymentBatchReport { transaction_count: usize, total_amount: f64, flush_reason: String }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! let flock = Flock::new();
+//! flock
+//!     .agent("payment_processor")
+//!     .description("Batches 25 transactions to save $5.00 per batch")
+//!     .consumes::<Transaction>(
+//!         // Flush when 25 transactions are collected, OR 30 seconds after the first.
+//!         Subscribe::new().batch(BatchSpec::size(25).timeout(Duration::from_secs(30))),
+//!     )
+//!     .publishes::<PaymentBatchReport>()
+//!     .with_engine(batch_fn(|ctx: &EngineContext, txns: Vec<Arc<Transaction>>| {
+//!         Ok::<_, String>(PaymentBatchReport {
+//!             transaction_count: txns.len(),
+//!             total_amount: txns.iter().map(|t| t.amount).sum(),
+//!             flush_reason: ctx.flush_reason().map(|r| r.to_string()).unwrap_or_default(),
+//!         })
+//!     }))
+//!     .register()?;
+//!
+//! for i in 0..30 {
+//!     flock.publish(Transaction { transaction_id: format!("t{i}"), amount: 10.0 }).await?;
+//! }
+//! flock.run_until_idle().await; // the first 25 flushed by size
+//! flock.shutdown().await; // the last 5 flush with reason "shutdown": nothing lost
+//!
+//! let reports = flock.get_by_type::<PaymentBatchReport>().await?;
+//! assert_eq!(reports.len(), 2);
+//! assert_eq!((reports[0].transaction_count, reports[0].flush_reason.as_str()), (25, "size"));
+//! assert_eq!((reports[1].transaction_count, reports[1].flush_reason.as_str()), (5, "shutdown"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Crates
+//!
+//! The facade re-exports the workspace's crates as modules ([`core`], [`subscription`],
+//! [`batch`], [`visibility`], [`engines`]) and their central types at the root.
+
+mod agent;
+mod orchestrator;
+mod run;
+
+pub use agent::{AgentBuilder, AgentHandle, RegistrationError};
+pub use flock_batch as batch;
+pub use flock_core as core;
+pub use flock_core::{
+    AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FlockType, FlushReason,
+    InMemoryStore, Payload, PublishError, StoreError, Visibility, WorkflowError,
+};
+pub use flock_engines as engines;
+pub use flock_engines::{
+    BatchInputs, BatchItem, BatchMetrics, BatchSummary, Engine, EngineContext, EngineError,
+    Inputs, IntoOutputs, Outputs, SimpleBatchEngine, batch_fn, batch_fn_async, map_fn,
+    map_fn_async,
+};
+pub use flock_subscription as subscription;
+pub use flock_subscription::{BatchSpec, InvalidBatchSpec, Subscribe};
+pub use flock_visibility as visibility;
+pub use orchestrator::{ActiveBatch, Flock, FlockBuilder, PublishOptions, ShutdownReport};
+
+/// Everything an application needs: `use flock::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        AgentIdentity, Artifact, ArtifactFilter, BatchInputs, BatchItem, BatchMetrics, BatchSpec,
+        BatchSummary, Engine, EngineContext, EngineError, Flock, FlockType, FlushReason, Inputs,
+        Outputs, PublishOptions, SimpleBatchEngine, Subscribe, Visibility, WorkflowError,
+        batch_fn, batch_fn_async, map_fn, map_fn_async,
+    };
+}

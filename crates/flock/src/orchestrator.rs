@@ -1,0 +1,662 @@
+//! The orchestrator: publishing, matching, batching, scheduling runs, idling and
+//! shutting down.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    fmt,
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use flock_batch::{Batch, Batcher};
+use flock_core::{
+    AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, EXTERNAL_PRODUCER,
+    FlockType, FlushReason, InMemoryStore, Payload, PublishError, StoreError, TypeRegistry,
+    Visibility,
+};
+use flock_subscription::{BatchSpec, MatchOutcome};
+use parking_lot::{Mutex, RwLock};
+use tokio::{sync::Notify, time::Instant};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::{
+    AgentBuilder, RegistrationError,
+    agent::Agent,
+    run::{self, Work},
+};
+
+/// Identifies one batch accumulator: an agent and one of its subscriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct BatchKey {
+    pub(crate) agent: u32,
+    pub(crate) subscription: u32,
+}
+
+/// Where artifacts of one type go: an agent's subscription.
+#[derive(Clone)]
+struct Route {
+    agent_index: u32,
+    agent: Arc<Agent>,
+    subscription: u32,
+}
+
+/// Options of one publish: metadata beyond the value.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// Correlation id (outputs of agents inherit it).
+    pub correlation_id: Option<Uuid>,
+    /// Partition key.
+    pub partition_key: Option<String>,
+    /// Tags.
+    pub tags: BTreeSet<String>,
+    /// Who may see the artifact (default: public).
+    pub visibility: Visibility,
+}
+
+impl PublishOptions {
+    /// Default options: public, no tags, no correlation id.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the correlation id.
+    pub fn correlation_id(mut self, id: Uuid) -> Self {
+        self.correlation_id = Some(id);
+        self
+    }
+
+    /// Sets the partition key.
+    pub fn partition_key(mut self, key: impl Into<String>) -> Self {
+        self.partition_key = Some(key.into());
+        self
+    }
+
+    /// Adds tags.
+    pub fn tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the visibility.
+    pub fn visibility(mut self, visibility: Visibility) -> Self {
+        self.visibility = visibility;
+        self
+    }
+}
+
+/// A batch still collecting, as [`Flock::active_batches`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveBatch {
+    /// The agent.
+    pub agent: String,
+    /// The subscription's index in the agent's declaration order.
+    pub subscription_index: usize,
+    /// Items waiting.
+    pub items_waiting: usize,
+    /// When the first item arrived.
+    pub created_at: DateTime<Utc>,
+    /// The spec.
+    pub spec: BatchSpec,
+    /// Time until the timeout flushes the batch (`None` without a timeout).
+    pub time_left: Option<Duration>,
+}
+
+/// What [`Flock::shutdown`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Partial batches flushed with reason `shutdown`.
+    pub batches_flushed: usize,
+    /// Artifacts in those batches.
+    pub artifacts_flushed: usize,
+}
+
+/// The blackboard and its agents.
+///
+/// Cheap to clone: clones share one orchestrator.
+///
+/// ```
+/// use std::{sync::Arc, time::Duration};
+/// use flock::prelude::*;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let flock = Flock::new();
+/// flock
+///     .agent("simple_batch")
+///     .consumes::<BatchItem>(Subscribe::new().batch(BatchSpec::size(3)))
+///     .publishes::<BatchSummary>()
+///     .with_engine(SimpleBatchEngine)
+///     .register()?;
+///
+/// for value in 1..=3 {
+///     flock.publish(BatchItem { value }).await?;
+/// }
+/// flock.run_until_idle().await;
+///
+/// let summaries = flock.get_by_type::<BatchSummary>().await?;
+/// assert_eq!(summaries[0].values, vec![1, 2, 3]);
+/// flock.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Flock {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Flock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flock")
+            .field("agents", &self.shared.agents.read().len())
+            .field("runs_in_flight", &self.shared.in_flight.load(Ordering::Acquire))
+            .field("closed", &self.shared.closed.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Flock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Configures a [`Flock`] before it starts.
+#[derive(Default)]
+#[must_use = "call .build() to get the Flock"]
+pub struct FlockBuilder {
+    store: Option<Arc<dyn BlackboardStore>>,
+}
+
+impl fmt::Debug for FlockBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlockBuilder")
+            .field("custom_store", &self.store.is_some())
+            .finish()
+    }
+}
+
+impl FlockBuilder {
+    /// Uses another blackboard store than the in-memory one.
+    pub fn store(mut self, store: Arc<dyn BlackboardStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The configured flock.
+    pub fn build(self) -> Flock {
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(InMemoryStore::new()) as Arc<dyn BlackboardStore>);
+        Flock {
+            shared: Arc::new(Shared {
+                store,
+                registry: TypeRegistry::new(),
+                agents: RwLock::new(Vec::new()),
+                routes: RwLock::new(HashMap::new()),
+                batcher: Mutex::new(Batcher::new()),
+                timer: Arc::new(Notify::new()),
+                timer_started: AtomicBool::new(false),
+                in_flight: AtomicUsize::new(0),
+                idle: Notify::new(),
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+impl Flock {
+    /// A flock with the in-memory store.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Configures a flock (store, …).
+    pub fn builder() -> FlockBuilder {
+        FlockBuilder::default()
+    }
+
+    /// Starts declaring an agent.
+    pub fn agent(&self, name: impl Into<String>) -> AgentBuilder {
+        AgentBuilder::new(self.clone(), name.into())
+    }
+
+    /// Registers an artifact type, so JSON can be published under its name before any
+    /// agent consumes or publishes it.
+    ///
+    /// # Errors
+    /// When another Rust type holds the name.
+    pub fn register_type<T: FlockType>(&self) -> Result<(), flock_core::TypeConflict> {
+        self.shared.registry.register::<T>()
+    }
+
+    /// The type registry.
+    pub fn types(&self) -> &TypeRegistry {
+        &self.shared.registry
+    }
+
+    /// Publishes a typed value as an external, public artifact.
+    ///
+    /// # Errors
+    /// [`PublishError::Closed`] after shutdown; a type name conflict; a store failure.
+    pub async fn publish<T: FlockType>(&self, value: T) -> Result<ArtifactId, PublishError> {
+        self.publish_with(value, PublishOptions::default()).await
+    }
+
+    /// Publishes a typed value with options (tags, correlation id, visibility, …).
+    ///
+    /// # Errors
+    /// As [`Flock::publish`].
+    pub async fn publish_with<T: FlockType>(
+        &self,
+        value: T,
+        options: PublishOptions,
+    ) -> Result<ArtifactId, PublishError> {
+        self.shared.registry.register::<T>()?;
+        self.publish_payload(Payload::new(value), options).await
+    }
+
+    /// Publishes JSON of the form `{"type": "TypeName", "payload": {...}}`.
+    ///
+    /// # Errors
+    /// [`PublishError::MalformedEnvelope`], [`PublishError::UnknownType`] (naming the
+    /// registered types), [`PublishError::InvalidPayload`] (naming the field serde
+    /// rejected), and the errors of [`Flock::publish`].
+    pub async fn publish_json(
+        &self,
+        envelope: serde_json::Value,
+    ) -> Result<ArtifactId, PublishError> {
+        let payload = self.shared.registry.decode_envelope(envelope)?;
+        self.publish_payload(payload, PublishOptions::default())
+            .await
+    }
+
+    /// Publishes JSON text of the form `{"type": "TypeName", "payload": {...}}`.
+    ///
+    /// # Errors
+    /// [`PublishError::MalformedEnvelope`] when the text is not JSON, and the errors
+    /// of [`Flock::publish_json`].
+    pub async fn publish_json_str(&self, text: &str) -> Result<ArtifactId, PublishError> {
+        let envelope =
+            serde_json::from_str(text).map_err(|e| PublishError::MalformedEnvelope {
+                reason: format!("not valid JSON: {e}"),
+            })?;
+        self.publish_json(envelope).await
+    }
+
+    /// Publishes an erased payload with options.
+    ///
+    /// # Errors
+    /// As [`Flock::publish`].
+    pub async fn publish_payload(
+        &self,
+        payload: Payload,
+        options: PublishOptions,
+    ) -> Result<ArtifactId, PublishError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(PublishError::Closed);
+        }
+        let mut artifact = Artifact::new(payload, EXTERNAL_PRODUCER);
+        artifact.correlation_id = options.correlation_id;
+        artifact.partition_key = options.partition_key;
+        artifact.tags = options.tags;
+        artifact.visibility = options.visibility;
+        let id = artifact.id;
+        self.shared.publish_artifact(Arc::new(artifact)).await?;
+        Ok(id)
+    }
+
+    /// Waits until no agent run is scheduled or running, and no batch is due.
+    ///
+    /// Partial batches whose deadline has not come stay pending (they still flush at
+    /// their deadline while the flock lives). Returns as soon as the system is
+    /// quiescent; it never sleeps a fixed interval.
+    pub async fn run_until_idle(&self) {
+        self.shared.wait_idle().await;
+    }
+
+    /// Flushes, with reason `timeout`, every batch whose deadline has passed; returns
+    /// how many flushed. The runtime does this by itself at each deadline; call it in
+    /// tests or for manual control.
+    pub async fn check_batch_timeouts(&self) -> usize {
+        self.shared.flush_due()
+    }
+
+    /// Flushes every partial batch now, with reason `manual`; returns how many flushed.
+    pub async fn flush_batches(&self) -> usize {
+        self.shared.flush_all(FlushReason::Manual).0
+    }
+
+    /// The batches still collecting, oldest first.
+    pub fn active_batches(&self) -> Vec<ActiveBatch> {
+        let now = Instant::now().into_std();
+        let pending = self.shared.batcher.lock().pending(now);
+        let agents = self.shared.agents.read();
+        pending
+            .into_iter()
+            .map(|p| ActiveBatch {
+                agent: agents[p.key.agent as usize].name.to_string(),
+                subscription_index: p.key.subscription as usize,
+                items_waiting: p.items,
+                created_at: p.created_at,
+                spec: p.spec,
+                time_left: p.time_left,
+            })
+            .collect()
+    }
+
+    /// Stops accepting external publishes, flushes every partial batch with reason
+    /// `shutdown`, and waits until every run (and every run those trigger) finished.
+    /// Nothing waiting is lost. Calling it again is harmless.
+    pub async fn shutdown(&self) -> ShutdownReport {
+        self.shared.closed.store(true, Ordering::Release);
+        let mut report = ShutdownReport::default();
+        loop {
+            self.shared.wait_idle().await;
+            let (batches, artifacts) = self.shared.flush_all(FlushReason::Shutdown);
+            if batches == 0 {
+                break;
+            }
+            report.batches_flushed += batches;
+            report.artifacts_flushed += artifacts;
+        }
+        self.shared.timer.notify_one();
+        report
+    }
+
+    /// The artifact with this id.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn get(&self, id: ArtifactId) -> Result<Option<Arc<Artifact>>, StoreError> {
+        self.shared.store.get(id).await
+    }
+
+    /// Every value of type `T` on the blackboard, oldest first.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn get_by_type<T: FlockType>(&self) -> Result<Vec<Arc<T>>, StoreError> {
+        Ok(self
+            .shared
+            .store
+            .list_by_type(T::TYPE_NAME)
+            .await?
+            .iter()
+            .filter_map(|a| a.payload.downcast_arc::<T>())
+            .collect())
+    }
+
+    /// The artifacts matching `filter`, oldest first.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn query(&self, filter: &ArtifactFilter) -> Result<Vec<Arc<Artifact>>, StoreError> {
+        self.shared.store.query(filter).await
+    }
+
+    /// The artifacts `identity` may see among those matching `filter`.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn query_as(
+        &self,
+        identity: &AgentIdentity,
+        filter: ArtifactFilter,
+    ) -> Result<Vec<Arc<Artifact>>, StoreError> {
+        self.shared
+            .store
+            .query(&filter.visible_to(identity.clone()))
+            .await
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn BlackboardStore> {
+        &self.shared.store
+    }
+}
+
+// === impl Shared ===
+
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn BlackboardStore>,
+    pub(crate) registry: TypeRegistry,
+    agents: RwLock<Vec<Arc<Agent>>>,
+    /// Type name → subscriptions consuming it, in agent registration then declaration order.
+    routes: RwLock<HashMap<&'static str, Vec<Route>>>,
+    batcher: Mutex<Batcher<BatchKey, Arc<Artifact>>>,
+    /// Wakes the deadline task to re-arm (an earlier deadline, or shutdown).
+    timer: Arc<Notify>,
+    timer_started: AtomicBool,
+    /// Runs scheduled and not yet finished.
+    in_flight: AtomicUsize,
+    idle: Notify,
+    closed: AtomicBool,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let waiting = self.batcher.get_mut().waiting();
+        if waiting > 0 {
+            tracing::error!(
+                artifacts = waiting,
+                "flock dropped with artifacts waiting in batches; call Flock::shutdown() to flush them"
+            );
+        }
+        // Let the deadline task see that the flock is gone.
+        self.timer.notify_one();
+    }
+}
+
+impl Shared {
+    pub(crate) fn register(&self, agent: Agent) -> Result<(), RegistrationError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(RegistrationError::Closed(agent.name.to_string()));
+        }
+        let mut agents = self.agents.write();
+        if agents.iter().any(|a| a.name == agent.name) {
+            return Err(RegistrationError::DuplicateAgent(agent.name.to_string()));
+        }
+        let agent = Arc::new(agent);
+        let agent_index = u32::try_from(agents.len()).expect("fewer than 2^32 agents");
+        let mut routes = self.routes.write();
+        for (index, subscription) in agent.subscriptions.iter().enumerate() {
+            routes
+                .entry(subscription.type_name())
+                .or_default()
+                .push(Route {
+                    agent_index,
+                    agent: agent.clone(),
+                    subscription: u32::try_from(index).expect("fewer than 2^32 subscriptions"),
+                });
+        }
+        agents.push(agent);
+        Ok(())
+    }
+
+    /// Stores an artifact and hands it to every matching subscription.
+    pub(crate) async fn publish_artifact(
+        self: &Arc<Self>,
+        artifact: Arc<Artifact>,
+    ) -> Result<(), PublishError> {
+        self.store.publish(artifact.clone()).await?;
+        self.dispatch(&artifact);
+        Ok(())
+    }
+
+    /// Matching order per agent and subscription: self-trigger prevention →
+    /// visibility → type, producer, tags, predicates → batch → schedule. An artifact
+    /// triggers an agent at most once, through its first matching subscription.
+    fn dispatch(self: &Arc<Self>, artifact: &Arc<Artifact>) {
+        let routes = self.routes.read();
+        let Some(routes) = routes.get(artifact.type_name()) else {
+            return;
+        };
+        let now = Utc::now();
+        let mut last_agent = None;
+        for route in routes {
+            let agent = &route.agent;
+            if last_agent == Some(route.agent_index)
+                || (agent.prevent_self_trigger && *artifact.produced_by == *agent.name)
+                || !artifact
+                    .visibility
+                    .allows(&agent.identity, artifact.created_at, now)
+            {
+                continue;
+            }
+            let subscription = &agent.subscriptions[route.subscription as usize];
+            match subscription.matches(artifact) {
+                MatchOutcome::Accepted => {}
+                MatchOutcome::Rejected => continue,
+                MatchOutcome::PredicatePanicked { predicate, message } => {
+                    tracing::error!(
+                        agent = %agent.name,
+                        subscription_index = route.subscription,
+                        predicate,
+                        artifact_id = %artifact.id,
+                        panic = %message,
+                        "predicate panicked; the artifact does not match this subscription"
+                    );
+                    continue;
+                }
+            }
+            last_agent = Some(route.agent_index);
+            match subscription.batch() {
+                None => self.schedule(agent.clone(), Work::Single(vec![artifact.clone()])),
+                Some(spec) => {
+                    let key = BatchKey {
+                        agent: route.agent_index,
+                        subscription: route.subscription,
+                    };
+                    self.push_to_batch(key, *spec, artifact.clone());
+                }
+            }
+        }
+    }
+
+    fn push_to_batch(self: &Arc<Self>, key: BatchKey, spec: BatchSpec, artifact: Arc<Artifact>) {
+        let now = Instant::now().into_std();
+        let pushed = self.batcher.lock().push(key, spec, artifact, now);
+        if pushed.earlier_deadline.is_some() {
+            self.ensure_timer();
+            self.timer.notify_one();
+        }
+        if let Some(batch) = pushed.flushed {
+            self.schedule_batch(batch);
+        }
+    }
+
+    fn schedule_batch(self: &Arc<Self>, batch: Batch<BatchKey, Arc<Artifact>>) {
+        let agent = self.agents.read()[batch.key.agent as usize].clone();
+        self.schedule(agent, Work::Batch(batch));
+    }
+
+    /// Counts the run in flight and spawns it.
+    fn schedule(self: &Arc<Self>, agent: Arc<Agent>, work: Work) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(self.clone());
+        let span = run::span_for(&agent, &work);
+        let shared = self.clone();
+        tokio::spawn(
+            async move {
+                run::execute(&shared, &agent, work).await;
+                drop(guard);
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Flushes due batches (reason `timeout`); returns how many.
+    fn flush_due(self: &Arc<Self>) -> usize {
+        let now = Instant::now().into_std();
+        let due = self.batcher.lock().poll_expired(now);
+        let count = due.len();
+        for batch in due {
+            self.schedule_batch(batch);
+        }
+        count
+    }
+
+    /// Flushes every batch with `reason`; returns (batches, artifacts).
+    fn flush_all(self: &Arc<Self>, reason: FlushReason) -> (usize, usize) {
+        let now = Instant::now().into_std();
+        let batches = self.batcher.lock().flush_all(reason, now);
+        let counts = (batches.len(), batches.iter().map(|b| b.items.len()).sum());
+        for batch in batches {
+            self.schedule_batch(batch);
+        }
+        counts
+    }
+
+    async fn wait_idle(self: &Arc<Self>) {
+        loop {
+            self.flush_due();
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                let now = Instant::now().into_std();
+                let due = self.batcher.lock().next_deadline().is_some_and(|d| d <= now);
+                if !due {
+                    return;
+                }
+                continue;
+            }
+            notified.await;
+        }
+    }
+
+    /// Starts the deadline task on first need.
+    fn ensure_timer(self: &Arc<Self>) {
+        if self.timer_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(deadline_task(Arc::downgrade(self), self.timer.clone()));
+    }
+}
+
+/// Sleeps until the earliest batch deadline, flushes what is due, and re-arms; woken
+/// early when an earlier deadline appears. One timer for all batches: no scan.
+async fn deadline_task(shared: Weak<Shared>, wake: Arc<Notify>) {
+    loop {
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let next = {
+            let Some(shared) = shared.upgrade() else { return };
+            if shared.closed.load(Ordering::Acquire) && shared.batcher.lock().is_empty() {
+                return;
+            }
+            shared.flush_due();
+            shared.batcher.lock().next_deadline()
+        };
+        match next {
+            Some(deadline) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(Instant::from_std(deadline)) => {}
+                    () = &mut notified => {}
+                }
+            }
+            None => notified.await,
+        }
+    }
+}
+
+/// Marks a run finished when dropped, even if its task panics or is cancelled.
+struct InFlight(Arc<Shared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}

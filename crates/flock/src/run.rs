@@ -1,0 +1,199 @@
+//! One agent run: calling the engine (panics contained), checking its outputs against
+//! the agent's declaration, publishing them, or publishing a `WorkflowError`.
+
+use std::{panic::AssertUnwindSafe, sync::Arc};
+
+use flock_batch::Batch;
+use flock_core::{Artifact, Payload, WorkflowError, panic_message};
+use flock_engines::{BatchInputs, BatchMetrics, EngineContext, EngineError, Inputs, Outputs};
+use futures::FutureExt;
+use tracing::{Instrument, field::Empty};
+use uuid::Uuid;
+
+use crate::{
+    agent::Agent,
+    orchestrator::{BatchKey, Shared},
+};
+
+/// What a run processes.
+pub(crate) enum Work {
+    /// One artifact (or one group) delivered directly.
+    Single(Vec<Arc<Artifact>>),
+    /// A flushed batch.
+    Batch(Batch<BatchKey, Arc<Artifact>>),
+}
+
+impl Work {
+    fn artifacts(&self) -> &[Arc<Artifact>] {
+        match self {
+            Self::Single(artifacts) => artifacts,
+            Self::Batch(batch) => &batch.items,
+        }
+    }
+}
+
+/// The span a run executes in: `batch.flush` for a batch (with the flush's figures),
+/// `agent.run` otherwise.
+pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
+    match work {
+        Work::Single(inputs) => tracing::info_span!(
+            "agent.run",
+            agent = %agent.name,
+            inputs = inputs.len(),
+            otel.status_code = Empty,
+            error = Empty,
+        ),
+        Work::Batch(batch) => {
+            let span = tracing::info_span!(
+                "batch.flush",
+                agent = %agent.name,
+                subscription_index = batch.key.subscription,
+                batch_size = batch.items.len(),
+                flush_reason = batch.reason.as_str(),
+                configured_size = Empty,
+                configured_timeout_ms = Empty,
+                efficiency = batch.efficiency(),
+                wait_ms = duration_ms(batch.wait()),
+                otel.status_code = Empty,
+                error = Empty,
+            );
+            if let Some(size) = batch.spec.max_size() {
+                span.record("configured_size", size.get());
+            }
+            if let Some(timeout) = batch.spec.max_wait() {
+                span.record("configured_timeout_ms", duration_ms(timeout));
+            }
+            span
+        }
+    }
+}
+
+fn duration_ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The correlation id all inputs share, if they share one.
+fn common_correlation(artifacts: &[Arc<Artifact>]) -> Option<Uuid> {
+    let first = artifacts.first()?.correlation_id?;
+    artifacts
+        .iter()
+        .all(|a| a.correlation_id == Some(first))
+        .then_some(first)
+}
+
+pub(crate) async fn execute(shared: &Arc<Shared>, agent: &Arc<Agent>, work: Work) {
+    // The semaphore is never closed, so acquiring only waits.
+    let Ok(_permit) = agent.permits.acquire().await else {
+        return;
+    };
+    let input_ids: Vec<_> = work.artifacts().iter().map(|a| a.id).collect();
+    let correlation_id = common_correlation(work.artifacts());
+    let mut ctx = EngineContext::new(agent.name.clone()).with_correlation_id(correlation_id);
+    let flush_reason = match &work {
+        Work::Batch(batch) => Some(batch.reason),
+        Work::Single(_) => None,
+    };
+    let engine = agent.engine.clone();
+    let result = match work {
+        Work::Single(artifacts) => {
+            let span = tracing::info_span!("engine.evaluate", engine = engine.name(), otel.status_code = Empty);
+            AssertUnwindSafe(engine.evaluate(&ctx, Inputs::new(artifacts)))
+                .catch_unwind()
+                .instrument(span)
+                .await
+        }
+        Work::Batch(batch) => {
+            ctx = ctx.with_batch(BatchMetrics {
+                batch_size: batch.items.len(),
+                flush_reason: batch.reason,
+                configured_size: batch.spec.max_size().map(|n| n.get()),
+                configured_timeout: batch.spec.max_wait(),
+                efficiency: batch.efficiency(),
+                wait: batch.wait(),
+                subscription_index: batch.key.subscription as usize,
+            });
+            let span = tracing::info_span!(
+                "engine.evaluate_batch",
+                engine = engine.name(),
+                batch_size = batch.items.len(),
+                otel.status_code = Empty,
+            );
+            AssertUnwindSafe(engine.evaluate_batch(&ctx, BatchInputs::new(batch.items)))
+                .catch_unwind()
+                .instrument(span)
+                .await
+        }
+    };
+    let outcome = match result {
+        Ok(Ok(outputs)) => check_outputs(agent, outputs),
+        Ok(Err(error)) => Err(error),
+        Err(panic) => Err(EngineError::new(format!(
+            "engine panicked: {}",
+            panic_message(panic.as_ref())
+        ))),
+    };
+    match outcome {
+        Ok(payloads) => {
+            for payload in payloads {
+                publish_output(shared, agent, payload, correlation_id).await;
+            }
+        }
+        Err(error) => {
+            let message = error.to_string();
+            let span = tracing::Span::current();
+            span.record("otel.status_code", "ERROR");
+            span.record("error", message.as_str());
+            tracing::error!(agent = %agent.name, error = %message, inputs = input_ids.len(), "agent run failed; publishing WorkflowError");
+            let report = WorkflowError {
+                agent: agent.name.to_string(),
+                error: message,
+                attempts: ctx.attempt,
+                input_ids,
+                flush_reason,
+            };
+            publish_output(shared, agent, Payload::new(report), correlation_id).await;
+        }
+    }
+}
+
+/// Every output must be of a type the agent declared with `.publishes::<T>()`.
+fn check_outputs(agent: &Agent, outputs: Outputs) -> Result<Vec<Payload>, EngineError> {
+    let payloads = outputs.into_payloads();
+    if let Some(undeclared) = payloads
+        .iter()
+        .find(|p| !agent.outputs.contains(p.type_name()))
+    {
+        let declared: Vec<&str> = agent.outputs.iter().copied().collect();
+        return Err(EngineError::new(format!(
+            "engine returned an output of type '{}', which agent '{}' does not declare; declared: [{}]; add .publishes::<{}>()",
+            undeclared.type_name(),
+            agent.name,
+            declared.join(", "),
+            undeclared.type_name(),
+        )));
+    }
+    Ok(payloads)
+}
+
+async fn publish_output(
+    shared: &Arc<Shared>,
+    agent: &Agent,
+    payload: Payload,
+    correlation_id: Option<Uuid>,
+) {
+    let mut artifact = Artifact::new(payload, agent.name.clone());
+    artifact.correlation_id = correlation_id;
+    let span = tracing::info_span!(
+        "artifact.publish",
+        artifact_type = artifact.type_name(),
+        artifact_id = %artifact.id,
+        produced_by = %agent.name,
+    );
+    if let Err(error) = shared
+        .publish_artifact(Arc::new(artifact))
+        .instrument(span)
+        .await
+    {
+        tracing::error!(agent = %agent.name, %error, "could not publish an agent output");
+    }
+}
