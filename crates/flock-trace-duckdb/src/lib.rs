@@ -1,0 +1,114 @@
+//! Traces of flock-rs in a DuckDB file: an OpenTelemetry span exporter and the
+//! `tracing` pipeline around it.
+//!
+//! `tracing` spans go through [`tracing_opentelemetry`] into an OpenTelemetry
+//! [`SdkTracerProvider`](opentelemetry_sdk::trace::SdkTracerProvider) whose batch
+//! processor hands them, on its own thread, to [`DuckDbSpanExporter`], which
+//! appends them to the `spans` table of a DuckDB file (by default
+//! [`.flock/traces.duckdb`](DEFAULT_TRACE_FILE)). The table has Flock's schema,
+//! so queries written for Flock work unchanged, for example the guide's:
+//!
+//! ```sql
+//! SELECT name, attributes->'$.batch_size' as size, attributes->'$.flush_reason' as reason, duration_ms
+//! FROM spans WHERE name LIKE '%batch%' ORDER BY start_time DESC LIMIT 20
+//! ```
+//!
+//! | column | content |
+//! | --- | --- |
+//! | `trace_id`, `span_id`, `parent_id` | lowercase hex; `parent_id` is NULL for a root span |
+//! | `name`, `service`, `operation` | the span name, split at its first `.` (`batch.flush` → `batch`, `flush`) |
+//! | `kind` | `INTERNAL`, `SERVER`, `CLIENT`, `PRODUCER` or `CONSUMER` |
+//! | `start_time`, `end_time`, `duration_ms` | nanoseconds since the Unix epoch; milliseconds |
+//! | `status_code`, `status_description` | `UNSET`, `OK` or `ERROR`, and the error's description |
+//! | `attributes`, `events`, `links`, `resource` | JSON; numbers and booleans keep their types |
+//! | `created_at` | when the row was written |
+//!
+//! The file is opened for each export and closed right after, so other processes
+//! can read it while the program runs; an export that finds the file held by
+//! another process retries with backoff. Spans are never silently lost: the
+//! count of spans that did not reach the file is returned by
+//! [`TraceGuard::shutdown`] and printed to stderr.
+//!
+//! # Building
+//!
+//! The default feature `bundled` compiles DuckDB from source (about 25 minutes
+//! the first time). Without it, the `duckdb` crate links a `libduckdb.so` found
+//! through `DUCKDB_LIB_DIR`; in this workspace `cargo xtask` sets that up.
+//! The `otlp` feature adds [`TraceConfig::otlp_endpoint`] to also send spans to
+//! an OTLP/HTTP collector.
+//!
+//! # Example
+//!
+//! A program turns tracing on with `FLOCK_TRACE_FILE=true` (or a path), or with
+//! [`TraceConfig::new`], and keeps the guard while it runs:
+//!
+//! ```no_run
+//! # fn run() {}
+//! let guard = match flock_trace_duckdb::TraceConfig::from_env()? {
+//!     Some(config) => Some(config.service_name("payments").install()?),
+//!     None => None,
+//! };
+//! run(); // instrumented with `tracing` spans
+//! if let Some(guard) = guard {
+//!     let report = guard.shutdown(); // flushes every pending span
+//!     println!("{report}");
+//! }
+//! # Ok::<(), flock_trace_duckdb::TraceError>(())
+//! ```
+//!
+//! Tests and programs with their own subscriber use [`TraceConfig::build`] and
+//! [`TraceGuard::layer`] instead, and read the file with the re-exported
+//! [`duckdb`] crate:
+//!
+//! ```
+//! use flock_trace_duckdb::{TraceConfig, duckdb};
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! let dir = std::env::temp_dir().join(format!("flock-doc-lib-{}", std::process::id()));
+//! let path = dir.join("traces.duckdb");
+//! let guard = TraceConfig::new(&path).build()?;
+//! tracing::subscriber::with_default(tracing_subscriber::registry().with(guard.layer()), || {
+//!     let _flush = tracing::info_span!("batch.flush", batch_size = 25_i64, flush_reason = "size")
+//!         .entered();
+//! });
+//! assert!(guard.shutdown().is_complete());
+//!
+//! let conn = duckdb::Connection::open(&path).unwrap();
+//! let (size, reason): (i64, String) = conn
+//!     .query_row(
+//!         "SELECT attributes->'$.batch_size', attributes->>'$.flush_reason' FROM spans",
+//!         [],
+//!         |row| Ok((row.get(0)?, row.get(1)?)),
+//!     )
+//!     .unwrap();
+//! assert_eq!((size, reason.as_str()), (25, "size"));
+//! # drop(conn);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), flock_trace_duckdb::TraceError>(())
+//! ```
+
+mod error;
+mod exporter;
+#[cfg(feature = "otlp")]
+mod otlp;
+mod pipeline;
+mod schema;
+mod store;
+
+/// The `duckdb` crate this exporter writes with, to read trace files with the
+/// same DuckDB version.
+pub use duckdb;
+
+pub use crate::{
+    error::TraceError,
+    exporter::{DuckDbSpanExporter, ExportStats},
+    pipeline::{
+        DEFAULT_TRACE_FILE, ENV_TRACE_FILE, ENV_TRACE_TTL_DAYS, ExportReport, TraceConfig,
+        TraceGuard,
+    },
+    store::clear_traces,
+};
+
+/// The `tracing` layer [`TraceGuard::layer`] returns, for subscriber `S`.
+pub type TraceLayer<S> =
+    tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>;

@@ -1,0 +1,146 @@
+//! Another process holding the trace file (a reader) delays exports but loses no
+//! span; a reader holding it past the lock timeout fails the export, reported.
+//!
+//! The reader is this test binary run again as a child process (see
+//! [`child_reader`]): DuckDB's file lock is per process, so a second connection
+//! in this process would not conflict.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use flock_trace_duckdb::{
+    TraceConfig,
+    duckdb::{AccessMode, Config, Connection},
+};
+
+use crate::{TempDir, count, spans, traced};
+
+const READER_FILE: &str = "FLOCK_TRACE_IT_READER_FILE";
+const READER_HOLD_MS: &str = "FLOCK_TRACE_IT_READER_HOLD_MS";
+
+/// The child process's side: when started by [`hold_read_only`], opens the file
+/// read-only, prints how many spans it sees, and holds the file open for a
+/// while. Run as an ordinary test (variables unset) it has nothing to do.
+#[test]
+fn child_reader() {
+    let (Ok(path), Ok(hold_ms)) = (std::env::var(READER_FILE), std::env::var(READER_HOLD_MS))
+    else {
+        return;
+    };
+    let config = Config::default().access_mode(AccessMode::ReadOnly).unwrap();
+    let conn = Connection::open_with_flags(&path, config).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM spans", [], |row| row.get(0))
+        .unwrap();
+    println!("reader-ready {n}");
+    std::thread::sleep(Duration::from_millis(hold_ms.parse().unwrap()));
+}
+
+/// Starts a child process holding `path` open read-only for `hold`; returns once
+/// it has the file open, with the number of spans it saw.
+fn hold_read_only(path: &Path, hold: Duration) -> (Child, i64) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "locked_file::child_reader",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(READER_FILE, path)
+        .env(READER_HOLD_MS, hold.as_millis().to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut output = String::new();
+    while let Some(line) = lines.next() {
+        let line = line.unwrap();
+        // libtest prints the test's name on the same line first.
+        if let Some((_, n)) = line.split_once("reader-ready ") {
+            // Keep draining, so the child can write its test summary and exit cleanly.
+            std::thread::spawn(move || lines.for_each(drop));
+            return (child, n.trim().parse().unwrap());
+        }
+        output.push_str(&line);
+        output.push('\n');
+    }
+    let status = child.wait().unwrap();
+    panic!(
+        "reader process exited ({status}) before opening `{}`:\n{output}",
+        path.display()
+    );
+}
+
+#[test]
+fn reader_holding_the_file_loses_no_spans() {
+    let dir = TempDir::new("reader");
+    let path = dir.file("traces.duckdb");
+    let guard = TraceConfig::new(&path)
+        .export_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    traced(&guard, || spans(10));
+    guard.force_flush().unwrap();
+
+    let hold = Duration::from_millis(1500);
+    let started = Instant::now();
+    let (mut reader, seen) = hold_read_only(&path, hold);
+    assert_eq!(seen, 10);
+    traced(&guard, || spans(10));
+    // The export waits for the reader to let go (force_flush allows 5 seconds).
+    guard.force_flush().unwrap();
+    assert!(started.elapsed() >= hold);
+    assert!(reader.wait().unwrap().success());
+
+    let stats = guard.stats();
+    assert!(stats.lock_retries > 0, "{stats:?}");
+    assert_eq!((stats.exported, stats.failed), (20, 0));
+    let report = guard.shutdown();
+    assert_eq!((report.exported, report.unexported), (20, 0), "{report}");
+    assert_eq!(count(&path), 20);
+}
+
+#[test]
+fn file_locked_past_the_timeout_fails_the_export_and_reports_it() {
+    let dir = TempDir::new("locked-timeout");
+    let path = dir.file("traces.duckdb");
+    let guard = TraceConfig::new(&path)
+        .export_interval(Duration::from_secs(3600))
+        .lock_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let (mut reader, _) = hold_read_only(&path, Duration::from_secs(2));
+    traced(&guard, || spans(7));
+    assert!(guard.force_flush().is_err());
+    let report = guard.shutdown();
+    assert!(reader.wait().unwrap().success());
+    assert_eq!((report.exported, report.unexported), (0, 7), "{report}");
+    let error = report.error.unwrap();
+    assert!(error.contains("is locked by another process"), "{error}");
+    assert_eq!(count(&path), 0);
+}
+
+#[test]
+fn spans_dropped_by_a_full_queue_are_reported() {
+    let dir = TempDir::new("queue-full");
+    let path = dir.file("traces.duckdb");
+    let one = std::num::NonZeroUsize::new(1).unwrap();
+    let guard = TraceConfig::new(&path)
+        .queue_size(one)
+        .export_batch_size(one)
+        .build()
+        .unwrap();
+    // While the reader holds the file, the first export waits, the one-span
+    // queue fills, and further spans have nowhere to go.
+    let (mut reader, _) = hold_read_only(&path, Duration::from_millis(500));
+    traced(&guard, || spans(100));
+    let report = guard.shutdown();
+    assert!(reader.wait().unwrap().success());
+    assert_eq!(report.exported + report.unexported, 100, "{report}");
+    assert!(report.unexported >= 98, "{report}");
+    assert_eq!(count(&path), report.exported as i64);
+}

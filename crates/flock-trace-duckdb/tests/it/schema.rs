@@ -1,0 +1,194 @@
+//! The `spans` table has Flock's columns, and each column holds what Flock puts there.
+
+use flock_trace_duckdb::{TraceConfig, duckdb};
+
+use crate::{TempDir, read, traced};
+
+#[test]
+fn table_has_flocks_columns_and_indexes() {
+    let dir = TempDir::new("columns");
+    let path = dir.file("traces.duckdb");
+    // Building alone creates the file and its schema.
+    let guard = TraceConfig::new(&path).build().unwrap();
+    let conn = read(&path);
+    let mut stmt = conn
+        .prepare(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
+             WHERE table_name = 'spans' ORDER BY ordinal_position",
+        )
+        .unwrap();
+    let columns: Vec<String> = stmt
+        .query_map([], |row| {
+            Ok(format!(
+                "{} {} {}",
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        columns,
+        [
+            "trace_id VARCHAR NO",
+            "span_id VARCHAR NO",
+            "parent_id VARCHAR YES",
+            "name VARCHAR NO",
+            "service VARCHAR YES",
+            "operation VARCHAR YES",
+            "kind VARCHAR YES",
+            "start_time BIGINT NO",
+            "end_time BIGINT NO",
+            "duration_ms DOUBLE NO",
+            "status_code VARCHAR NO",
+            "status_description VARCHAR YES",
+            "attributes JSON YES",
+            "events JSON YES",
+            "links JSON YES",
+            "resource JSON YES",
+            "created_at TIMESTAMP YES",
+        ]
+    );
+    let mut stmt = conn
+        .prepare("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'spans' ORDER BY 1")
+        .unwrap();
+    let indexes: Vec<String> = stmt
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        indexes,
+        [
+            "idx_created_at",
+            "idx_name",
+            "idx_service",
+            "idx_start_time",
+            "idx_trace_id"
+        ]
+    );
+    drop(conn);
+    assert!(guard.shutdown().is_complete());
+}
+
+#[test]
+fn parents_resolve_and_errors_are_recorded() {
+    let dir = TempDir::new("rows");
+    let path = dir.file("traces.duckdb");
+    let guard = TraceConfig::new(&path)
+        .service_name("payments")
+        .build()
+        .unwrap();
+    traced(&guard, || {
+        let _root = tracing::info_span!("agent.run", agent = "fraud", ok = true).entered();
+        {
+            let _flush = tracing::info_span!("batch.flush", batch_size = 2_i64).entered();
+            tracing::info!(items = 2_i64, "flushed");
+        }
+        {
+            let _failed = tracing::info_span!("engine.evaluate").entered();
+            tracing::error!(error = "card declined", "evaluation failed");
+        }
+        let _closed = tracing::info_span!(
+            "publish",
+            otel.status_code = "ERROR",
+            otel.status_description = "queue closed"
+        )
+        .entered();
+    });
+    assert!(guard.shutdown().is_complete());
+
+    let conn = read(&path);
+    let query = |sql: &str| -> Vec<Vec<Option<String>>> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let mut rows = stmt.query([]).unwrap();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            let n = row.as_ref().column_count();
+            out.push((0..n).map(|i| cell(row.get(i).unwrap())).collect());
+        }
+        out
+    };
+
+    // One trace; every parent id is the span id of a row; only the root has none.
+    let ids = query(
+        "SELECT count(DISTINCT trace_id), count(*) FILTER (parent_id IS NULL), \
+         count(*) FILTER (parent_id IS NOT NULL AND parent_id NOT IN (SELECT span_id FROM spans)) \
+         FROM spans",
+    );
+    assert_eq!(
+        ids,
+        [vec![Some("1".into()), Some("1".into()), Some("0".into())]]
+    );
+    let tree = query(
+        "SELECT c.name, p.name FROM spans c LEFT JOIN spans p ON c.parent_id = p.span_id ORDER BY c.start_time",
+    );
+    assert_eq!(
+        tree,
+        [
+            vec![Some("agent.run".into()), None],
+            vec![Some("batch.flush".into()), Some("agent.run".into())],
+            vec![Some("engine.evaluate".into()), Some("agent.run".into())],
+            vec![Some("publish".into()), Some("agent.run".into())],
+        ]
+    );
+
+    // Ids are lowercase hex of OpenTelemetry's widths.
+    let hex = query(
+        "SELECT count(*) FROM spans WHERE regexp_full_match(trace_id, '[0-9a-f]{32}') \
+         AND regexp_full_match(span_id, '[0-9a-f]{16}')",
+    );
+    assert_eq!(hex, [vec![Some("4".into())]]);
+
+    let rows = query(
+        "SELECT name, service, operation, kind, status_code, status_description, \
+         resource->>'$.\"service.name\"', json_type(attributes->'$.ok') \
+         FROM spans ORDER BY start_time",
+    );
+    let rows: Vec<String> = rows
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .map(|cell| cell.unwrap_or_else(|| "NULL".into()))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "agent.run | agent | run | INTERNAL | UNSET | NULL | payments | BOOLEAN",
+            "batch.flush | batch | flush | INTERNAL | UNSET | NULL | payments | NULL",
+            "engine.evaluate | engine | evaluate | INTERNAL | ERROR | NULL | payments | NULL",
+            "publish | publish | NULL | INTERNAL | ERROR | queue closed | payments | NULL",
+        ]
+    );
+
+    let s = |v: &str| Some(v.to_owned());
+    // Events inside a span keep their name, time and typed attributes.
+    let events = query(
+        "SELECT events->>'$[0].name', events->'$[0].attributes.items', \
+         (events->'$[0].timestamp')::BIGINT BETWEEN start_time AND end_time \
+         FROM spans WHERE name = 'batch.flush'",
+    );
+    assert_eq!(events, [vec![s("flushed"), s("2"), s("true")]]);
+    let links = query("SELECT DISTINCT links::VARCHAR FROM spans");
+    assert_eq!(links, [vec![s("[]")]]);
+}
+
+/// A cell as text, `None` for NULL.
+fn cell(value: duckdb::types::Value) -> Option<String> {
+    use duckdb::types::Value;
+    match value {
+        Value::Null => None,
+        Value::Boolean(b) => Some(b.to_string()),
+        Value::BigInt(i) => Some(i.to_string()),
+        Value::UBigInt(i) => Some(i.to_string()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::HugeInt(i) => Some(i.to_string()),
+        Value::Text(s) => Some(s),
+        other => Some(format!("{other:?}")),
+    }
+}
