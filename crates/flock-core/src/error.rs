@@ -35,7 +35,9 @@ pub enum PublishError {
         source: serde_json::Error,
     },
     /// The JSON is not of the form `{"type": "...", "payload": {...}}`.
-    #[error("malformed artifact envelope: {reason}; expected {{\"type\": \"TypeName\", \"payload\": {{...}}}}")]
+    #[error(
+        "malformed artifact envelope: {reason}; expected {{\"type\": \"TypeName\", \"payload\": {{...}}}}"
+    )]
     MalformedEnvelope {
         /// What is wrong with it.
         reason: String,

@@ -17,7 +17,7 @@ mod registry;
 mod store;
 mod types;
 
-pub use artifact::{Artifact, ArtifactId, Payload, EXTERNAL_PRODUCER};
+pub use artifact::{Artifact, ArtifactId, EXTERNAL_PRODUCER, Payload};
 pub use error::{PublishError, StoreError, TypeConflict};
 pub use flock_macros::FlockType;
 pub use flock_visibility::{AgentIdentity, Visibility};

@@ -52,7 +52,12 @@ impl TypeRegistry {
 
     /// The registered names, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.entries.read().keys().map(|k| (*k).to_owned()).collect();
+        let mut names: Vec<String> = self
+            .entries
+            .read()
+            .keys()
+            .map(|k| (*k).to_owned())
+            .collect();
         names.sort();
         names
     }

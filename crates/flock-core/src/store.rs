@@ -151,7 +151,7 @@ pub trait BlackboardStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// A backend failure.
-    async fn len(&self) -> Result<usize, StoreError>;
+    async fn count(&self) -> Result<usize, StoreError>;
 }
 
 #[derive(Default)]
@@ -251,7 +251,7 @@ impl BlackboardStore for InMemoryStore {
         Ok(self.select(filter))
     }
 
-    async fn len(&self) -> Result<usize, StoreError> {
+    async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.inner.read().log.len())
     }
 }

@@ -270,7 +270,10 @@ impl AgentBuilder {
 /// A registered agent, as the runtime holds it.
 pub(crate) struct Agent {
     pub(crate) name: Arc<str>,
-    #[expect(dead_code, reason = "kept for inspection and traces, which read it later")]
+    #[expect(
+        dead_code,
+        reason = "kept for inspection and traces, which read it later"
+    )]
     pub(crate) description: Option<String>,
     pub(crate) identity: AgentIdentity,
     pub(crate) subscriptions: Vec<Subscription>,

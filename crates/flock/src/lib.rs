@@ -71,9 +71,8 @@ pub use flock_core::{
 };
 pub use flock_engines as engines;
 pub use flock_engines::{
-    BatchInputs, BatchItem, BatchMetrics, BatchSummary, Engine, EngineContext, EngineError,
-    Inputs, IntoOutputs, Outputs, SimpleBatchEngine, batch_fn, batch_fn_async, map_fn,
-    map_fn_async,
+    BatchInputs, BatchItem, BatchMetrics, BatchSummary, Engine, EngineContext, EngineError, Inputs,
+    IntoOutputs, Outputs, SimpleBatchEngine, batch_fn, batch_fn_async, map_fn, map_fn_async,
 };
 pub use flock_subscription as subscription;
 pub use flock_subscription::{BatchSpec, InvalidBatchSpec, Subscribe};
@@ -85,7 +84,7 @@ pub mod prelude {
     pub use crate::{
         AgentIdentity, Artifact, ArtifactFilter, BatchInputs, BatchItem, BatchMetrics, BatchSpec,
         BatchSummary, Engine, EngineContext, EngineError, Flock, FlockType, FlushReason, Inputs,
-        Outputs, PublishOptions, SimpleBatchEngine, Subscribe, Visibility, WorkflowError,
-        batch_fn, batch_fn_async, map_fn, map_fn_async,
+        Outputs, PublishOptions, SimpleBatchEngine, Subscribe, Visibility, WorkflowError, batch_fn,
+        batch_fn_async, map_fn, map_fn_async,
     };
 }

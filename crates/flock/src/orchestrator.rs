@@ -157,7 +157,10 @@ impl fmt::Debug for Flock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Flock")
             .field("agents", &self.shared.agents.read().len())
-            .field("runs_in_flight", &self.shared.in_flight.load(Ordering::Acquire))
+            .field(
+                "runs_in_flight",
+                &self.shared.in_flight.load(Ordering::Acquire),
+            )
             .field("closed", &self.shared.closed.load(Ordering::Acquire))
             .finish_non_exhaustive()
     }
@@ -285,10 +288,9 @@ impl Flock {
     /// [`PublishError::MalformedEnvelope`] when the text is not JSON, and the errors
     /// of [`Flock::publish_json`].
     pub async fn publish_json_str(&self, text: &str) -> Result<ArtifactId, PublishError> {
-        let envelope =
-            serde_json::from_str(text).map_err(|e| PublishError::MalformedEnvelope {
-                reason: format!("not valid JSON: {e}"),
-            })?;
+        let envelope = serde_json::from_str(text).map_err(|e| PublishError::MalformedEnvelope {
+            reason: format!("not valid JSON: {e}"),
+        })?;
         self.publish_json(envelope).await
     }
 
@@ -604,7 +606,11 @@ impl Shared {
             notified.as_mut().enable();
             if self.in_flight.load(Ordering::Acquire) == 0 {
                 let now = Instant::now().into_std();
-                let due = self.batcher.lock().next_deadline().is_some_and(|d| d <= now);
+                let due = self
+                    .batcher
+                    .lock()
+                    .next_deadline()
+                    .is_some_and(|d| d <= now);
                 if !due {
                     return;
                 }
@@ -631,7 +637,9 @@ async fn deadline_task(shared: Weak<Shared>, wake: Arc<Notify>) {
         tokio::pin!(notified);
         notified.as_mut().enable();
         let next = {
-            let Some(shared) = shared.upgrade() else { return };
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
             if shared.closed.load(Ordering::Acquire) && shared.batcher.lock().is_empty() {
                 return;
             }

@@ -96,7 +96,11 @@ pub(crate) async fn execute(shared: &Arc<Shared>, agent: &Arc<Agent>, work: Work
     let engine = agent.engine.clone();
     let result = match work {
         Work::Single(artifacts) => {
-            let span = tracing::info_span!("engine.evaluate", engine = engine.name(), otel.status_code = Empty);
+            let span = tracing::info_span!(
+                "engine.evaluate",
+                engine = engine.name(),
+                otel.status_code = Empty
+            );
             AssertUnwindSafe(engine.evaluate(&ctx, Inputs::new(artifacts)))
                 .catch_unwind()
                 .instrument(span)

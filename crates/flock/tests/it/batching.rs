@@ -24,10 +24,16 @@ async fn flushes_at_size_in_order() {
     let runs = agent_with(&flock, "batcher", Subscribe::new().batch(spec(3)));
     publish_ids(&flock, [1, 2]).await;
     flock.run_until_idle().await;
-    assert!(runs.lock().is_empty(), "two items must not run a batch of three");
+    assert!(
+        runs.lock().is_empty(),
+        "two items must not run a batch of three"
+    );
     publish_ids(&flock, [3]).await;
     flock.run_until_idle().await;
-    assert_eq!(*runs.lock(), vec![Run::batch(&[1, 2, 3], FlushReason::Size)]);
+    assert_eq!(
+        *runs.lock(),
+        vec![Run::batch(&[1, 2, 3], FlushReason::Size)]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -89,7 +95,10 @@ async fn flushes_on_timeout_at_the_deadline() {
     assert!(runs.lock().is_empty(), "flushed before the deadline");
     advance(Duration::from_millis(1)).await;
     flock.run_until_idle().await;
-    assert_eq!(*runs.lock(), vec![Run::batch(&[1, 2], FlushReason::Timeout)]);
+    assert_eq!(
+        *runs.lock(),
+        vec![Run::batch(&[1, 2], FlushReason::Timeout)]
+    );
     assert!(flock.active_batches().is_empty());
 }
 
@@ -179,7 +188,10 @@ async fn guide_timeline_size_then_timeout() {
     advance(Duration::from_millis(1)).await;
     flock.run_until_idle().await;
     let runs = runs.lock();
-    assert_eq!(runs[0], Run::batch(&(1..=10).collect::<Vec<_>>(), FlushReason::Size));
+    assert_eq!(
+        runs[0],
+        Run::batch(&(1..=10).collect::<Vec<_>>(), FlushReason::Size)
+    );
     assert_eq!(runs[1], Run::batch(&[11, 12, 13], FlushReason::Timeout));
 }
 
@@ -194,7 +206,10 @@ async fn shutdown_flushes_every_partial_batch() {
     );
     publish_ids(&flock, 1..=6).await;
     let report = flock.shutdown().await;
-    assert_eq!(*a.lock(), vec![Run::batch(&[1, 2, 3, 4, 5, 6], FlushReason::Shutdown)]);
+    assert_eq!(
+        *a.lock(),
+        vec![Run::batch(&[1, 2, 3, 4, 5, 6], FlushReason::Shutdown)]
+    );
     assert_eq!(
         *b.lock(),
         vec![
@@ -247,12 +262,17 @@ async fn predicate_filters_before_batching() {
     let runs = agent_with(
         &flock,
         "evens",
-        Subscribe::new().filter(|i: &Item| i.id % 2 == 0).batch(spec(2)),
+        Subscribe::new()
+            .filter(|i: &Item| i.id % 2 == 0)
+            .batch(spec(2)),
     );
     publish_ids(&flock, 1..=5).await;
     flock.run_until_idle().await;
     assert_eq!(*runs.lock(), vec![Run::batch(&[2, 4], FlushReason::Size)]);
-    assert!(flock.active_batches().is_empty(), "odd ids must not wait in the batch");
+    assert!(
+        flock.active_batches().is_empty(),
+        "odd ids must not wait in the batch"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -298,11 +318,13 @@ async fn outputs_trigger_downstream_agents() {
         .agent("totals")
         .consumes::<BatchSummary>(Subscribe::new().batch(spec(2)))
         .publishes::<Item>()
-        .with_engine(batch_fn(|_: &EngineContext, sums: Vec<std::sync::Arc<BatchSummary>>| {
-            Ok::<_, String>(Item {
-                id: sums.iter().flat_map(|s| s.values.iter()).sum(),
-            })
-        }))
+        .with_engine(batch_fn(
+            |_: &EngineContext, sums: Vec<std::sync::Arc<BatchSummary>>| {
+                Ok::<_, String>(Item {
+                    id: sums.iter().flat_map(|s| s.values.iter()).sum(),
+                })
+            },
+        ))
         .register()
         .unwrap();
     for value in 1..=4 {
@@ -333,7 +355,11 @@ async fn agent_ignores_its_own_outputs_unless_allowed() {
             .query(&ArtifactFilter::new().produced_by("echo"))
             .await
             .unwrap();
-        assert_eq!(produced.len(), expected_runs, "prevent_self_trigger({prevent})");
+        assert_eq!(
+            produced.len(),
+            expected_runs,
+            "prevent_self_trigger({prevent})"
+        );
     }
 }
 
@@ -345,10 +371,12 @@ async fn flush_figures_reach_the_engine() {
     flock
         .agent("metrics")
         .consumes::<Item>(Subscribe::new().batch(spec(4).timeout(Duration::from_secs(2))))
-        .with_engine(batch_fn(move |ctx: &EngineContext, _: Vec<std::sync::Arc<Item>>| {
-            sink.lock().push(ctx.batch.clone().unwrap());
-            Ok::<_, String>(Outputs::none())
-        }))
+        .with_engine(batch_fn(
+            move |ctx: &EngineContext, _: Vec<std::sync::Arc<Item>>| {
+                sink.lock().push(ctx.batch.clone().unwrap());
+                Ok::<_, String>(Outputs::none())
+            },
+        ))
         .register()
         .unwrap();
     publish_ids(&flock, [1]).await;

@@ -66,7 +66,9 @@ async fn engine_panic_is_contained_and_reported() {
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].agent, "panicky");
     assert!(
-        errors[0].error.contains("engine panicked: cannot handle item 2"),
+        errors[0]
+            .error
+            .contains("engine panicked: cannot handle item 2"),
         "{}",
         errors[0].error
     );

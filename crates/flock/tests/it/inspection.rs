@@ -17,7 +17,11 @@ async fn active_batches_report_agent_subscription_items_spec_and_time_left() {
         .unwrap();
     flock
         .agent("payments")
-        .consumes::<Item>(Subscribe::new().filter(|i: &Item| i.id < 0).batch(BatchSpec::size(2)))
+        .consumes::<Item>(
+            Subscribe::new()
+                .filter(|i: &Item| i.id < 0)
+                .batch(BatchSpec::size(2)),
+        )
         .consumes::<Item>(Subscribe::new().batch(spec))
         .with_engine(engine)
         .register()

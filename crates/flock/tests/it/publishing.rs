@@ -64,9 +64,7 @@ async fn json_publish_errors_say_what_is_wrong() {
         "malformed artifact envelope: expected a JSON object, got an array",
     );
     check(
-        flock
-            .publish_json(serde_json::json!({"payload": {}}))
-            .await,
+        flock.publish_json(serde_json::json!({"payload": {}})).await,
         "missing \"type\"",
     );
     check(
@@ -76,7 +74,13 @@ async fn json_publish_errors_say_what_is_wrong() {
         "missing \"payload\" for type 'payments.Transaction'",
     );
     check(flock.publish_json_str("{not json").await, "not valid JSON");
-    assert!(flock.query(&ArtifactFilter::new()).await.unwrap().is_empty());
+    assert!(
+        flock
+            .query(&ArtifactFilter::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -95,7 +99,10 @@ async fn store_filters_by_type_producer_correlation_tags_and_time() {
         .await
         .unwrap();
     flock
-        .publish_with(BatchItem { value: 3 }, PublishOptions::new().tags(["urgent"]))
+        .publish_with(
+            BatchItem { value: 3 },
+            PublishOptions::new().tags(["urgent"]),
+        )
         .await
         .unwrap();
     let ids = |artifacts: Vec<std::sync::Arc<Artifact>>| -> Vec<String> {
@@ -105,7 +112,10 @@ async fn store_filters_by_type_producer_correlation_tags_and_time() {
             .collect()
     };
     assert_eq!(
-        ids(flock.query(&ArtifactFilter::new().tag("urgent")).await.unwrap()),
+        ids(flock
+            .query(&ArtifactFilter::new().tag("urgent"))
+            .await
+            .unwrap()),
         vec![r#"{"id":2}"#, r#"{"value":3}"#]
     );
     assert_eq!(
@@ -117,7 +127,11 @@ async fn store_filters_by_type_producer_correlation_tags_and_time() {
     );
     assert_eq!(
         ids(flock
-            .query(&ArtifactFilter::new().type_name("Item").created_between(Some(start), None))
+            .query(
+                &ArtifactFilter::new()
+                    .type_name("Item")
+                    .created_between(Some(start), None)
+            )
             .await
             .unwrap()),
         vec![r#"{"id":2}"#]
@@ -138,7 +152,10 @@ async fn store_filters_by_type_producer_correlation_tags_and_time() {
             .is_empty()
     );
     let all_items = flock.get_by_type::<Item>().await.unwrap();
-    assert_eq!(all_items.iter().map(|i| i.id).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        all_items.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
 }
 
 #[tokio::test]

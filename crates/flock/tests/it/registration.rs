@@ -87,7 +87,13 @@ fn incomplete_declarations_are_rejected() {
     let flock = Flock::new();
     let (_, engine) = recorder();
     assert_eq!(
-        message(flock.agent("  ").consumes::<Item>(Subscribe::new()).with_engine(engine).register()),
+        message(
+            flock
+                .agent("  ")
+                .consumes::<Item>(Subscribe::new())
+                .with_engine(engine)
+                .register()
+        ),
         "agent name must not be empty"
     );
     let (_, engine) = recorder();
@@ -96,7 +102,12 @@ fn incomplete_declarations_are_rejected() {
         "agent 'idle' consumes nothing; add at least one .consumes::<T>(..)"
     );
     assert_eq!(
-        message(flock.agent("brainless").consumes::<Item>(Subscribe::new()).register()),
+        message(
+            flock
+                .agent("brainless")
+                .consumes::<Item>(Subscribe::new())
+                .register()
+        ),
         "agent 'brainless' has no engine; add .with_engine(..)"
     );
     let (_, engine) = recorder();
@@ -133,5 +144,10 @@ fn conflicting_type_names_are_rejected() {
         .with_engine(engine)
         .register();
     let text = message(result);
-    assert!(text.starts_with("agent 'confused': artifact type name 'Item' is already registered by rust type"), "{text}");
+    assert!(
+        text.starts_with(
+            "agent 'confused': artifact type name 'Item' is already registered by rust type"
+        ),
+        "{text}"
+    );
 }
