@@ -17,5 +17,7 @@ mod simple;
 
 pub use context::{BatchInputs, BatchMetrics, EngineContext, Inputs};
 pub use engine::{Engine, EngineError, IntoOutputs, Outputs};
-pub use func::{BatchFn, BatchFnAsync, MapFn, MapFnAsync, batch_fn, batch_fn_async, map_fn, map_fn_async};
+pub use func::{
+    BatchFn, BatchFnAsync, MapFn, MapFnAsync, batch_fn, batch_fn_async, map_fn, map_fn_async,
+};
 pub use simple::{BatchItem, BatchSummary, SimpleBatchEngine};
