@@ -1,8 +1,12 @@
 //! Declaring agents: the `AgentBuilder`, its validation, and the registered `Agent`.
 
-use std::{collections::BTreeSet, fmt, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    sync::Arc,
+};
 
-use flock_core::{AgentIdentity, FlockType, TypeConflict, TypeRegistry};
+use flock_core::{AgentIdentity, FlockType, Payload, TypeConflict, TypeRegistry, Visibility};
 use flock_engines::Engine;
 use flock_subscription::{Subscribe, Subscription, SubscriptionError};
 use tokio::sync::Semaphore;
@@ -78,6 +82,34 @@ pub enum RegistrationError {
 
 type RegisterType = fn(&TypeRegistry) -> Result<(), TypeConflict>;
 
+/// The visibility an agent gives one of its outputs: fixed, or computed from the
+/// output value (Python Flock's `TenantVisibility(tenant_id_extractor=...)`).
+///
+/// Implemented for [`Visibility`] and for closures `Fn(&T) -> Visibility`.
+pub trait OutputVisibility<T>: Send + Sync + 'static {
+    /// The visibility of `output`.
+    fn visibility_for(&self, output: &T) -> Visibility;
+}
+
+impl<T> OutputVisibility<T> for Visibility {
+    fn visibility_for(&self, _output: &T) -> Visibility {
+        self.clone()
+    }
+}
+
+impl<T, F> OutputVisibility<T> for F
+where
+    F: Fn(&T) -> Visibility + Send + Sync + 'static,
+{
+    fn visibility_for(&self, output: &T) -> Visibility {
+        self(output)
+    }
+}
+
+/// An erased visibility rule: `None` for outputs of another type (never happens once
+/// outputs are checked against the declaration).
+pub(crate) type VisibilityRule = Arc<dyn Fn(&Payload) -> Option<Visibility> + Send + Sync>;
+
 /// Declares an agent: what it consumes, what it publishes, and its engine.
 ///
 /// Start one with [`Flock::agent`]; finish with [`AgentBuilder::register`].
@@ -87,7 +119,7 @@ pub struct AgentBuilder {
     name: String,
     description: Option<String>,
     subscriptions: Vec<Result<Subscription, SubscriptionError>>,
-    outputs: BTreeSet<&'static str>,
+    outputs: BTreeMap<&'static str, Option<VisibilityRule>>,
     types: Vec<RegisterType>,
     engine: Option<Arc<dyn Engine>>,
     max_concurrency: usize,
@@ -101,7 +133,7 @@ impl fmt::Debug for AgentBuilder {
         f.debug_struct("AgentBuilder")
             .field("name", &self.name)
             .field("subscriptions", &self.subscriptions)
-            .field("outputs", &self.outputs)
+            .field("outputs", &self.outputs.keys().collect::<Vec<_>>())
             .field("engine", &self.engine.as_ref().map(|e| e.name().to_owned()))
             .finish_non_exhaustive()
     }
@@ -114,7 +146,7 @@ impl AgentBuilder {
             name,
             description: None,
             subscriptions: Vec::new(),
-            outputs: BTreeSet::new(),
+            outputs: BTreeMap::new(),
             types: Vec::new(),
             engine: None,
             max_concurrency: 1,
@@ -138,9 +170,41 @@ impl AgentBuilder {
         self
     }
 
-    /// Declares an output type. An engine output of an undeclared type fails the run.
+    /// Declares an output type, published with public visibility. An engine output
+    /// of an undeclared type fails the run.
     pub fn publishes<T: FlockType>(mut self) -> Self {
-        self.outputs.insert(T::TYPE_NAME);
+        self.outputs.insert(T::TYPE_NAME, None);
+        self.types.push(TypeRegistry::register::<T>);
+        self
+    }
+
+    /// Declares an output type with its visibility: a fixed [`Visibility`], or a
+    /// function of the output value.
+    ///
+    /// ```
+    /// # use flock::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize, FlockType)]
+    /// # struct Event { tenant_id: String }
+    /// # #[derive(Serialize, Deserialize, FlockType)]
+    /// # struct BatchReport { tenant_id: String, events: usize }
+    /// # let flock = Flock::new();
+    /// flock
+    ///     .agent("tenant_batch")
+    ///     .consumes::<Event>(Subscribe::new().batch(BatchSpec::size(50)))
+    ///     // Each report is visible only to its own tenant.
+    ///     .publishes_with(|r: &BatchReport| Visibility::tenant(r.tenant_id.clone()))
+    /// #   .with_engine(SimpleBatchEngine)
+    /// #   .register()
+    /// #   .unwrap();
+    /// ```
+    pub fn publishes_with<T: FlockType>(mut self, visibility: impl OutputVisibility<T>) -> Self {
+        let rule: VisibilityRule = Arc::new(move |payload: &Payload| {
+            payload
+                .downcast_ref::<T>()
+                .map(|output| visibility.visibility_for(output))
+        });
+        self.outputs.insert(T::TYPE_NAME, Some(rule));
         self.types.push(TypeRegistry::register::<T>);
         self
     }
@@ -251,11 +315,11 @@ impl AgentBuilder {
             })?;
         }
         Ok(Agent {
-            identity: AgentIdentity {
+            identity: Arc::new(AgentIdentity {
                 name: name.clone(),
                 labels: self.labels.clone(),
                 tenant_id: self.tenant_id.clone(),
-            },
+            }),
             name: name.into(),
             description: self.description.clone(),
             subscriptions,
@@ -275,9 +339,9 @@ pub(crate) struct Agent {
         reason = "kept for inspection and traces, which read it later"
     )]
     pub(crate) description: Option<String>,
-    pub(crate) identity: AgentIdentity,
+    pub(crate) identity: Arc<AgentIdentity>,
     pub(crate) subscriptions: Vec<Subscription>,
-    pub(crate) outputs: BTreeSet<&'static str>,
+    pub(crate) outputs: BTreeMap<&'static str, Option<VisibilityRule>>,
     pub(crate) engine: Arc<dyn Engine>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) prevent_self_trigger: bool,

@@ -62,12 +62,13 @@ mod agent;
 mod orchestrator;
 mod run;
 
-pub use agent::{AgentBuilder, AgentHandle, RegistrationError};
+pub use agent::{AgentBuilder, AgentHandle, OutputVisibility, RegistrationError};
 pub use flock_batch as batch;
 pub use flock_core as core;
 pub use flock_core::{
-    AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FlockType, FlushReason,
-    InMemoryStore, Payload, PublishError, StoreError, Visibility, WorkflowError,
+    AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, BlackboardView,
+    FlockType, FlushReason, InMemoryStore, Payload, PublishError, StoreError, Visibility,
+    WorkflowError,
 };
 pub use flock_engines as engines;
 pub use flock_engines::{

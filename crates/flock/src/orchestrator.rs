@@ -2,16 +2,16 @@
 //! shutting down.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     fmt,
     sync::{
         Arc, Weak,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use flock_batch::{Batch, Batcher};
 use flock_core::{
     AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, EXTERNAL_PRODUCER,
@@ -117,6 +117,9 @@ pub struct ShutdownReport {
     pub batches_flushed: usize,
     /// Artifacts in those batches.
     pub artifacts_flushed: usize,
+    /// Artifacts whose `After` visibility had not begun: they stay on the blackboard
+    /// but were never delivered to subscribers.
+    pub deferred_undelivered: usize,
 }
 
 /// The blackboard and its agents.
@@ -211,6 +214,9 @@ impl FlockBuilder {
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
                 closed: AtomicBool::new(false),
+                clock: RuntimeClock::new(),
+                deferred: Mutex::new(BTreeMap::new()),
+                deferred_seq: AtomicU64::new(0),
             }),
         }
     }
@@ -307,6 +313,7 @@ impl Flock {
             return Err(PublishError::Closed);
         }
         let mut artifact = Artifact::new(payload, EXTERNAL_PRODUCER);
+        artifact.created_at = self.shared.clock.now();
         artifact.correlation_id = options.correlation_id;
         artifact.partition_key = options.partition_key;
         artifact.tags = options.tags;
@@ -316,10 +323,12 @@ impl Flock {
         Ok(id)
     }
 
-    /// Waits until no agent run is scheduled or running, and no batch is due.
+    /// Waits until no agent run is scheduled or running, no batch is due, and no
+    /// artifact hidden by `After` visibility has become visible undelivered.
     ///
     /// Partial batches whose deadline has not come stay pending (they still flush at
-    /// their deadline while the flock lives). Returns as soon as the system is
+    /// their deadline while the flock lives), as do artifacts whose visibility begins
+    /// later (they are delivered when it begins). Returns as soon as the system is
     /// quiescent; it never sleeps a fixed interval.
     pub async fn run_until_idle(&self) {
         self.shared.wait_idle().await;
@@ -370,6 +379,13 @@ impl Flock {
             report.batches_flushed += batches;
             report.artifacts_flushed += artifacts;
         }
+        report.deferred_undelivered = self.shared.deferred.lock().len();
+        if report.deferred_undelivered > 0 {
+            tracing::warn!(
+                artifacts = report.deferred_undelivered,
+                "shutdown with artifacts whose visibility had not begun; they stay on the blackboard undelivered"
+            );
+        }
         self.shared.timer.notify_one();
         report
     }
@@ -416,7 +432,11 @@ impl Flock {
     ) -> Result<Vec<Arc<Artifact>>, StoreError> {
         self.shared
             .store
-            .query(&filter.visible_to(identity.clone()))
+            .query(
+                &filter
+                    .visible_to(identity.clone())
+                    .as_of(self.shared.clock.now()),
+            )
             .await
     }
 
@@ -442,6 +462,34 @@ pub(crate) struct Shared {
     in_flight: AtomicUsize,
     idle: Notify,
     closed: AtomicBool,
+    pub(crate) clock: RuntimeClock,
+    /// Artifacts hidden by `After` visibility, to dispatch when they become visible:
+    /// (monotonic instant, sequence) → artifact.
+    deferred: Mutex<BTreeMap<(std::time::Instant, u64), Arc<Artifact>>>,
+    deferred_seq: AtomicU64,
+}
+
+/// The runtime's wall clock: a UTC reading taken once, advanced by the monotonic
+/// (tokio) clock. Visibility deadlines and `created_at` use it, so they agree with
+/// batch deadlines, also on tokio's paused clock in tests.
+pub(crate) struct RuntimeClock {
+    wall: DateTime<Utc>,
+    mono: Instant,
+}
+
+impl RuntimeClock {
+    fn new() -> Self {
+        Self {
+            wall: Utc::now(),
+            mono: Instant::now(),
+        }
+    }
+
+    /// Now, in UTC.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        let elapsed = Instant::now().saturating_duration_since(self.mono);
+        self.wall + TimeDelta::from_std(elapsed).unwrap_or(TimeDelta::MAX)
+    }
 }
 
 impl Drop for Shared {
@@ -498,11 +546,17 @@ impl Shared {
     /// visibility → type, producer, tags, predicates → batch → schedule. An artifact
     /// triggers an agent at most once, through its first matching subscription.
     fn dispatch(self: &Arc<Self>, artifact: &Arc<Artifact>) {
+        let now = self.clock.now();
+        if let Some(visible_from) = artifact.visibility.visible_from(artifact.created_at)
+            && visible_from > now
+        {
+            self.defer(artifact.clone(), visible_from - now);
+            return;
+        }
         let routes = self.routes.read();
         let Some(routes) = routes.get(artifact.type_name()) else {
             return;
         };
-        let now = Utc::now();
         let mut last_agent = None;
         for route in routes {
             let agent = &route.agent;
@@ -544,6 +598,56 @@ impl Shared {
         }
     }
 
+    /// Holds an artifact hidden by `After` visibility until it becomes visible; the
+    /// deadline task dispatches it then, to the subscribers its rule allows.
+    fn defer(self: &Arc<Self>, artifact: Arc<Artifact>, delay: TimeDelta) {
+        let delay = delay.to_std().unwrap_or_default();
+        let Some(at) = Instant::now().into_std().checked_add(delay) else {
+            tracing::warn!(artifact_id = %artifact.id, "visibility delay beyond the clock's range; the artifact stays on the blackboard undelivered");
+            return;
+        };
+        let seq = self.deferred_seq.fetch_add(1, Ordering::Relaxed);
+        let earliest = {
+            let mut deferred = self.deferred.lock();
+            deferred.insert((at, seq), artifact);
+            deferred.first_key_value().map(|(k, _)| k.1) == Some(seq)
+        };
+        if earliest {
+            self.ensure_timer();
+            self.timer.notify_one();
+        }
+    }
+
+    /// Dispatches deferred artifacts whose visibility has begun; returns how many.
+    fn release_due(self: &Arc<Self>) -> usize {
+        if self.closed.load(Ordering::Acquire) {
+            // After shutdown they stay on the blackboard, counted in the report.
+            return 0;
+        }
+        let now = Instant::now().into_std();
+        let due: Vec<Arc<Artifact>> = {
+            let mut deferred = self.deferred.lock();
+            let later = deferred.split_off(&(now, u64::MAX));
+            std::mem::replace(&mut *deferred, later)
+                .into_values()
+                .collect()
+        };
+        for artifact in &due {
+            self.dispatch(artifact);
+        }
+        due.len()
+    }
+
+    /// The earliest timer the deadline task must wake for.
+    fn next_wakeup(&self) -> Option<std::time::Instant> {
+        let batch = self.batcher.lock().next_deadline();
+        let deferred = self.deferred.lock().first_key_value().map(|(k, _)| k.0);
+        match (batch, deferred) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     fn push_to_batch(self: &Arc<Self>, key: BatchKey, spec: BatchSpec, artifact: Arc<Artifact>) {
         let now = Instant::now().into_std();
         let pushed = self.batcher.lock().push(key, spec, artifact, now);
@@ -576,8 +680,10 @@ impl Shared {
         );
     }
 
-    /// Flushes due batches (reason `timeout`); returns how many.
+    /// Flushes due batches (reason `timeout`) after dispatching deferred artifacts
+    /// that became visible (they may join those batches); returns how many batches.
     fn flush_due(self: &Arc<Self>) -> usize {
+        self.release_due();
         let now = Instant::now().into_std();
         let due = self.batcher.lock().poll_expired(now);
         let count = due.len();
@@ -644,7 +750,7 @@ async fn deadline_task(shared: Weak<Shared>, wake: Arc<Notify>) {
                 return;
             }
             shared.flush_due();
-            shared.batcher.lock().next_deadline()
+            shared.next_wakeup()
         };
         match next {
             Some(deadline) => {

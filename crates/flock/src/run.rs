@@ -4,7 +4,7 @@
 use std::{panic::AssertUnwindSafe, sync::Arc};
 
 use flock_batch::Batch;
-use flock_core::{Artifact, Payload, WorkflowError, panic_message};
+use flock_core::{Artifact, BlackboardView, Payload, Visibility, WorkflowError, panic_message};
 use flock_engines::{BatchInputs, BatchMetrics, EngineContext, EngineError, Inputs, Outputs};
 use futures::FutureExt;
 use tracing::{Instrument, field::Empty};
@@ -88,7 +88,15 @@ pub(crate) async fn execute(shared: &Arc<Shared>, agent: &Arc<Agent>, work: Work
     };
     let input_ids: Vec<_> = work.artifacts().iter().map(|a| a.id).collect();
     let correlation_id = common_correlation(work.artifacts());
-    let mut ctx = EngineContext::new(agent.name.clone()).with_correlation_id(correlation_id);
+    let clock_source = shared.clone();
+    let view = BlackboardView::new(
+        shared.store.clone(),
+        agent.identity.clone(),
+        Arc::new(move || clock_source.clock.now()),
+    );
+    let mut ctx = EngineContext::new(agent.name.clone())
+        .with_correlation_id(correlation_id)
+        .with_blackboard(view);
     let flush_reason = match &work {
         Work::Batch(batch) => Some(batch.reason),
         Work::Single(_) => None,
@@ -137,9 +145,9 @@ pub(crate) async fn execute(shared: &Arc<Shared>, agent: &Arc<Agent>, work: Work
         ))),
     };
     match outcome {
-        Ok(payloads) => {
-            for payload in payloads {
-                publish_output(shared, agent, payload, correlation_id).await;
+        Ok(outputs) => {
+            for (payload, visibility) in outputs {
+                publish_output(shared, agent, payload, visibility, correlation_id).await;
             }
         }
         Err(error) => {
@@ -155,19 +163,32 @@ pub(crate) async fn execute(shared: &Arc<Shared>, agent: &Arc<Agent>, work: Work
                 input_ids,
                 flush_reason,
             };
-            publish_output(shared, agent, Payload::new(report), correlation_id).await;
+            let visibility = Visibility::Public;
+            publish_output(
+                shared,
+                agent,
+                Payload::new(report),
+                visibility,
+                correlation_id,
+            )
+            .await;
         }
     }
 }
 
-/// Every output must be of a type the agent declared with `.publishes::<T>()`.
-fn check_outputs(agent: &Agent, outputs: Outputs) -> Result<Vec<Payload>, EngineError> {
+/// Every output must be of a type the agent declared with `.publishes::<T>()`; each
+/// gets the visibility its declaration gives it. A panicking visibility function
+/// fails the run before anything is published.
+fn check_outputs(
+    agent: &Agent,
+    outputs: Outputs,
+) -> Result<Vec<(Payload, Visibility)>, EngineError> {
     let payloads = outputs.into_payloads();
     if let Some(undeclared) = payloads
         .iter()
-        .find(|p| !agent.outputs.contains(p.type_name()))
+        .find(|p| !agent.outputs.contains_key(p.type_name()))
     {
-        let declared: Vec<&str> = agent.outputs.iter().copied().collect();
+        let declared: Vec<&str> = agent.outputs.keys().copied().collect();
         return Err(EngineError::new(format!(
             "engine returned an output of type '{}', which agent '{}' does not declare; declared: [{}]; add .publishes::<{}>()",
             undeclared.type_name(),
@@ -176,17 +197,37 @@ fn check_outputs(agent: &Agent, outputs: Outputs) -> Result<Vec<Payload>, Engine
             undeclared.type_name(),
         )));
     }
-    Ok(payloads)
+    payloads
+        .into_iter()
+        .map(|payload| {
+            let visibility = match &agent.outputs[payload.type_name()] {
+                None => Visibility::Public,
+                Some(rule) => std::panic::catch_unwind(AssertUnwindSafe(|| rule(&payload)))
+                    .map_err(|panic| {
+                        EngineError::new(format!(
+                            "visibility function for '{}' panicked: {}",
+                            payload.type_name(),
+                            panic_message(panic.as_ref())
+                        ))
+                    })?
+                    .unwrap_or_default(),
+            };
+            Ok((payload, visibility))
+        })
+        .collect()
 }
 
 async fn publish_output(
     shared: &Arc<Shared>,
     agent: &Agent,
     payload: Payload,
+    visibility: Visibility,
     correlation_id: Option<Uuid>,
 ) {
     let mut artifact = Artifact::new(payload, agent.name.clone());
+    artifact.created_at = shared.clock.now();
     artifact.correlation_id = correlation_id;
+    artifact.visibility = visibility;
     let span = tracing::info_span!(
         "artifact.publish",
         artifact_type = artifact.type_name(),

@@ -5,6 +5,7 @@ mod errors;
 mod inspection;
 mod publishing;
 mod registration;
+mod visibility;
 
 use std::sync::Arc;
 
