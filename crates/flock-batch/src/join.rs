@@ -54,7 +54,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, Utc};
 use flock_subscription::{JoinWindow, Subscription};
 
 /// Why a join shape was refused.
@@ -227,8 +226,8 @@ pub struct PendingGroup<P, K> {
     pub missing: Vec<usize>,
     /// Items waiting under this key, surplus included.
     pub waiting: usize,
-    /// Arrival of the oldest item (wall clock, derived from the monotonic arrival).
-    pub created_at: DateTime<Utc>,
+    /// Arrival of the oldest item.
+    pub first_arrival: Instant,
     /// Time until a time window ends (zero when overdue).
     pub time_left: Option<Duration>,
     /// Artifacts the pool may still accept before a count window ends.
@@ -463,7 +462,6 @@ impl<P: Clone + Eq + Hash, K: Clone + Eq + Hash, T> Joiner<P, K, T> {
 
     /// The groups waiting, oldest first.
     pub fn pending(&self, now: Instant) -> Vec<PendingGroup<P, K>> {
-        let wall_now = Utc::now();
         let mut pending: Vec<(u64, PendingGroup<P, K>)> = Vec::new();
         for (pool, state) in &self.pools {
             for (key, group) in &state.groups {
@@ -483,7 +481,6 @@ impl<P: Clone + Eq + Hash, K: Clone + Eq + Hash, T> Joiner<P, K, T> {
                     .zip(&present)
                     .map(|(n, p)| n.get() - p)
                     .collect();
-                let age = now.saturating_duration_since(oldest.arrival);
                 pending.push((
                     group.seq,
                     PendingGroup {
@@ -492,7 +489,7 @@ impl<P: Clone + Eq + Hash, K: Clone + Eq + Hash, T> Joiner<P, K, T> {
                         present,
                         missing,
                         waiting: group.entries.len(),
-                        created_at: wall_now - chrono::TimeDelta::from_std(age).unwrap_or_default(),
+                        first_arrival: oldest.arrival,
                         time_left: match group.deadline {
                             Some(Deadline::At(at)) => Some(at.saturating_duration_since(now)),
                             _ => None,

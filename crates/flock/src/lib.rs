@@ -73,19 +73,24 @@ pub use flock_core::{
 pub use flock_engines as engines;
 pub use flock_engines::{
     BatchInputs, BatchItem, BatchMetrics, BatchSummary, Engine, EngineContext, EngineError, Inputs,
-    IntoOutputs, Outputs, SimpleBatchEngine, batch_fn, batch_fn_async, map_fn, map_fn_async,
+    IntoOutputs, Outputs, SimpleBatchEngine, batch_fn, batch_fn_async, group_batch_fn, group_fn,
+    map_fn, map_fn_async,
 };
 pub use flock_subscription as subscription;
-pub use flock_subscription::{BatchSpec, InvalidBatchSpec, Subscribe};
+pub use flock_subscription::{
+    AllOf, BatchSpec, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec, JoinWindow, Subscribe,
+};
 pub use flock_visibility as visibility;
-pub use orchestrator::{ActiveBatch, Flock, FlockBuilder, PublishOptions, ShutdownReport};
+pub use orchestrator::{
+    ActiveBatch, Flock, FlockBuilder, PendingJoin, PublishOptions, ShutdownReport,
+};
 
 /// Everything an application needs: `use flock::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AgentIdentity, Artifact, ArtifactFilter, BatchInputs, BatchItem, BatchMetrics, BatchSpec,
-        BatchSummary, Engine, EngineContext, EngineError, Flock, FlockType, FlushReason, Inputs,
-        Outputs, PublishOptions, SimpleBatchEngine, Subscribe, Visibility, WorkflowError, batch_fn,
-        batch_fn_async, map_fn, map_fn_async,
+        AgentIdentity, AllOf, Artifact, ArtifactFilter, BatchInputs, BatchItem, BatchMetrics,
+        BatchSpec, BatchSummary, Engine, EngineContext, EngineError, Flock, FlockType, FlushReason,
+        Inputs, JoinSpec, Outputs, PublishOptions, SimpleBatchEngine, Subscribe, Visibility,
+        WorkflowError, batch_fn, batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
     };
 }

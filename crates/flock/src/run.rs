@@ -15,20 +15,65 @@ use crate::{
     orchestrator::{BatchKey, Shared},
 };
 
+/// One item of delivery: an artifact, or the complete group of a join. A batch of a
+/// plain subscription holds only `One` (no allocation per artifact); a batch of a
+/// join subscription holds only `Group`s, each counting as one item.
+pub(crate) enum Unit {
+    /// One artifact.
+    One(Arc<Artifact>),
+    /// A join's complete group: slot order, then arrival order.
+    Group(Box<[Arc<Artifact>]>),
+}
+
+impl Unit {
+    fn artifacts(&self) -> &[Arc<Artifact>] {
+        match self {
+            Self::One(artifact) => std::slice::from_ref(artifact),
+            Self::Group(group) => group,
+        }
+    }
+
+    /// The unit's artifacts, for a direct (unbatched) run.
+    pub(crate) fn into_vec(self) -> Vec<Arc<Artifact>> {
+        match self {
+            Self::One(artifact) => vec![artifact],
+            Self::Group(group) => group.into_vec(),
+        }
+    }
+}
+
 /// What a run processes.
 pub(crate) enum Work {
-    /// One artifact (or one group) delivered directly.
+    /// One artifact, or one complete group, delivered directly.
     Single(Vec<Arc<Artifact>>),
     /// A flushed batch.
-    Batch(Batch<BatchKey, Arc<Artifact>>),
+    Batch(Batch<BatchKey, Unit>),
 }
 
 impl Work {
-    fn artifacts(&self) -> &[Arc<Artifact>] {
+    /// Every input artifact, flattened, in delivery order.
+    fn artifacts(&self) -> Box<dyn Iterator<Item = &Arc<Artifact>> + '_> {
         match self {
-            Self::Single(artifacts) => artifacts,
-            Self::Batch(batch) => &batch.items,
+            Self::Single(artifacts) => Box::new(artifacts.iter()),
+            Self::Batch(batch) => Box::new(batch.items.iter().flat_map(Unit::artifacts)),
         }
+    }
+}
+
+/// The engine's view of a flushed batch: its groups kept as groups.
+fn batch_inputs(items: Vec<Unit>) -> BatchInputs {
+    if items.iter().any(|u| matches!(u, Unit::Group(_))) {
+        BatchInputs::from_groups(items.into_iter().map(Unit::into_vec).collect())
+    } else {
+        BatchInputs::new(
+            items
+                .into_iter()
+                .map(|u| match u {
+                    Unit::One(artifact) => artifact,
+                    Unit::Group(_) => unreachable!("checked above: no groups"),
+                })
+                .collect(),
+        )
     }
 }
 
@@ -49,6 +94,7 @@ pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
                 agent = %agent.name,
                 subscription_index = batch.key.subscription,
                 batch_size = batch.items.len(),
+                artifacts = batch.items.iter().map(|u| u.artifacts().len()).sum::<usize>(),
                 flush_reason = batch.reason.as_str(),
                 configured_size = Empty,
                 configured_timeout_ms = Empty,
@@ -73,10 +119,9 @@ fn duration_ms(d: std::time::Duration) -> u64 {
 }
 
 /// The correlation id all inputs share, if they share one.
-fn common_correlation(artifacts: &[Arc<Artifact>]) -> Option<Uuid> {
-    let first = artifacts.first()?.correlation_id?;
+fn common_correlation<'a>(mut artifacts: impl Iterator<Item = &'a Arc<Artifact>>) -> Option<Uuid> {
+    let first = artifacts.next()?.correlation_id?;
     artifacts
-        .iter()
         .all(|a| a.correlation_id == Some(first))
         .then_some(first)
 }
@@ -86,7 +131,7 @@ pub(crate) async fn execute(shared: &Arc<Shared>, agent: &Arc<Agent>, work: Work
     let Ok(_permit) = agent.permits.acquire().await else {
         return;
     };
-    let input_ids: Vec<_> = work.artifacts().iter().map(|a| a.id).collect();
+    let input_ids: Vec<_> = work.artifacts().map(|a| a.id).collect();
     let correlation_id = common_correlation(work.artifacts());
     let clock_source = shared.clone();
     let view = BlackboardView::new(
@@ -130,7 +175,7 @@ pub(crate) async fn execute(shared: &Arc<Shared>, agent: &Arc<Agent>, work: Work
                 batch_size = batch.items.len(),
                 otel.status_code = Empty,
             );
-            AssertUnwindSafe(engine.evaluate_batch(&ctx, BatchInputs::new(batch.items)))
+            AssertUnwindSafe(engine.evaluate_batch(&ctx, batch_inputs(batch.items)))
                 .catch_unwind()
                 .instrument(span)
                 .await
