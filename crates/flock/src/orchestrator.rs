@@ -770,11 +770,9 @@ impl Shared {
     /// The earliest timer the deadline task must wake for.
     fn next_wakeup(&self) -> Option<std::time::Instant> {
         let batch = self.batcher.lock().next_deadline();
+        let join = self.joiner.lock().next_deadline();
         let deferred = self.deferred.lock().first_key_value().map(|(k, _)| k.0);
-        match (batch, deferred) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [batch, join, deferred].into_iter().flatten().min()
     }
 
     fn push_to_batch(
@@ -841,7 +839,12 @@ impl Shared {
     fn flush_all(self: &Arc<Self>, reason: FlushReason) -> (usize, usize) {
         let now = Instant::now().into_std();
         let batches = self.batcher.lock().flush_all(reason, now);
-        let counts = (batches.len(), batches.iter().map(|b| b.items.len()).sum());
+        let artifacts = batches
+            .iter()
+            .flat_map(|b| &b.items)
+            .map(|unit| unit.artifacts().len())
+            .sum();
+        let counts = (batches.len(), artifacts);
         for batch in batches {
             self.schedule_batch(batch);
         }

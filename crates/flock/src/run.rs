@@ -26,7 +26,8 @@ pub(crate) enum Unit {
 }
 
 impl Unit {
-    fn artifacts(&self) -> &[Arc<Artifact>] {
+    /// The unit's artifacts.
+    pub(crate) fn artifacts(&self) -> &[Arc<Artifact>] {
         match self {
             Self::One(artifact) => std::slice::from_ref(artifact),
             Self::Group(group) => group,

@@ -255,22 +255,21 @@ fn no_window_waits_until_drained() {
     let _ = j.push("p", &s, "k1", 1, "b2", ms(t0, 3));
     assert!(j.poll_expired(ms(t0, 86_400_000)).is_empty());
     let drained = j.drain(DiscardReason::Shutdown, ms(t0, 10));
-    let got: Vec<(&str, &str, Vec<&str>, Vec<usize>, DiscardReason)> = drained
+    let got: Vec<String> = drained
         .into_iter()
-        .map(|d| (d.pool, d.key, d.items, d.missing, d.reason))
+        .map(|d| {
+            format!(
+                "{} {} {:?} missing {:?} {}",
+                d.pool, d.key, d.items, d.missing, d.reason
+            )
+        })
         .collect();
     assert_eq!(
         got,
         vec![
-            (
-                "p",
-                "k1",
-                vec!["a1", "b1"],
-                vec![1, 0],
-                DiscardReason::Shutdown
-            ),
-            ("p", "k1", vec!["b2"], vec![2, 0], DiscardReason::Shutdown),
-            ("q", "k2", vec!["b"], vec![2, 0], DiscardReason::Shutdown),
+            r#"p k1 ["a1", "b1"] missing [1, 0] shutdown"#,
+            r#"p k1 ["b2"] missing [2, 0] shutdown"#,
+            r#"q k2 ["b"] missing [2, 0] shutdown"#,
         ]
     );
     assert!(j.is_empty());
