@@ -39,7 +39,7 @@ pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
         Work::Single(inputs) => tracing::info_span!(
             "agent.run",
             agent = %agent.name,
-            inputs = inputs.len(),
+            inputs = int(inputs.len()),
             otel.status_code = Empty,
             error = Empty,
         ),
@@ -47,8 +47,8 @@ pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
             let span = tracing::info_span!(
                 "batch.flush",
                 agent = %agent.name,
-                subscription_index = batch.key.subscription,
-                batch_size = batch.items.len(),
+                subscription_index = i64::from(batch.key.subscription),
+                batch_size = int(batch.items.len()),
                 flush_reason = batch.reason.as_str(),
                 configured_size = Empty,
                 configured_timeout_ms = Empty,
@@ -58,7 +58,7 @@ pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
                 error = Empty,
             );
             if let Some(size) = batch.spec.max_size() {
-                span.record("configured_size", size.get());
+                span.record("configured_size", int(size.get()));
             }
             if let Some(timeout) = batch.spec.max_wait() {
                 span.record("configured_timeout_ms", duration_ms(timeout));
@@ -68,8 +68,14 @@ pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
     }
 }
 
-fn duration_ms(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+/// Span attributes are recorded as `i64`: tracing-opentelemetry exports `u64`
+/// values as strings, and the trace file must hold numbers.
+fn int(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The correlation id all inputs share, if they share one.
@@ -124,10 +130,13 @@ pub(crate) async fn execute(shared: &Arc<Shared>, agent: &Arc<Agent>, work: Work
                 wait: batch.wait(),
                 subscription_index: batch.key.subscription as usize,
             });
+            // Named without "batch": the guide's query selects flushes by
+            // `name LIKE '%batch%'`, and only `batch.flush` must match it.
             let span = tracing::info_span!(
-                "engine.evaluate_batch",
+                "engine.evaluate",
                 engine = engine.name(),
-                batch_size = batch.items.len(),
+                batch = true,
+                items = int(batch.items.len()),
                 otel.status_code = Empty,
             );
             AssertUnwindSafe(engine.evaluate_batch(&ctx, BatchInputs::new(batch.items)))

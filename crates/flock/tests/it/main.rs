@@ -5,6 +5,7 @@ mod errors;
 mod inspection;
 mod publishing;
 mod registration;
+mod traces;
 mod visibility;
 
 use std::sync::Arc;
