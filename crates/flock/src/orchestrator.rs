@@ -293,6 +293,7 @@ impl FlockBuilder {
                 clock: RuntimeClock::new(),
                 deferred: Mutex::new(BTreeMap::new()),
                 deferred_seq: AtomicU64::new(0),
+                trace_file: guard.as_ref().map(|g| g.path().to_owned()),
                 trace: Mutex::new(guard),
             }),
         };
@@ -482,12 +483,8 @@ impl Flock {
     }
 
     /// The file this flock traces into, if it traces.
-    pub fn trace_file(&self) -> Option<std::path::PathBuf> {
-        self.shared
-            .trace
-            .lock()
-            .as_ref()
-            .map(|guard| guard.path().to_owned())
+    pub fn trace_file(&self) -> Option<&std::path::Path> {
+        self.shared.trace_file.as_deref()
     }
 
     /// The artifact with this id.
@@ -569,6 +566,7 @@ pub(crate) struct Shared {
     deferred_seq: AtomicU64,
     /// The DuckDB trace pipeline, when tracing; shut down (flushed) by `shutdown()`.
     trace: Mutex<Option<TraceGuard>>,
+    trace_file: Option<std::path::PathBuf>,
 }
 
 /// The runtime's wall clock: a UTC reading taken once, advanced by the monotonic

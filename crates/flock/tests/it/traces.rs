@@ -185,7 +185,7 @@ async fn shutdown_flushes_pending_spans_of_the_flock_s_own_pipeline() {
     let flock = Flock::builder()
         .trace(TraceConfig::new(&path).service_name("own"))
         .build();
-    let traced = flock.trace_file();
+    let traced = flock.trace_file().map(ToOwned::to_owned);
     publish_ids(&flock, [1]).await;
     let report = flock.shutdown().await;
     match traced {
