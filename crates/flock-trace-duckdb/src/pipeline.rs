@@ -92,7 +92,7 @@ pub struct TraceConfig {
 impl TraceConfig {
     /// Traces into the DuckDB file at `path` (its directory is created as needed),
     /// with service name `flock`, no TTL, a queue of 65 536 spans exported in
-    /// batches of up to 512 at least every second, a 30 second lock timeout and a
+    /// batches of up to 8 192 at least every second, a 30 second lock timeout and a
     /// 60 second bound on the flush at shutdown.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         TraceConfig {
@@ -100,7 +100,7 @@ impl TraceConfig {
             service_name: "flock".to_owned(),
             ttl_days: None,
             queue_size: NonZeroUsize::new(65_536).expect("non-zero"),
-            export_batch_size: NonZeroUsize::new(512).expect("non-zero"),
+            export_batch_size: NonZeroUsize::new(8_192).expect("non-zero"),
             export_interval: Duration::from_secs(1),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             shutdown_timeout: Duration::from_secs(60),
@@ -178,7 +178,11 @@ impl TraceConfig {
         self
     }
 
-    /// The most spans written per export (default 512); at most the queue size.
+    /// The most spans written per export (default 8 192); at most the queue size.
+    ///
+    /// Each export opens and closes the file, and DuckDB rewrites the table's
+    /// indexes when it closes it, so an export costs time that grows with the
+    /// file; large batches keep the number of exports, not spans, small.
     #[must_use]
     pub fn export_batch_size(mut self, size: NonZeroUsize) -> Self {
         self.export_batch_size = size;
@@ -565,7 +569,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid trace configuration: export batch size must be at most the queue size 10, got 512"
+            "invalid trace configuration: export batch size must be at most the queue size 10, got 8192"
         );
     }
 }
