@@ -221,7 +221,8 @@ impl TraceConfig {
     }
 
     /// Also sends every span to the OTLP/HTTP collector at `endpoint` (e.g.
-    /// `http://localhost:4318/v1/traces` for Jaeger or Tempo).
+    /// `http://localhost:4318/v1/traces` for Jaeger or Tempo), through a batch
+    /// processor of its own. [`ExportReport`] counts the file's spans only.
     #[cfg(feature = "otlp")]
     #[must_use]
     pub fn otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
