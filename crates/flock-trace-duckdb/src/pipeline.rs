@@ -250,14 +250,21 @@ impl TraceConfig {
     /// # Errors
     ///
     /// [`TraceError::InvalidConfig`] if the export batch size exceeds the queue
-    /// size, [`TraceError::CreateDir`] if the directory cannot be created, and
-    /// [`TraceError::Database`] if the file is not a usable DuckDB file.
+    /// size or the export interval is zero, [`TraceError::CreateDir`] if the
+    /// directory cannot be created, and [`TraceError::Database`] if the file is
+    /// not a usable DuckDB file.
     pub fn build(self) -> Result<TraceGuard, TraceError> {
         if self.export_batch_size > self.queue_size {
             return Err(TraceError::InvalidConfig(format!(
                 "export batch size must be at most the queue size {}, got {}",
                 self.queue_size, self.export_batch_size
             )));
+        }
+        if self.export_interval.is_zero() {
+            // The batch processor would spin on a zero timer.
+            return Err(TraceError::InvalidConfig(
+                "export interval must be greater than zero, got 0ns".to_owned(),
+            ));
         }
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|source| TraceError::CreateDir {
@@ -559,6 +566,18 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "invalid FLOCK_TRACE_TTL_DAYS: expected a whole number of days, got `a week`"
+        );
+    }
+
+    #[test]
+    fn zero_export_interval_is_rejected() {
+        let err = TraceConfig::new("unused.duckdb")
+            .export_interval(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid trace configuration: export interval must be greater than zero, got 0ns"
         );
     }
 
