@@ -572,6 +572,7 @@ mod tests {
             "invalid batch spec: batch size must be at least 1, got 0"
         );
     }
+
     #[derive(Serialize, Deserialize, flock_core::FlockType)]
     #[flock(crate = "flock_core")]
     struct Signal {

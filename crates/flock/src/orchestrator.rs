@@ -19,6 +19,7 @@ use flock_core::{
     Visibility,
 };
 use flock_subscription::{BatchSpec, JoinKey, MatchOutcome, Subscription};
+use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard};
 use parking_lot::{Mutex, RwLock};
 use tokio::{sync::Notify, time::Instant};
 use tracing::Instrument;
@@ -111,7 +112,8 @@ pub struct ActiveBatch {
 }
 
 /// What [`Flock::shutdown`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShutdownReport {
     /// Partial batches flushed with reason `shutdown`.
     pub batches_flushed: usize,
@@ -126,6 +128,9 @@ pub struct ShutdownReport {
     pub join_groups_discarded: usize,
     /// Artifacts in those groups.
     pub join_artifacts_discarded: usize,
+    /// What happened to the spans, when this flock traced into DuckDB (every
+    /// pending span is flushed by the shutdown).
+    pub traces: Option<ExportReport>,
 }
 
 /// An incomplete join group, as [`Flock::pending_joins`] reports it.
@@ -210,12 +215,23 @@ impl Default for Flock {
 #[must_use = "call .build() to get the Flock"]
 pub struct FlockBuilder {
     store: Option<Arc<dyn BlackboardStore>>,
+    trace: TraceChoice,
+}
+
+#[derive(Debug, Default)]
+enum TraceChoice {
+    /// `FLOCK_TRACE_FILE` decides.
+    #[default]
+    FromEnv,
+    On(TraceConfig),
+    Off,
 }
 
 impl fmt::Debug for FlockBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FlockBuilder")
             .field("custom_store", &self.store.is_some())
+            .field("trace", &self.trace)
             .finish()
     }
 }
@@ -227,12 +243,72 @@ impl FlockBuilder {
         self
     }
 
-    /// The configured flock.
+    /// Traces every flush, run and publish into a DuckDB file (table `spans`,
+    /// queryable with SQL), installing the global `tracing` subscriber.
+    ///
+    /// Without this call, tracing follows the environment: `FLOCK_TRACE_FILE=true`
+    /// writes `.flock/traces.duckdb`, `FLOCK_TRACE_FILE=<path>` another file, and
+    /// `FLOCK_TRACE_TTL_DAYS=N` deletes spans older than N days at start.
+    ///
+    /// ```no_run
+    /// use flock::{Flock, TraceConfig};
+    ///
+    /// let flock = Flock::builder()
+    ///     .trace(TraceConfig::new(".flock/traces.duckdb").service_name("payments"))
+    ///     .try_build()?;
+    /// # Ok::<(), flock::TraceError>(())
+    /// ```
+    pub fn trace(mut self, config: TraceConfig) -> Self {
+        self.trace = TraceChoice::On(config);
+        self
+    }
+
+    /// Never traces into DuckDB, whatever the environment says (install your own
+    /// subscriber, e.g. with [`TraceGuard::layer`], to compose it differently).
+    pub fn no_trace(mut self) -> Self {
+        self.trace = TraceChoice::Off;
+        self
+    }
+
+    /// The configured flock. When tracing cannot start (an unwritable directory, a
+    /// file that is not DuckDB, another global subscriber), the error is printed
+    /// to stderr and the flock runs without traces; use
+    /// [`FlockBuilder::try_build`] to treat that as an error instead.
     pub fn build(self) -> Flock {
+        let (flock, error) = self.assemble();
+        if let Some(error) = error {
+            eprintln!("flock: tracing into DuckDB is off: {error}");
+            tracing::error!(%error, "tracing into DuckDB is off");
+        }
+        flock
+    }
+
+    /// The configured flock, or the reason tracing could not start.
+    ///
+    /// # Errors
+    /// [`TraceError`] when tracing was asked for (by [`FlockBuilder::trace`] or the
+    /// environment) and could not be installed.
+    pub fn try_build(self) -> Result<Flock, TraceError> {
+        match self.assemble() {
+            (_, Some(error)) => Err(error),
+            (flock, None) => Ok(flock),
+        }
+    }
+
+    fn assemble(self) -> (Flock, Option<TraceError>) {
+        let config = match self.trace {
+            TraceChoice::On(config) => Ok(Some(config)),
+            TraceChoice::FromEnv => TraceConfig::from_env(),
+            TraceChoice::Off => Ok(None),
+        };
+        let (guard, error) = match config.and_then(|c| c.map(TraceConfig::install).transpose()) {
+            Ok(guard) => (guard, None),
+            Err(error) => (None, Some(error)),
+        };
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(InMemoryStore::new()) as Arc<dyn BlackboardStore>);
-        Flock {
+        let flock = Flock {
             shared: Arc::new(Shared {
                 store,
                 registry: TypeRegistry::new(),
@@ -248,8 +324,11 @@ impl FlockBuilder {
                 clock: RuntimeClock::new(),
                 deferred: Mutex::new(BTreeMap::new()),
                 deferred_seq: AtomicU64::new(0),
+                trace_file: guard.as_ref().map(|g| g.path().to_owned()),
+                trace: Mutex::new(guard),
             }),
-        }
+        };
+        (flock, error)
     }
 }
 
@@ -463,7 +542,25 @@ impl Flock {
             );
         }
         self.shared.timer.notify_one();
+        let guard = self.shared.trace.lock().take();
+        if let Some(guard) = guard {
+            let path = guard.path().to_owned();
+            // Flushing may wait on the file (a reader holding it): off the runtime.
+            let exported = tokio::task::spawn_blocking(move || guard.shutdown()).await;
+            report.traces = match exported {
+                Ok(traces) => Some(traces),
+                Err(error) => {
+                    tracing::error!(%error, path = %path.display(), "trace flush at shutdown failed");
+                    None
+                }
+            };
+        }
         report
+    }
+
+    /// The file this flock traces into, if it traces.
+    pub fn trace_file(&self) -> Option<&std::path::Path> {
+        self.shared.trace_file.as_deref()
     }
 
     /// The artifact with this id.
@@ -545,6 +642,9 @@ pub(crate) struct Shared {
     /// (monotonic instant, sequence) → artifact.
     deferred: Mutex<BTreeMap<(std::time::Instant, u64), Arc<Artifact>>>,
     deferred_seq: AtomicU64,
+    /// The DuckDB trace pipeline, when tracing; shut down (flushed) by `shutdown()`.
+    trace: Mutex<Option<TraceGuard>>,
+    trace_file: Option<std::path::PathBuf>,
 }
 
 /// The runtime's wall clock: a UTC reading taken once, advanced by the monotonic
@@ -701,10 +801,10 @@ impl Shared {
                 let span = tracing::info_span!(
                     "join.complete",
                     agent = %agent.name,
-                    subscription_index = route.subscription,
+                    subscription_index = i64::from(route.subscription),
                     key = %group.key,
-                    group_size = group.items.len(),
-                    wait_ms = duration_ms(group.wait()),
+                    group_size = run::int(group.items.len()),
+                    wait_ms = run::duration_ms(group.wait()),
                 );
                 let unit = Unit::Group(group.items.into_boxed_slice());
                 span.in_scope(|| self.deliver(agent, key, subscription, unit));
@@ -990,15 +1090,15 @@ fn trace_discard(agent: &Agent, discarded: &Discarded<BatchKey, JoinKey, Arc<Art
     let span = tracing::info_span!(
         "join.discard",
         agent = %agent.name,
-        subscription_index = discarded.pool.subscription,
+        subscription_index = i64::from(discarded.pool.subscription),
         key = %discarded.key,
         types_present = %present,
         types_missing = %missing,
-        artifacts = discarded.items.len(),
+        artifacts = run::int(discarded.items.len()),
         artifact_ids = %ids,
         reason = discarded.reason.as_str(),
         window = %window,
-        waited_ms = duration_ms(discarded.wait()),
+        waited_ms = run::duration_ms(discarded.wait()),
     );
     span.in_scope(|| {
         tracing::warn!(
@@ -1010,10 +1110,6 @@ fn trace_discard(agent: &Agent, discarded: &Discarded<BatchKey, JoinKey, Arc<Art
             "incomplete join group discarded"
         );
     });
-}
-
-fn duration_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Marks a run finished when dropped, even if its task panics or is cancelled.

@@ -85,7 +85,7 @@ pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
         Work::Single(inputs) => tracing::info_span!(
             "agent.run",
             agent = %agent.name,
-            inputs = inputs.len(),
+            inputs = int(inputs.len()),
             otel.status_code = Empty,
             error = Empty,
         ),
@@ -93,9 +93,9 @@ pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
             let span = tracing::info_span!(
                 "batch.flush",
                 agent = %agent.name,
-                subscription_index = batch.key.subscription,
-                batch_size = batch.items.len(),
-                artifacts = batch.items.iter().map(|u| u.artifacts().len()).sum::<usize>(),
+                subscription_index = i64::from(batch.key.subscription),
+                batch_size = int(batch.items.len()),
+                artifacts = int(batch.items.iter().map(|u| u.artifacts().len()).sum()),
                 flush_reason = batch.reason.as_str(),
                 configured_size = Empty,
                 configured_timeout_ms = Empty,
@@ -105,7 +105,7 @@ pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
                 error = Empty,
             );
             if let Some(size) = batch.spec.max_size() {
-                span.record("configured_size", size.get());
+                span.record("configured_size", int(size.get()));
             }
             if let Some(timeout) = batch.spec.max_wait() {
                 span.record("configured_timeout_ms", duration_ms(timeout));
@@ -115,8 +115,16 @@ pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
     }
 }
 
-fn duration_ms(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+/// Span attributes are recorded as `i64`: tracing-opentelemetry exports `u64`
+/// values as strings, and the trace file must hold numbers.
+/// A count as a span attribute: `i64`, which exporters keep a number.
+pub(crate) fn int(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Milliseconds as a span attribute.
+pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The correlation id all inputs share, if they share one.
@@ -170,10 +178,13 @@ pub(crate) async fn execute(shared: &Arc<Shared>, agent: &Arc<Agent>, work: Work
                 wait: batch.wait(),
                 subscription_index: batch.key.subscription as usize,
             });
+            // Named without "batch": the guide's query selects flushes by
+            // `name LIKE '%batch%'`, and only `batch.flush` must match it.
             let span = tracing::info_span!(
-                "engine.evaluate_batch",
+                "engine.evaluate",
                 engine = engine.name(),
-                batch_size = batch.items.len(),
+                batch = true,
+                items = int(batch.items.len()),
                 otel.status_code = Empty,
             );
             AssertUnwindSafe(engine.evaluate_batch(&ctx, batch_inputs(batch.items)))

@@ -7,6 +7,7 @@ mod inspection;
 mod joins;
 mod publishing;
 mod registration;
+mod traces;
 mod visibility;
 
 use std::sync::Arc;
