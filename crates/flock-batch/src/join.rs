@@ -269,9 +269,11 @@ impl<T> Pending<T> {
 
     /// Removes the current group's members (up to each slot's count, oldest first).
     fn take_members(&mut self, counts: &[NonZeroUsize]) -> Vec<Entry<T>> {
+        let group_size: usize = counts.iter().map(|n| n.get()).sum();
         let mut taken = vec![0; counts.len()];
-        let mut members = Vec::new();
-        let mut rest = VecDeque::with_capacity(self.entries.len());
+        let mut members = Vec::with_capacity(group_size.min(self.entries.len()));
+        // Usually nothing is left: then this allocates nothing.
+        let mut rest = VecDeque::with_capacity(self.entries.len().saturating_sub(group_size));
         for entry in self.entries.drain(..) {
             if taken[entry.slot] < counts[entry.slot].get() {
                 taken[entry.slot] += 1;

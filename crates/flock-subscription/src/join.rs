@@ -326,7 +326,7 @@ impl JoinSpec {
     }
 
     /// Whether artifacts of `type_name` get a key (their own, or the correlation id).
-    pub fn keys_type(&self, type_name: &str) -> bool {
+    pub fn has_key_for(&self, type_name: &str) -> bool {
         self.default.is_some() || self.keys.iter().any(|(t, _)| *t == type_name)
     }
 
@@ -566,7 +566,7 @@ mod tests {
     }
 
     #[test]
-    fn correlation_id_keys_types_without_their_own() {
+    fn correlation_id_has_key_fors_without_their_own() {
         let spec = JoinSpec::by_correlation_id().within(5).build().unwrap();
         let id = Uuid::now_v7();
         let mut a = artifact(Temp { device: "x".into() });
@@ -575,7 +575,7 @@ mod tests {
             meta: Meta { device: "y".into() },
         });
         b.correlation_id = Some(id);
-        assert!(spec.keys_type("Anything"));
+        assert!(spec.has_key_for("Anything"));
         assert_eq!(spec.key(&a).unwrap(), spec.key(&b).unwrap());
         assert_eq!(spec.key(&a).unwrap().to_string(), id.to_string());
     }

@@ -356,7 +356,7 @@ impl AllOf {
             if let Some(unknown) = join.keyed_types().find(|t| !consumes(t)) {
                 return Err(InvalidJoinSpec::UnknownType(unknown).into());
             }
-            if let Some(slot) = slots.iter().find(|s| !join.keys_type(s.type_name)) {
+            if let Some(slot) = slots.iter().find(|s| !join.has_key_for(s.type_name)) {
                 return Err(InvalidJoinSpec::MissingKey(slot.type_name).into());
             }
         }

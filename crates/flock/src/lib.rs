@@ -2,9 +2,17 @@
 //! [`BatchSpec`]: batching artifacts by size or timeout, whichever comes first.
 //!
 //! Publish typed artifacts to a blackboard; agents declare what they consume
-//! (types, predicates, batches) and publish; the orchestrator matches every artifact
-//! against every subscription, collects batches, runs the agent's [`Engine`], and
-//! publishes its outputs back, where other agents may react.
+//! (types, predicates, AND gates and joins, batches) and publish; the orchestrator
+//! matches every artifact against every subscription, correlates joins, collects
+//! batches, runs the agent's [`Engine`], and publishes its outputs back, where other
+//! agents may react.
+//!
+//! Correlate, then batch (the guide's smart factory), with [`AllOf`] and [`JoinSpec`]:
+//! `AllOf::new().of::<TemperatureSensor>().of::<PressureSensor>()
+//! .join(JoinSpec::by(|t: &TemperatureSensor| t.device_id.clone())
+//! .by(|p: &PressureSensor| p.device_id.clone()).within(Duration::from_secs(30)))
+//! .batch(BatchSpec::size(5))` hands the engine 5 correlated pairs at a time
+//! ([`group_batch_fn`]); see `examples/factory_qc.rs`.
 //!
 //! # Quick start
 //!

@@ -101,7 +101,7 @@ pub struct ActiveBatch {
     pub agent: String,
     /// The subscription's index in the agent's declaration order.
     pub subscription_index: usize,
-    /// Items waiting.
+    /// Items waiting: artifacts, or complete groups for a join subscription.
     pub items_waiting: usize,
     /// When the first item arrived.
     pub created_at: DateTime<Utc>,
@@ -452,6 +452,7 @@ impl Flock {
     }
 
     /// Flushes every partial batch now, with reason `manual`; returns how many flushed.
+    /// Incomplete join groups are not batches: they keep waiting for their partners.
     pub async fn flush_batches(&self) -> usize {
         self.shared.flush_all(FlushReason::Manual).0
     }

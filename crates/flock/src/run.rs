@@ -63,7 +63,8 @@ impl Work {
 
 /// The engine's view of a flushed batch: its groups kept as groups.
 fn batch_inputs(items: Vec<Unit>) -> BatchInputs {
-    if items.iter().any(|u| matches!(u, Unit::Group(_))) {
+    // A batch is homogeneous: a join subscription batches only groups.
+    if matches!(items.first(), Some(Unit::Group(_))) {
         BatchInputs::from_groups(items.into_iter().map(Unit::into_vec).collect())
     } else {
         BatchInputs::new(
@@ -71,7 +72,7 @@ fn batch_inputs(items: Vec<Unit>) -> BatchInputs {
                 .into_iter()
                 .map(|u| match u {
                     Unit::One(artifact) => artifact,
-                    Unit::Group(_) => unreachable!("checked above: no groups"),
+                    Unit::Group(_) => unreachable!("a batch of artifacts holds no group"),
                 })
                 .collect(),
         )
