@@ -1,19 +1,14 @@
 //! Engines from plain Rust functions for AND gates and joins: one complete group per
 //! run, or a flushed batch of groups with each group kept whole.
 
-use std::{error::Error as StdError, fmt};
+use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::{BatchInputs, Engine, EngineContext, EngineError, Inputs, IntoOutputs, Outputs};
-
-type BoxError = Box<dyn StdError + Send + Sync>;
-
-fn finish<R: IntoOutputs, E: Into<BoxError>>(result: Result<R, E>) -> Result<Outputs, EngineError> {
-    result
-        .map(IntoOutputs::into_outputs)
-        .map_err(|e| EngineError::Failed(e.into()))
-}
+use crate::{
+    BatchInputs, Engine, EngineContext, EngineError, Inputs, IntoOutputs, Outputs,
+    func::{BoxError, finish},
+};
 
 /// The groups of a batch, each as the [`Inputs`] of one group.
 fn groups(batch: &BatchInputs) -> Vec<Inputs> {

@@ -274,25 +274,41 @@ impl fmt::Display for JoinKey {
 /// );
 /// # Ok::<(), flock_subscription::InvalidJoinSpec>(())
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct JoinSpec {
-    keys: Vec<(&'static str, KeyFn)>,
-    /// The key of types without their own: the correlation id, for
-    /// [`JoinSpec::by_correlation_id`].
-    default: Option<KeyFn>,
+    keys: Keys,
     window: JoinWindow,
 }
 
-impl fmt::Debug for JoinSpec {
+/// The key functions of a spec: one per type, and the fallback of types without one.
+#[derive(Clone, Default)]
+struct Keys {
+    by_type: Vec<(&'static str, KeyFn)>,
+    /// The key of types without their own: the correlation id, for
+    /// [`JoinSpec::by_correlation_id`].
+    default: Option<KeyFn>,
+}
+
+impl fmt::Debug for Keys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinSpec")
-            .field(
-                "keyed_types",
-                &self.keys.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
-            )
+        f.debug_struct("Keys")
+            .field("types", &self.types().collect::<Vec<_>>())
             .field("by_correlation_id", &self.default.is_some())
-            .field("window", &self.window)
             .finish()
+    }
+}
+
+impl Keys {
+    fn types(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.by_type.iter().map(|(t, _)| *t)
+    }
+
+    fn of(&self, type_name: &str) -> Option<&KeyFn> {
+        self.by_type
+            .iter()
+            .find(|(t, _)| *t == type_name)
+            .map(|(_, f)| f)
+            .or(self.default.as_ref())
     }
 }
 
@@ -314,7 +330,7 @@ impl JoinSpec {
     /// [`JoinSpecBuilder::by`] may still give some types a key of their own.
     pub fn by_correlation_id() -> JoinSpecBuilder<Option<Uuid>> {
         let mut builder = JoinSpecBuilder::empty();
-        builder.default = Some(Arc::new(|artifact: &Artifact| {
+        builder.keys.default = Some(Arc::new(|artifact: &Artifact| {
             Some(JoinKey::new(artifact.correlation_id))
         }));
         builder
@@ -327,12 +343,12 @@ impl JoinSpec {
 
     /// Whether artifacts of `type_name` get a key (their own, or the correlation id).
     pub fn has_key_for(&self, type_name: &str) -> bool {
-        self.default.is_some() || self.keys.iter().any(|(t, _)| *t == type_name)
+        self.keys.of(type_name).is_some()
     }
 
     /// The types with a key function of their own, in declaration order.
     pub fn keyed_types(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.keys.iter().map(|(t, _)| *t)
+        self.keys.types()
     }
 
     /// The key of an artifact. A panicking key function does not propagate.
@@ -344,10 +360,7 @@ impl JoinSpec {
         let type_name = artifact.type_name();
         let key = self
             .keys
-            .iter()
-            .find(|(t, _)| *t == type_name)
-            .map(|(_, f)| f)
-            .or(self.default.as_ref())
+            .of(type_name)
             .ok_or(JoinKeyError::NoKey(type_name))?;
         match catch_unwind(AssertUnwindSafe(|| key(artifact))) {
             Ok(Some(key)) => Ok(key),
@@ -362,33 +375,19 @@ impl JoinSpec {
 
 /// Builds a [`JoinSpec`] whose keys are all of type `K`; validation happens in
 /// [`JoinSpecBuilder::build`], or when the subscription is built.
+#[derive(Debug)]
 #[must_use = "a join spec builder does nothing until it is built or passed to a subscription"]
 pub struct JoinSpecBuilder<K> {
-    keys: Vec<(&'static str, KeyFn)>,
-    default: Option<KeyFn>,
+    keys: Keys,
     window: Option<Result<JoinWindow, InvalidJoinSpec>>,
     duplicate: Option<&'static str>,
     _key: PhantomData<fn() -> K>,
 }
 
-impl<K> fmt::Debug for JoinSpecBuilder<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinSpecBuilder")
-            .field(
-                "keyed_types",
-                &self.keys.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
-            )
-            .field("by_correlation_id", &self.default.is_some())
-            .field("window", &self.window)
-            .finish()
-    }
-}
-
 impl<K: Hash + Eq + fmt::Debug + Send + Sync + 'static> JoinSpecBuilder<K> {
     fn empty() -> Self {
         Self {
-            keys: Vec::new(),
-            default: None,
+            keys: Keys::default(),
             window: None,
             duplicate: None,
             _key: PhantomData,
@@ -401,10 +400,10 @@ impl<K: Hash + Eq + fmt::Debug + Send + Sync + 'static> JoinSpecBuilder<K> {
         T: FlockType,
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
-        if self.keys.iter().any(|(t, _)| *t == T::TYPE_NAME) {
+        if self.keys.types().any(|t| t == T::TYPE_NAME) {
             self.duplicate.get_or_insert(T::TYPE_NAME);
         }
-        self.keys.push((
+        self.keys.by_type.push((
             T::TYPE_NAME,
             Arc::new(move |artifact: &Artifact| artifact.get::<T>().map(|t| JoinKey::new(key(t)))),
         ));
@@ -430,7 +429,6 @@ impl<K: Hash + Eq + fmt::Debug + Send + Sync + 'static> JoinSpecBuilder<K> {
         let window = self.window.ok_or(InvalidJoinSpec::NoWindow)??;
         Ok(JoinSpec {
             keys: self.keys,
-            default: self.default,
             window,
         })
     }

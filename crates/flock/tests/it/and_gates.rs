@@ -7,18 +7,7 @@ use flock::prelude::*;
 use tokio::time::advance;
 use uuid::Uuid;
 
-use crate::{GroupRuns, JoinSpans, SignalA, SignalB, SignalC, gate_recorder, groups, strings};
-
-fn gate(flock: &Flock, name: &str, all_of: AllOf) -> GroupRuns {
-    let (runs, engine) = gate_recorder();
-    flock
-        .agent(name)
-        .consumes_all(all_of)
-        .with_engine(engine)
-        .register()
-        .unwrap();
-    runs
-}
+use crate::{JoinSpans, SignalA, SignalB, SignalC, gate_agent, gate_recorder, groups, strings};
 
 fn a_and_b() -> AllOf {
     AllOf::new().of::<SignalA>().of::<SignalB>()
@@ -27,7 +16,7 @@ fn a_and_b() -> AllOf {
 #[tokio::test(start_paused = true)]
 async fn waits_for_both_types() {
     let flock = Flock::new();
-    let runs = gate(&flock, "and_gate_agent", a_and_b());
+    let runs = gate_agent(&flock, "and_gate_agent", a_and_b());
     flock.publish(SignalA::new("test", "a1")).await.unwrap();
     flock.run_until_idle().await;
     assert!(
@@ -47,7 +36,7 @@ async fn waits_for_both_types() {
 #[tokio::test(start_paused = true)]
 async fn order_of_arrival_does_not_matter() {
     let flock = Flock::new();
-    let runs = gate(&flock, "order_test", a_and_b());
+    let runs = gate_agent(&flock, "order_test", a_and_b());
     flock.publish(SignalB::new("test", "b1")).await.unwrap();
     flock.run_until_idle().await;
     assert!(runs.lock().is_empty());
@@ -60,7 +49,7 @@ async fn order_of_arrival_does_not_matter() {
 #[tokio::test(start_paused = true)]
 async fn three_way_gate_waits_for_all_three() {
     let flock = Flock::new();
-    let runs = gate(&flock, "three_way", a_and_b().of::<SignalC>());
+    let runs = gate_agent(&flock, "three_way", a_and_b().of::<SignalC>());
     flock.publish(SignalA::new("test", "a1")).await.unwrap();
     flock.publish(SignalB::new("test", "b1")).await.unwrap();
     flock.run_until_idle().await;
@@ -73,7 +62,7 @@ async fn three_way_gate_waits_for_all_three() {
 #[tokio::test(start_paused = true)]
 async fn count_gate_waits_for_three_as() {
     let flock = Flock::new();
-    let runs = gate(&flock, "count_gate", AllOf::new().of_n::<SignalA>(3));
+    let runs = gate_agent(&flock, "count_gate", AllOf::new().of_n::<SignalA>(3));
     flock.publish(SignalA::new("test", "a1")).await.unwrap();
     flock.publish(SignalA::new("test", "a2")).await.unwrap();
     flock.run_until_idle().await;
@@ -89,7 +78,7 @@ async fn count_gate_waits_for_three_as() {
 #[tokio::test(start_paused = true)]
 async fn repeated_of_counts_like_of_n() {
     let flock = Flock::new();
-    let runs = gate(
+    let runs = gate_agent(
         &flock,
         "count_order",
         AllOf::new().of::<SignalA>().of::<SignalA>(),
@@ -105,7 +94,7 @@ async fn repeated_of_counts_like_of_n() {
 #[tokio::test(start_paused = true)]
 async fn mixed_count_and_type_gate() {
     let flock = Flock::new();
-    let runs = gate(
+    let runs = gate_agent(
         &flock,
         "mixed_count",
         AllOf::new().of_n::<SignalA>(2).of::<SignalB>(),
@@ -122,7 +111,7 @@ async fn mixed_count_and_type_gate() {
 #[tokio::test(start_paused = true)]
 async fn count_gate_completes_once_per_full_count() {
     let flock = Flock::new();
-    let runs = gate(&flock, "pairs", AllOf::new().of_n::<SignalA>(2));
+    let runs = gate_agent(&flock, "pairs", AllOf::new().of_n::<SignalA>(2));
     for data in ["a1", "a2", "a3", "a4", "a5"] {
         flock.publish(SignalA::new("test", data)).await.unwrap();
     }
@@ -141,7 +130,7 @@ async fn count_gate_completes_once_per_full_count() {
 #[tokio::test(start_paused = true)]
 async fn does_not_accumulate_across_completions() {
     let flock = Flock::new();
-    let runs = gate(&flock, "repeat_test", a_and_b());
+    let runs = gate_agent(&flock, "repeat_test", a_and_b());
     flock.publish(SignalA::new("test", "a1")).await.unwrap();
     flock.publish(SignalB::new("test", "b1")).await.unwrap();
     flock.run_until_idle().await;
@@ -164,7 +153,7 @@ async fn does_not_accumulate_across_completions() {
 #[tokio::test(start_paused = true)]
 async fn surplus_duplicates_wait_in_arrival_order() {
     let flock = Flock::new();
-    let runs = gate(&flock, "partial_test", a_and_b());
+    let runs = gate_agent(&flock, "partial_test", a_and_b());
     for data in ["a1", "a2", "a3"] {
         flock.publish(SignalA::new("test", data)).await.unwrap();
     }
@@ -187,7 +176,7 @@ async fn surplus_duplicates_wait_in_arrival_order() {
 #[tokio::test(start_paused = true)]
 async fn groups_form_per_correlation_id() {
     let flock = Flock::new();
-    let runs = gate(&flock, "per_workflow", a_and_b());
+    let runs = gate_agent(&flock, "per_workflow", a_and_b());
     let (one, two) = (Uuid::now_v7(), Uuid::now_v7());
     let with = |id| PublishOptions::new().correlation_id(id);
     flock
@@ -217,8 +206,8 @@ async fn groups_form_per_correlation_id() {
 #[tokio::test(start_paused = true)]
 async fn two_agents_wait_independently() {
     let flock = Flock::new();
-    let one = gate(&flock, "agent1", a_and_b());
-    let two = gate(&flock, "agent2", a_and_b());
+    let one = gate_agent(&flock, "agent1", a_and_b());
+    let two = gate_agent(&flock, "agent2", a_and_b());
     flock.publish(SignalA::new("test", "a1")).await.unwrap();
     flock.publish(SignalB::new("test", "b1")).await.unwrap();
     flock.run_until_idle().await;
@@ -310,7 +299,7 @@ async fn engine_reads_the_group_typed() {
 async fn correlation_id_gate_can_take_a_window() {
     let flock = Flock::new();
     let (spans, _guard) = JoinSpans::install();
-    let runs = gate(
+    let runs = gate_agent(
         &flock,
         "bounded",
         a_and_b().join(JoinSpec::by_correlation_id().within(Duration::from_secs(10))),

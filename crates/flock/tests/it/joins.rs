@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use tokio::time::advance;
 
 use crate::{
-    GroupRun, GroupRuns, JoinSpans, SignalA, SignalB, SignalC, batch_recorder, gate_recorder,
-    groups, strings,
+    GroupRun, GroupRuns, JoinSpans, SignalA, SignalB, SignalC, batch_recorder, gate_agent,
+    gate_recorder, groups, strings,
 };
 
 fn by_id() -> flock::subscription::JoinSpecBuilder<String> {
@@ -18,17 +18,6 @@ fn by_id() -> flock::subscription::JoinSpecBuilder<String> {
 
 fn five_minutes() -> Duration {
     Duration::from_secs(300)
-}
-
-fn joined(flock: &Flock, name: &str, all_of: AllOf) -> GroupRuns {
-    let (runs, engine) = gate_recorder();
-    flock
-        .agent(name)
-        .consumes_all(all_of)
-        .with_engine(engine)
-        .register()
-        .unwrap();
-    runs
 }
 
 fn batched(flock: &Flock, name: &str, all_of: AllOf) -> GroupRuns {
@@ -69,7 +58,7 @@ async fn publish_b(flock: &Flock, key: &str, data: &str) {
 #[tokio::test(start_paused = true)]
 async fn same_key_correlates_and_different_keys_never_cross() {
     let flock = Flock::new();
-    let runs = joined(&flock, "correlator", a_b_join(five_minutes()));
+    let runs = gate_agent(&flock, "correlator", a_b_join(five_minutes()));
     publish_a(&flock, "patient-123", "xray").await;
     publish_b(&flock, "patient-123", "labs").await;
     flock.run_until_idle().await;
@@ -86,7 +75,7 @@ async fn same_key_correlates_and_different_keys_never_cross() {
 #[tokio::test(start_paused = true)]
 async fn several_keys_correlate_independently() {
     let flock = Flock::new();
-    let runs = joined(&flock, "multi_correlator", a_b_join(five_minutes()));
+    let runs = gate_agent(&flock, "multi_correlator", a_b_join(five_minutes()));
     for stock in ["AAPL", "MSFT", "TSLA"] {
         publish_a(&flock, stock, &format!("vol-{stock}")).await;
     }
@@ -107,7 +96,7 @@ async fn several_keys_correlate_independently() {
 #[tokio::test(start_paused = true)]
 async fn partial_correlation_waits() {
     let flock = Flock::new();
-    let runs = joined(&flock, "partial_correlator", a_b_join(five_minutes()));
+    let runs = gate_agent(&flock, "partial_correlator", a_b_join(five_minutes()));
     publish_a(&flock, "session-abc", "text-input").await;
     flock.run_until_idle().await;
     assert!(runs.lock().is_empty(), "one signal alone must not trigger");
@@ -130,7 +119,7 @@ async fn partial_correlation_waits() {
 #[tokio::test(start_paused = true)]
 async fn three_way_correlation() {
     let flock = Flock::new();
-    let runs = joined(
+    let runs = gate_agent(
         &flock,
         "three_way_correlator",
         AllOf::new()
@@ -165,7 +154,7 @@ async fn three_way_correlation() {
 #[tokio::test(start_paused = true)]
 async fn order_of_arrival_does_not_matter() {
     let flock = Flock::new();
-    let runs = joined(&flock, "order_test", a_b_join(five_minutes()));
+    let runs = gate_agent(&flock, "order_test", a_b_join(five_minutes()));
     publish_a(&flock, "order-1", "a1").await;
     publish_b(&flock, "order-1", "b1").await;
     flock.run_until_idle().await;
@@ -248,7 +237,7 @@ async fn key_from_a_nested_field() {
 async fn count_window_admits_the_tenth_artifact_after_the_first() {
     let flock = Flock::new();
     let (spans, _guard) = JoinSpans::install();
-    let runs = joined(&flock, "count_window_test", a_b_join(10));
+    let runs = gate_agent(&flock, "count_window_test", a_b_join(10));
 
     // B is the 10th artifact after A: 9 others in between.
     publish_a(&flock, "batch-1", "a1").await;
@@ -285,7 +274,7 @@ async fn count_window_admits_the_tenth_artifact_after_the_first() {
 #[tokio::test(start_paused = true)]
 async fn count_window_is_exclusive_after_ten_others() {
     let flock = Flock::new();
-    let runs = joined(&flock, "edge", a_b_join(10));
+    let runs = gate_agent(&flock, "edge", a_b_join(10));
     publish_a(&flock, "k", "a").await;
     for i in 0..10 {
         publish_a(&flock, &format!("noise-{i}"), "noise").await;
@@ -298,7 +287,7 @@ async fn count_window_is_exclusive_after_ten_others() {
 #[tokio::test(start_paused = true)]
 async fn count_window_tracks_interleaved_keys() {
     let flock = Flock::new();
-    let runs = joined(&flock, "multi_count_window", a_b_join(5));
+    let runs = gate_agent(&flock, "multi_count_window", a_b_join(5));
     publish_a(&flock, "req-1", "a1").await;
     publish_a(&flock, "req-2", "a2").await;
     publish_b(&flock, "req-1", "b1").await;
@@ -351,7 +340,7 @@ async fn visibility_applies_before_correlation() {
 #[tokio::test(start_paused = true)]
 async fn predicates_apply_before_correlation() {
     let flock = Flock::new();
-    let runs = joined(
+    let runs = gate_agent(
         &flock,
         "predicate_correlator",
         a_b_join(five_minutes()).filter(|b: &SignalB| b.data.starts_with("completed")),
@@ -375,8 +364,8 @@ async fn predicates_apply_before_correlation() {
 #[tokio::test(start_paused = true)]
 async fn correlation_state_is_isolated_per_agent() {
     let flock = Flock::new();
-    let one = joined(&flock, "agent1", a_b_join(five_minutes()));
-    let two = joined(&flock, "agent2", a_b_join(Duration::from_secs(1)));
+    let one = gate_agent(&flock, "agent1", a_b_join(five_minutes()));
+    let two = gate_agent(&flock, "agent2", a_b_join(Duration::from_secs(1)));
     publish_a(&flock, "shared-1", "a").await;
     advance(Duration::from_secs(2)).await;
     flock.run_until_idle().await;
@@ -397,7 +386,7 @@ async fn correlation_state_is_isolated_per_agent() {
 async fn time_expiry_discards_a_partial_group_traced_then_a_fresh_pair_correlates() {
     let flock = Flock::new();
     let (spans, _guard) = JoinSpans::install();
-    let runs = joined(&flock, "time_expiry_test", a_b_join(Duration::from_secs(1)));
+    let runs = gate_agent(&flock, "time_expiry_test", a_b_join(Duration::from_secs(1)));
     publish_a(&flock, "incomplete-1", "a").await;
     flock.run_until_idle().await;
     advance(Duration::from_millis(999)).await;
@@ -433,7 +422,7 @@ async fn time_expiry_discards_a_partial_group_traced_then_a_fresh_pair_correlate
 async fn expiry_is_driven_by_the_timer_without_polling() {
     let flock = Flock::new();
     let (spans, _guard) = JoinSpans::install();
-    let _runs = joined(&flock, "timer", a_b_join(Duration::from_secs(5)));
+    let _runs = gate_agent(&flock, "timer", a_b_join(Duration::from_secs(5)));
     publish_a(&flock, "k", "a").await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     tokio::task::yield_now().await;
@@ -444,7 +433,7 @@ async fn expiry_is_driven_by_the_timer_without_polling() {
 #[tokio::test(start_paused = true)]
 async fn join_expiry_discards_while_batch_timeout_flushes() {
     let flock = Flock::new();
-    let joins = joined(
+    let joins = gate_agent(
         &flock,
         "correlation_agent",
         a_b_join(Duration::from_secs(1)),
@@ -473,7 +462,7 @@ async fn join_expiry_discards_while_batch_timeout_flushes() {
 #[tokio::test(start_paused = true)]
 async fn surplus_duplicates_pair_first_come_with_later_partners() {
     let flock = Flock::new();
-    let runs = joined(&flock, "surplus", a_b_join(Duration::from_secs(30)));
+    let runs = gate_agent(&flock, "surplus", a_b_join(Duration::from_secs(30)));
     publish_a(&flock, "dev-1", "t1").await;
     advance(Duration::from_secs(20)).await;
     publish_a(&flock, "dev-1", "t2").await; // a duplicate: waits behind t1
@@ -489,7 +478,7 @@ async fn surplus_duplicates_pair_first_come_with_later_partners() {
 #[tokio::test(start_paused = true)]
 async fn panicking_key_function_is_a_reported_non_match() {
     let flock = Flock::new();
-    let runs = joined(
+    let runs = gate_agent(
         &flock,
         "fragile",
         AllOf::new().of::<SignalA>().of::<SignalB>().join(
@@ -512,7 +501,7 @@ async fn panicking_key_function_is_a_reported_non_match() {
 async fn shutdown_discards_incomplete_groups_traced_and_reported() {
     let flock = Flock::new();
     let (spans, _guard) = JoinSpans::install();
-    let runs = joined(&flock, "closing", a_b_join(five_minutes()));
+    let runs = gate_agent(&flock, "closing", a_b_join(five_minutes()));
     publish_a(&flock, "done", "a").await;
     publish_b(&flock, "done", "b").await;
     publish_a(&flock, "half", "a").await;
@@ -795,7 +784,7 @@ async fn join_spans_land_in_duckdb_with_their_attributes() {
         tracing::subscriber::set_default(tracing_subscriber::registry().with(guard.layer()));
 
     let flock = Flock::builder().no_trace().build();
-    let runs = joined(&flock, "traced", a_b_join(2));
+    let runs = gate_agent(&flock, "traced", a_b_join(2));
     publish_a(&flock, "k1", "a1").await;
     publish_b(&flock, "k1", "b1").await;
     publish_a(&flock, "k2", "a2").await;

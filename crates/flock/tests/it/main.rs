@@ -128,6 +128,18 @@ pub(crate) fn gate_recorder() -> (GroupRuns, impl Engine) {
     (runs, engine)
 }
 
+/// Registers an agent on `all_of` with a [`gate_recorder`]; returns its runs.
+pub(crate) fn gate_agent(flock: &Flock, name: &str, all_of: AllOf) -> GroupRuns {
+    let (runs, engine) = gate_recorder();
+    flock
+        .agent(name)
+        .consumes_all(all_of)
+        .with_engine(engine)
+        .register()
+        .unwrap();
+    runs
+}
+
 /// An engine for batched gates, recording each batch of groups.
 pub(crate) fn batch_recorder() -> (GroupRuns, impl Engine) {
     let runs: GroupRuns = Arc::default();
