@@ -61,7 +61,8 @@ pub struct Batch<K, T> {
 impl<K, T> Batch<K, T> {
     /// Time from the first item's arrival to the flush.
     pub fn wait(&self) -> Duration {
-        self.flushed_at.saturating_duration_since(self.first_arrival)
+        self.flushed_at
+            .saturating_duration_since(self.first_arrival)
     }
 
     /// `items / size` (1.0 when the spec has no size).
@@ -190,7 +191,9 @@ impl<K: Clone + Eq + Hash, T> Batcher<K, T> {
 
     /// The earliest pending deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first_key_value().map(|((deadline, _), _)| *deadline)
+        self.deadlines
+            .first_key_value()
+            .map(|((deadline, _), _)| *deadline)
     }
 
     /// Flushes every batch with `reason`, oldest batch first.

@@ -85,12 +85,24 @@ mod tests {
             .await
             .unwrap();
         let summary = out.payloads()[0].downcast_ref::<BatchSummary>().unwrap();
-        assert_eq!(summary, &BatchSummary { batch_size: 3, values: vec![1, 2, 3] });
+        assert_eq!(
+            summary,
+            &BatchSummary {
+                batch_size: 3,
+                values: vec![1, 2, 3]
+            }
+        );
         let out = SimpleBatchEngine
             .evaluate(&ctx, Inputs::new(items(&[7])))
             .await
             .unwrap();
         let summary = out.payloads()[0].downcast_ref::<BatchSummary>().unwrap();
-        assert_eq!(summary, &BatchSummary { batch_size: 1, values: vec![7] });
+        assert_eq!(
+            summary,
+            &BatchSummary {
+                batch_size: 1,
+                values: vec![7]
+            }
+        );
     }
 }

@@ -41,7 +41,8 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
                 krate = lit.parse()?;
                 Ok(())
             } else {
-                Err(meta.error("unknown flock attribute; expected `name = \"..\"` or `crate = \"..\"`"))
+                Err(meta
+                    .error("unknown flock attribute; expected `name = \"..\"` or `crate = \"..\"`"))
             }
         })?;
     }

@@ -167,7 +167,10 @@ mod tests {
     #[test]
     fn invalid_specs_are_rejected_with_messages() {
         let cases: [(Result<BatchSpec, InvalidBatchSpec>, &str); 4] = [
-            (BatchSpec::size(0).build(), "batch size must be at least 1, got 0"),
+            (
+                BatchSpec::size(0).build(),
+                "batch size must be at least 1, got 0",
+            ),
             (
                 BatchSpec::timeout(Duration::ZERO).build(),
                 "batch timeout must be greater than zero, got 0s",
@@ -191,7 +194,9 @@ mod tests {
         let size_only = BatchSpec::size(3).build().unwrap();
         assert_eq!(size_only.max_size(), NonZeroUsize::new(3));
         assert_eq!(size_only.max_wait(), None);
-        let timeout_only = BatchSpec::timeout(TimeDelta::milliseconds(250)).build().unwrap();
+        let timeout_only = BatchSpec::timeout(TimeDelta::milliseconds(250))
+            .build()
+            .unwrap();
         assert_eq!(timeout_only.max_size(), None);
         assert_eq!(timeout_only.max_wait(), Some(Duration::from_millis(250)));
         assert!((size_only.efficiency(2) - 2.0 / 3.0).abs() < 1e-12);

@@ -255,11 +255,26 @@ mod tests {
             .tags(["vip", "eu"])
             .build()
             .unwrap();
-        assert_eq!(sub.matches(&order(50.0, "shop", &["eu"])), MatchOutcome::Accepted);
-        assert_eq!(sub.matches(&order(5.0, "shop", &["eu"])), MatchOutcome::Rejected);
-        assert_eq!(sub.matches(&order(500.0, "shop", &["eu"])), MatchOutcome::Rejected);
-        assert_eq!(sub.matches(&order(50.0, "other", &["eu"])), MatchOutcome::Rejected);
-        assert_eq!(sub.matches(&order(50.0, "shop", &["us"])), MatchOutcome::Rejected);
+        assert_eq!(
+            sub.matches(&order(50.0, "shop", &["eu"])),
+            MatchOutcome::Accepted
+        );
+        assert_eq!(
+            sub.matches(&order(5.0, "shop", &["eu"])),
+            MatchOutcome::Rejected
+        );
+        assert_eq!(
+            sub.matches(&order(500.0, "shop", &["eu"])),
+            MatchOutcome::Rejected
+        );
+        assert_eq!(
+            sub.matches(&order(50.0, "other", &["eu"])),
+            MatchOutcome::Rejected
+        );
+        assert_eq!(
+            sub.matches(&order(50.0, "shop", &["us"])),
+            MatchOutcome::Rejected
+        );
         let other = Artifact::new(Payload::new(Other), "shop");
         assert_eq!(sub.matches(&other), MatchOutcome::Rejected);
     }
@@ -286,6 +301,9 @@ mod tests {
             .batch(crate::BatchSpec::size(0))
             .build()
             .unwrap_err();
-        assert_eq!(err.to_string(), "invalid batch spec: batch size must be at least 1, got 0");
+        assert_eq!(
+            err.to_string(),
+            "invalid batch spec: batch size must be at least 1, got 0"
+        );
     }
 }

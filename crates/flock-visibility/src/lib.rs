@@ -169,7 +169,9 @@ impl Visibility {
         match self {
             Self::After { ttl, then } => {
                 let own = visible_from(created_at, *ttl);
-                let nested = then.as_deref().and_then(|then| then.visible_from(created_at));
+                let nested = then
+                    .as_deref()
+                    .and_then(|then| then.visible_from(created_at));
                 Some(nested.map_or(own, |nested| nested.max(own)))
             }
             _ => None,
@@ -231,7 +233,10 @@ mod tests {
     fn after_hides_until_ttl_then_delegates() {
         let alice = AgentIdentity::new("alice");
         let bob = AgentIdentity::new("bob");
-        let v = Visibility::after(Duration::from_secs(10), Some(Visibility::private(["alice"])));
+        let v = Visibility::after(
+            Duration::from_secs(10),
+            Some(Visibility::private(["alice"])),
+        );
         assert!(!v.allows(&alice, at(0), at(9)));
         assert!(v.allows(&alice, at(0), at(10)));
         assert!(!v.allows(&bob, at(0), at(10)));

@@ -1,13 +1,48 @@
 //! Declaring agents: the `AgentBuilder`, its validation, and the registered `Agent`.
 
-use std::{collections::BTreeSet, fmt, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    num::NonZeroUsize,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize},
+    },
+};
 
 use flock_core::{AgentIdentity, FlockType, TypeConflict, TypeRegistry};
-use flock_engines::Engine;
+use flock_engines::{AgentComponent, Engine};
 use flock_subscription::{Subscribe, Subscription, SubscriptionError};
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
-use crate::Flock;
+use crate::{Flock, RetryPolicy};
+
+/// How many outputs of one type an agent's run publishes: its output contract, checked
+/// after every engine call. A run whose outputs break it fails with an error naming
+/// the type and both counts (published as a `WorkflowError`, retried under the agent's
+/// [`RetryPolicy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OutputCount {
+    /// Exactly one per run: [`AgentBuilder::publishes`].
+    ExactlyOne,
+    /// Any number per run, none included: [`AgentBuilder::publishes_many`].
+    Any,
+    /// Exactly one per input item (an artifact, or a join group), so a batch of 100
+    /// publishes 100: [`AgentBuilder::publishes_per_input`].
+    PerInput,
+}
+
+impl OutputCount {
+    /// The builder call that declares this count, for messages.
+    pub(crate) fn declaration(self, type_name: &str) -> String {
+        match self {
+            Self::ExactlyOne => format!(".publishes::<{type_name}>()"),
+            Self::Any => format!(".publishes_many::<{type_name}>()"),
+            Self::PerInput => format!(".publishes_per_input::<{type_name}>()"),
+        }
+    }
+}
 
 /// Why an agent could not be registered. Every check happens at registration, never
 /// at the first artifact.
@@ -63,6 +98,23 @@ pub enum RegistrationError {
     /// `max_concurrency(0)`.
     #[error("agent '{0}': max_concurrency must be at least 1, got 0")]
     ZeroConcurrency(String),
+    /// `max_iterations(0)`.
+    #[error("agent '{0}': max_iterations must be at least 1, got 0")]
+    ZeroIterations(String),
+    /// One output type declared with two different counts.
+    #[error(
+        "agent '{agent}' declares output type '{type_name}' twice, as {first} and as {second}; keep one"
+    )]
+    ConflictingOutput {
+        /// The agent.
+        agent: String,
+        /// The type.
+        type_name: &'static str,
+        /// The first declaration.
+        first: String,
+        /// The second declaration.
+        second: String,
+    },
     /// An artifact type name is taken by another Rust type.
     #[error("agent '{agent}': {source}")]
     TypeConflict {
@@ -87,9 +139,12 @@ pub struct AgentBuilder {
     name: String,
     description: Option<String>,
     subscriptions: Vec<Result<Subscription, SubscriptionError>>,
-    outputs: BTreeSet<&'static str>,
+    outputs: Vec<(&'static str, OutputCount)>,
     types: Vec<RegisterType>,
     engine: Option<Arc<dyn Engine>>,
+    components: Vec<Arc<dyn AgentComponent>>,
+    retry: RetryPolicy,
+    max_iterations: Option<usize>,
     max_concurrency: usize,
     prevent_self_trigger: bool,
     labels: BTreeSet<String>,
@@ -103,6 +158,12 @@ impl fmt::Debug for AgentBuilder {
             .field("subscriptions", &self.subscriptions)
             .field("outputs", &self.outputs)
             .field("engine", &self.engine.as_ref().map(|e| e.name().to_owned()))
+            .field(
+                "components",
+                &self.components.iter().map(|c| c.name()).collect::<Vec<_>>(),
+            )
+            .field("retry", &self.retry)
+            .field("max_iterations", &self.max_iterations)
             .finish_non_exhaustive()
     }
 }
@@ -114,9 +175,12 @@ impl AgentBuilder {
             name,
             description: None,
             subscriptions: Vec::new(),
-            outputs: BTreeSet::new(),
+            outputs: Vec::new(),
             types: Vec::new(),
             engine: None,
+            components: Vec::new(),
+            retry: RetryPolicy::none(),
+            max_iterations: None,
             max_concurrency: 1,
             prevent_self_trigger: true,
             labels: BTreeSet::new(),
@@ -138,10 +202,61 @@ impl AgentBuilder {
         self
     }
 
-    /// Declares an output type. An engine output of an undeclared type fails the run.
-    pub fn publishes<T: FlockType>(mut self) -> Self {
-        self.outputs.insert(T::TYPE_NAME);
+    /// Declares an output type, exactly one per run: every run must publish one `T`.
+    ///
+    /// The output contract is checked after each engine call: an output of an
+    /// undeclared type, or another count than declared, fails the run with an error
+    /// naming the type and the counts. Declare [`publishes_many`](Self::publishes_many)
+    /// for any number (none included), [`publishes_per_input`](Self::publishes_per_input)
+    /// for one per input item.
+    pub fn publishes<T: FlockType>(self) -> Self {
+        self.declare::<T>(OutputCount::ExactlyOne)
+    }
+
+    /// Declares an output type of which a run may publish any number, none included.
+    pub fn publishes_many<T: FlockType>(self) -> Self {
+        self.declare::<T>(OutputCount::Any)
+    }
+
+    /// Declares an output type of which a run publishes exactly one per input item:
+    /// one per artifact of a batch (one per group for join subscriptions), one for a
+    /// run of a single artifact.
+    pub fn publishes_per_input<T: FlockType>(self) -> Self {
+        self.declare::<T>(OutputCount::PerInput)
+    }
+
+    fn declare<T: FlockType>(mut self, count: OutputCount) -> Self {
+        self.outputs.push((T::TYPE_NAME, count));
         self.types.push(TypeRegistry::register::<T>);
+        self
+    }
+
+    /// Attaches a component: hooks called around the agent's runs, ordered by
+    /// [`AgentComponent::priority`] (lower first; ties in attachment order).
+    pub fn with_component(mut self, component: impl AgentComponent) -> Self {
+        self.components.push(Arc::new(component));
+        self
+    }
+
+    /// What happens when a run fails (default [`RetryPolicy::none`]: one attempt,
+    /// then a `WorkflowError` and a failed run kept for `Flock::failed_runs`).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Circuit breaker: at most `n` runs of this agent between two moments the flock
+    /// is idle (Flock's `max_agent_iterations`; it counts runs, not artifacts, so a
+    /// batch of 100 is one). Default: no limit.
+    ///
+    /// It stops runaway feedback loops (agents triggering each other forever). A run
+    /// the breaker refuses is not lost: it is not executed, a `WorkflowError` saying
+    /// so is published, and its inputs are kept as a failed run in
+    /// `Flock::failed_runs` (kind `CircuitOpen`), from which
+    /// `Flock::retry_failed_run` can run it later. The count starts again from zero
+    /// whenever no run is scheduled or running.
+    pub fn max_iterations(mut self, n: usize) -> Self {
+        self.max_iterations = Some(n);
         self
     }
 
@@ -191,8 +306,9 @@ impl AgentBuilder {
     /// # Errors
     /// [`RegistrationError`] for an empty or duplicate name, no subscription, no
     /// engine, an invalid subscription (e.g. batch spec), a batch subscription on an
-    /// engine without batch evaluation (or the reverse), `max_concurrency(0)`, or an
-    /// artifact type name conflict.
+    /// engine without batch evaluation (or the reverse), `max_concurrency(0)`,
+    /// `max_iterations(0)`, an output type declared with two counts, or an artifact
+    /// type name conflict.
     pub fn register(self) -> Result<AgentHandle, RegistrationError> {
         let agent = self.validate()?;
         let name = agent.name.clone();
@@ -214,6 +330,25 @@ impl AgentBuilder {
         };
         if self.max_concurrency == 0 {
             return Err(RegistrationError::ZeroConcurrency(name));
+        }
+        let max_iterations = match self.max_iterations {
+            None => None,
+            Some(n) => {
+                Some(NonZeroUsize::new(n).ok_or(RegistrationError::ZeroIterations(name.clone()))?)
+            }
+        };
+        let mut outputs = BTreeMap::new();
+        for &(type_name, count) in &self.outputs {
+            if let Some(first) = outputs.insert(type_name, count)
+                && first != count
+            {
+                return Err(RegistrationError::ConflictingOutput {
+                    agent: name,
+                    type_name,
+                    first: first.declaration(type_name),
+                    second: count.declaration(type_name),
+                });
+            }
         }
         let mut subscriptions = Vec::with_capacity(self.subscriptions.len());
         for (index, subscription) in self.subscriptions.iter().enumerate() {
@@ -259,8 +394,19 @@ impl AgentBuilder {
             name: name.into(),
             description: self.description.clone(),
             subscriptions,
-            outputs: self.outputs.clone(),
+            outputs,
             engine,
+            components: {
+                let mut components = self.components.clone();
+                // A stable sort: equal priorities keep their attachment order.
+                components.sort_by_key(|c| c.priority());
+                components
+            },
+            retry: self.retry,
+            max_iterations,
+            runs_since_idle: AtomicUsize::new(0),
+            initialized: OnceCell::new(),
+            terminated: AtomicBool::new(false),
             permits: Arc::new(Semaphore::new(self.max_concurrency)),
             prevent_self_trigger: self.prevent_self_trigger,
         })
@@ -277,8 +423,19 @@ pub(crate) struct Agent {
     pub(crate) description: Option<String>,
     pub(crate) identity: AgentIdentity,
     pub(crate) subscriptions: Vec<Subscription>,
-    pub(crate) outputs: BTreeSet<&'static str>,
+    /// Declared output types and how many of each a run publishes.
+    pub(crate) outputs: BTreeMap<&'static str, OutputCount>,
     pub(crate) engine: Arc<dyn Engine>,
+    /// Sorted by priority.
+    pub(crate) components: Vec<Arc<dyn AgentComponent>>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) max_iterations: Option<NonZeroUsize>,
+    /// Runs scheduled since the flock was last idle (the circuit breaker's count).
+    pub(crate) runs_since_idle: AtomicUsize,
+    /// Set once every component's `initialize` succeeded.
+    pub(crate) initialized: OnceCell<()>,
+    /// Set once `on_terminate` ran.
+    pub(crate) terminated: AtomicBool,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) prevent_self_trigger: bool,
 }

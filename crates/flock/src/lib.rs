@@ -59,10 +59,13 @@
 //! [`batch`], [`visibility`], [`engines`]) and their central types at the root.
 
 mod agent;
+mod failed;
 mod orchestrator;
+mod policy;
 mod run;
 
-pub use agent::{AgentBuilder, AgentHandle, RegistrationError};
+pub use agent::{AgentBuilder, AgentHandle, OutputCount, RegistrationError};
+pub use failed::{FailedRun, FailureKind, RetryFailedRunError};
 pub use flock_batch as batch;
 pub use flock_core as core;
 pub use flock_core::{
@@ -71,20 +74,37 @@ pub use flock_core::{
 };
 pub use flock_engines as engines;
 pub use flock_engines::{
-    BatchInputs, BatchItem, BatchMetrics, BatchSummary, Engine, EngineContext, EngineError, Inputs,
-    IntoOutputs, Outputs, SimpleBatchEngine, batch_fn, batch_fn_async, map_fn, map_fn_async,
+    AgentComponent, BatchInputs, BatchItem, BatchMetrics, BatchSummary, Engine, EngineContext,
+    EngineError, Inputs, IntoOutputs, Outputs, RunFailure, SimpleBatchEngine, batch_fn,
+    batch_fn_async, map_fn, map_fn_async,
 };
 pub use flock_subscription as subscription;
 pub use flock_subscription::{BatchSpec, InvalidBatchSpec, Subscribe};
 pub use flock_visibility as visibility;
 pub use orchestrator::{ActiveBatch, Flock, FlockBuilder, PublishOptions, ShutdownReport};
+pub use policy::{InvalidRetryPolicy, RetryPolicy};
+
+/// The LLM engine for OpenAI-compatible chat-completion endpoints (feature `llm`, on
+/// by default): [`LlmEngine`](llm::LlmEngine) sends each flushed batch in one request
+/// and parses structured output into the agent's output type. Derive the output
+/// type's schema with [`JsonSchema`](llm::JsonSchema) (re-exported from `schemars`).
+#[cfg(feature = "llm")]
+pub mod llm {
+    pub use flock_engines::llm::schemars::{self, JsonSchema};
+    pub use flock_engines::llm::*;
+}
+#[cfg(feature = "llm")]
+pub use llm::LlmEngine;
 
 /// Everything an application needs: `use flock::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "llm")]
+    pub use crate::llm::{JsonSchema, LlmEngine};
     pub use crate::{
-        AgentIdentity, Artifact, ArtifactFilter, BatchInputs, BatchItem, BatchMetrics, BatchSpec,
-        BatchSummary, Engine, EngineContext, EngineError, Flock, FlockType, FlushReason, Inputs,
-        Outputs, PublishOptions, SimpleBatchEngine, Subscribe, Visibility, WorkflowError, batch_fn,
-        batch_fn_async, map_fn, map_fn_async,
+        AgentComponent, AgentIdentity, Artifact, ArtifactFilter, BatchInputs, BatchItem,
+        BatchMetrics, BatchSpec, BatchSummary, Engine, EngineContext, EngineError, FailedRun,
+        FailureKind, Flock, FlockType, FlushReason, Inputs, Outputs, PublishOptions, RetryPolicy,
+        SimpleBatchEngine, Subscribe, Visibility, WorkflowError, batch_fn, batch_fn_async, map_fn,
+        map_fn_async,
     };
 }

@@ -61,9 +61,15 @@ fn earlier_deadline_is_reported_only_when_it_moves_the_timer() {
     let t0 = Instant::now();
     let slow = spec(None, Some(10_000));
     let fast = spec(None, Some(1_000));
-    assert_eq!(b.push("slow", slow, 1, t0).earlier_deadline, Some(ms(t0, 10_000)));
+    assert_eq!(
+        b.push("slow", slow, 1, t0).earlier_deadline,
+        Some(ms(t0, 10_000))
+    );
     assert_eq!(b.push("slow", slow, 2, t0).earlier_deadline, None);
-    assert_eq!(b.push("fast", fast, 1, t0).earlier_deadline, Some(ms(t0, 1_000)));
+    assert_eq!(
+        b.push("fast", fast, 1, t0).earlier_deadline,
+        Some(ms(t0, 1_000))
+    );
     assert_eq!(b.push("late", slow, 1, ms(t0, 5)).earlier_deadline, None);
     let order: Vec<&str> = b
         .poll_expired(ms(t0, 20_000))
