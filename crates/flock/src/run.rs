@@ -330,28 +330,22 @@ fn check_outputs(
             .iter()
             .filter(|p| p.type_name() == type_name)
             .count();
-        let (expected, what) = match count {
+        let declared = count.declaration(type_name);
+        let name = &agent.name;
+        let message = match count {
             OutputCount::Any => continue,
-            OutputCount::ExactlyOne => (1, "exactly one per run".to_owned()),
-            OutputCount::PerInput => (
-                items,
-                format!("one per input, and the run had {items} input(s)"),
+            OutputCount::ExactlyOne if got == 1 => continue,
+            OutputCount::PerInput if got == items => continue,
+            OutputCount::ExactlyOne => format!(
+                "agent '{name}' must publish exactly one '{type_name}' per run (declared with {declared}), but the engine returned {got}; \
+                 return exactly one, or declare {} for any number",
+                OutputCount::Any.declaration(type_name)
+            ),
+            OutputCount::PerInput => format!(
+                "agent '{name}' must publish one '{type_name}' per input (declared with {declared}), {items} for this run, but the engine returned {got}"
             ),
         };
-        if got != expected {
-            let hint = match count {
-                OutputCount::ExactlyOne => format!(
-                    "; return exactly one, or declare {} for any number",
-                    OutputCount::Any.declaration(type_name)
-                ),
-                _ => String::new(),
-            };
-            return Err(EngineError::new(format!(
-                "agent '{}' declares {what} '{type_name}' ({}), but the engine returned {got}{hint}",
-                agent.name,
-                count.declaration(type_name),
-            )));
-        }
+        return Err(EngineError::new(message));
     }
     Ok(payloads)
 }

@@ -1,10 +1,15 @@
 //! Behaviour of the orchestrator, with tokio's paused clock wherever time matters.
 
 mod batching;
+mod circuit_breaker;
+mod duplicates;
 mod errors;
+mod hooks;
 mod inspection;
+mod output_contract;
 mod publishing;
 mod registration;
+mod retries;
 
 use std::sync::Arc;
 
