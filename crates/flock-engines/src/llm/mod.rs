@@ -42,6 +42,8 @@
 //! ```
 
 mod error;
+#[cfg(feature = "llm-mock")]
+pub mod mock;
 mod wire;
 
 use std::{
