@@ -6,6 +6,8 @@ mod duplicates;
 mod errors;
 mod hooks;
 mod inspection;
+#[cfg(feature = "llm-mock")]
+mod llm;
 mod output_contract;
 mod publishing;
 mod registration;
