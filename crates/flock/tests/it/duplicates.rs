@@ -69,7 +69,7 @@ async fn retries_and_failures_never_deliver_an_artifact_twice() {
         .consumes::<Item>(Subscribe::new().batch(spec(3).timeout(Duration::from_secs(10))))
         .with_engine(batch_fn_async(
             move |ctx: EngineContext, items: Vec<Arc<Item>>| {
-                let fail = calls.fetch_add(1, Ordering::SeqCst) % 2 == 0;
+                let fail = calls.fetch_add(1, Ordering::SeqCst).is_multiple_of(2);
                 let _ = items;
                 async move {
                     let _ = ctx;

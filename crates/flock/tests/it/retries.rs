@@ -45,7 +45,7 @@ async fn a_failed_run_is_retried_with_exponential_backoff() {
     publish_ids(&flock, [1, 2]).await;
     flock.run_until_idle().await;
 
-    let calls = calls.lock();
+    let calls = calls.lock().clone();
     assert_eq!(calls.len(), 3);
     assert_eq!(calls[1] - calls[0], Duration::from_secs(1));
     assert_eq!(calls[2] - calls[1], Duration::from_secs(2));
