@@ -9,11 +9,13 @@
 //! Run: `cargo run --example payment_batching` (the guide's 30 s timeout: about two
 //! minutes), or `cargo run --example payment_batching -- --fast` (a 300 ms timeout
 //! and a proportionally faster stream: about two seconds). `--timeout-ms N` sets
-//! any timeout; `--seed N` another random stream.
+//! any timeout; `--seed N` another random stream. `--trace` (or
+//! `FLOCK_TRACE_FILE=true`) records every flush, run and publish in
+//! `.flock/traces.duckdb`; `cargo xtask traces` then prints the flushes.
 
 use std::{sync::Arc, time::Duration};
 
-use flock::prelude::*;
+use flock::{TraceConfig, prelude::*};
 use flock_examples::Args;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
@@ -51,7 +53,13 @@ async fn main() -> anyhow::Result<()> {
     let timeout = args.millis("--timeout-ms", default_timeout)?;
     let seed: u64 = args.value("--seed", 7)?;
 
-    let flock = Flock::new();
+    let flock = if args.flag("--trace") {
+        Flock::builder()
+            .trace(TraceConfig::new(".flock/traces.duckdb").service_name("payment_batching"))
+            .try_build()?
+    } else {
+        Flock::new() // traces too when FLOCK_TRACE_FILE is set
+    };
     flock
         .agent("payment_processor")
         .description(
@@ -114,7 +122,15 @@ async fn main() -> anyhow::Result<()> {
     flock.run_until_idle().await;
     let pending: usize = flock.active_batches().iter().map(|b| b.items_waiting).sum();
     println!("stream over: {pending} transaction(s) still waiting for their batch; shutting down");
-    flock.shutdown().await;
+    let shutdown = flock.shutdown().await;
+    if let Some(traces) = &shutdown.traces {
+        println!(
+            "traces: {traces} into {} (see them: cargo xtask traces)",
+            flock
+                .trace_file()
+                .map_or_else(String::new, |p| p.display().to_string())
+        );
+    }
 
     let reports = flock.get_by_type::<PaymentBatchReport>().await?;
     let processed: usize = reports.iter().map(|r| r.transaction_count).sum();

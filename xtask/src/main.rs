@@ -23,6 +23,7 @@ tasks:
   ci                       fmt check, clippy -D warnings, tests: what CI runs
   example NAME [ARGS..]    run one example, e.g. `cargo xtask example payment_batching`
   clippy                   clippy on every target with -D warnings
+  traces [PATH]            print the batch flushes in a trace file (default .flock/traces.duckdb)
   cargo ARGS..             any cargo command with the development DuckDB set up
 ";
 
@@ -47,6 +48,7 @@ fn run() -> Result<()> {
         "ci" => ci(),
         "clippy" => clippy(),
         "example" => example(&rest),
+        "traces" => traces(&rest),
         "cargo" => cargo(&rest.iter().map(String::as_str).collect::<Vec<_>>()),
         "" | "help" | "-h" | "--help" => {
             print!("{USAGE}");
@@ -125,6 +127,22 @@ fn example(rest: &[String]) -> Result<()> {
     if !extra.is_empty() {
         args.push("--");
         args.extend(extra.iter().map(String::as_str));
+    }
+    cargo(&args)
+}
+
+fn traces(rest: &[String]) -> Result<()> {
+    let mut args = vec![
+        "run",
+        "--quiet",
+        "--no-default-features",
+        "--package",
+        "flock-trace-duckdb",
+        "--bin",
+        "flock-traces",
+    ];
+    if let Some(path) = rest.first() {
+        args.extend(["--", path.as_str()]);
     }
     cargo(&args)
 }

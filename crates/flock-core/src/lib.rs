@@ -22,7 +22,7 @@ pub use error::{PublishError, StoreError, TypeConflict};
 pub use flock_macros::FlockType;
 pub use flock_visibility::{AgentIdentity, Visibility};
 pub use registry::TypeRegistry;
-pub use store::{ArtifactFilter, BlackboardStore, InMemoryStore};
+pub use store::{ArtifactFilter, BlackboardStore, BlackboardView, InMemoryStore};
 pub use types::{FlushReason, WorkflowError};
 
 use serde::{Serialize, de::DeserializeOwned};

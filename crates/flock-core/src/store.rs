@@ -27,8 +27,10 @@ pub struct ArtifactFilter {
     pub created_after: Option<DateTime<Utc>>,
     /// Created before.
     pub created_before: Option<DateTime<Utc>>,
-    /// Only artifacts this identity may see (at query time).
+    /// Only artifacts this identity may see.
     pub visible_to: Option<AgentIdentity>,
+    /// The moment visibility is judged at (default: the query's wall-clock time).
+    pub as_of: Option<DateTime<Utc>>,
     /// At most this many artifacts, oldest first.
     pub limit: Option<usize>,
 }
@@ -81,6 +83,13 @@ impl ArtifactFilter {
     /// Only artifacts `identity` may see.
     pub fn visible_to(mut self, identity: AgentIdentity) -> Self {
         self.visible_to = Some(identity);
+        self
+    }
+
+    /// Judges visibility at `now` instead of the wall clock (runtimes with a clock
+    /// of their own, e.g. tests on a paused clock).
+    pub fn as_of(mut self, now: DateTime<Utc>) -> Self {
+        self.as_of = Some(now);
         self
     }
 
@@ -195,7 +204,7 @@ impl InMemoryStore {
     }
 
     fn select(&self, filter: &ArtifactFilter) -> Vec<Arc<Artifact>> {
-        let now = Utc::now();
+        let now = filter.as_of.unwrap_or_else(Utc::now);
         let inner = self.inner.read();
         let limit = filter.limit.unwrap_or(usize::MAX);
         let mut out = Vec::new();
@@ -253,5 +262,79 @@ impl BlackboardStore for InMemoryStore {
 
     async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.inner.read().log.len())
+    }
+}
+
+/// The blackboard as one identity sees it: every query returns only artifacts the
+/// identity may see. Engines get one for their agent through their context.
+#[derive(Clone)]
+pub struct BlackboardView {
+    store: Arc<dyn BlackboardStore>,
+    identity: Arc<AgentIdentity>,
+    clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+}
+
+impl std::fmt::Debug for BlackboardView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlackboardView")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlackboardView {
+    /// A view of `store` for `identity`, judging time-dependent visibility at `clock()`.
+    pub fn new(
+        store: Arc<dyn BlackboardStore>,
+        identity: Arc<AgentIdentity>,
+        clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    ) -> Self {
+        Self {
+            store,
+            identity,
+            clock,
+        }
+    }
+
+    /// Whose view this is.
+    pub fn identity(&self) -> &AgentIdentity {
+        &self.identity
+    }
+
+    /// The visible artifacts matching `filter`, oldest first.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn query(&self, filter: ArtifactFilter) -> Result<Vec<Arc<Artifact>>, StoreError> {
+        let filter = filter
+            .visible_to(AgentIdentity::clone(&self.identity))
+            .as_of((self.clock)());
+        self.store.query(&filter).await
+    }
+
+    /// The artifact with this id, if it exists and is visible.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn get(&self, id: ArtifactId) -> Result<Option<Arc<Artifact>>, StoreError> {
+        let now = (self.clock)();
+        Ok(self.store.get(id).await?.filter(|artifact| {
+            artifact
+                .visibility
+                .allows(&self.identity, artifact.created_at, now)
+        }))
+    }
+
+    /// Every visible value of type `T`, oldest first.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn get_by_type<T: crate::FlockType>(&self) -> Result<Vec<Arc<T>>, StoreError> {
+        Ok(self
+            .query(ArtifactFilter::new().type_name(T::TYPE_NAME))
+            .await?
+            .iter()
+            .filter_map(|a| a.payload.downcast_arc::<T>())
+            .collect())
     }
 }

@@ -2,7 +2,7 @@
 
 use std::{ops::Range, sync::Arc, time::Duration};
 
-use flock_core::{Artifact, FlockType, FlushReason};
+use flock_core::{Artifact, BlackboardView, FlockType, FlushReason};
 use uuid::Uuid;
 
 /// Figures of a flushed batch, handed to every batch run (the guide's `BatchMetrics`
@@ -37,6 +37,8 @@ pub struct EngineContext {
     pub correlation_id: Option<Uuid>,
     /// 1 for the first attempt, 2 for the first retry, …
     pub attempt: u32,
+    /// The blackboard as this agent may see it (set by the runtime).
+    pub blackboard: Option<BlackboardView>,
 }
 
 impl EngineContext {
@@ -47,7 +49,14 @@ impl EngineContext {
             batch: None,
             correlation_id: None,
             attempt: 1,
+            blackboard: None,
         }
+    }
+
+    /// Sets the agent's view of the blackboard.
+    pub fn with_blackboard(mut self, view: BlackboardView) -> Self {
+        self.blackboard = Some(view);
+        self
     }
 
     /// Sets the batch figures.

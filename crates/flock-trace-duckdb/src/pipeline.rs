@@ -92,7 +92,7 @@ pub struct TraceConfig {
 impl TraceConfig {
     /// Traces into the DuckDB file at `path` (its directory is created as needed),
     /// with service name `flock`, no TTL, a queue of 65 536 spans exported in
-    /// batches of up to 512 at least every second, a 30 second lock timeout and a
+    /// batches of up to 8 192 at least every second, a 30 second lock timeout and a
     /// 60 second bound on the flush at shutdown.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         TraceConfig {
@@ -100,7 +100,7 @@ impl TraceConfig {
             service_name: "flock".to_owned(),
             ttl_days: None,
             queue_size: NonZeroUsize::new(65_536).expect("non-zero"),
-            export_batch_size: NonZeroUsize::new(512).expect("non-zero"),
+            export_batch_size: NonZeroUsize::new(8_192).expect("non-zero"),
             export_interval: Duration::from_secs(1),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             shutdown_timeout: Duration::from_secs(60),
@@ -178,7 +178,11 @@ impl TraceConfig {
         self
     }
 
-    /// The most spans written per export (default 512); at most the queue size.
+    /// The most spans written per export (default 8 192); at most the queue size.
+    ///
+    /// Each export opens and closes the file, and DuckDB rewrites the table's
+    /// indexes when it closes it, so an export costs time that grows with the
+    /// file; large batches keep the number of exports, not spans, small.
     #[must_use]
     pub fn export_batch_size(mut self, size: NonZeroUsize) -> Self {
         self.export_batch_size = size;
@@ -217,7 +221,8 @@ impl TraceConfig {
     }
 
     /// Also sends every span to the OTLP/HTTP collector at `endpoint` (e.g.
-    /// `http://localhost:4318/v1/traces` for Jaeger or Tempo).
+    /// `http://localhost:4318/v1/traces` for Jaeger or Tempo), through a batch
+    /// processor of its own. [`ExportReport`] counts the file's spans only.
     #[cfg(feature = "otlp")]
     #[must_use]
     pub fn otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
@@ -245,14 +250,21 @@ impl TraceConfig {
     /// # Errors
     ///
     /// [`TraceError::InvalidConfig`] if the export batch size exceeds the queue
-    /// size, [`TraceError::CreateDir`] if the directory cannot be created, and
-    /// [`TraceError::Database`] if the file is not a usable DuckDB file.
+    /// size or the export interval is zero, [`TraceError::CreateDir`] if the
+    /// directory cannot be created, and [`TraceError::Database`] if the file is
+    /// not a usable DuckDB file.
     pub fn build(self) -> Result<TraceGuard, TraceError> {
         if self.export_batch_size > self.queue_size {
             return Err(TraceError::InvalidConfig(format!(
                 "export batch size must be at most the queue size {}, got {}",
                 self.queue_size, self.export_batch_size
             )));
+        }
+        if self.export_interval.is_zero() {
+            // The batch processor would spin on a zero timer.
+            return Err(TraceError::InvalidConfig(
+                "export interval must be greater than zero, got 0ns".to_owned(),
+            ));
         }
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|source| TraceError::CreateDir {
@@ -558,6 +570,18 @@ mod tests {
     }
 
     #[test]
+    fn zero_export_interval_is_rejected() {
+        let err = TraceConfig::new("unused.duckdb")
+            .export_interval(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid trace configuration: export interval must be greater than zero, got 0ns"
+        );
+    }
+
+    #[test]
     fn batch_larger_than_queue_is_rejected() {
         let err = TraceConfig::new("unused.duckdb")
             .queue_size(NonZeroUsize::new(10).unwrap())
@@ -565,7 +589,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid trace configuration: export batch size must be at most the queue size 10, got 512"
+            "invalid trace configuration: export batch size must be at most the queue size 10, got 8192"
         );
     }
 }

@@ -63,6 +63,12 @@ impl AgentIdentity {
         self.tenant_id = Some(tenant_id.into());
         self
     }
+
+    /// Sets or clears the tenant.
+    pub fn with_tenant_opt(mut self, tenant_id: Option<String>) -> Self {
+        self.tenant_id = tenant_id;
+        self
+    }
 }
 
 /// Who may see an artifact.

@@ -10,7 +10,7 @@ use std::{
     },
 };
 
-use flock_core::{AgentIdentity, FlockType, TypeConflict, TypeRegistry};
+use flock_core::{AgentIdentity, FlockType, Payload, TypeConflict, TypeRegistry, Visibility};
 use flock_engines::{AgentComponent, Engine};
 use flock_subscription::{Subscribe, Subscription, SubscriptionError};
 use tokio::sync::{OnceCell, Semaphore};
@@ -130,6 +130,49 @@ pub enum RegistrationError {
 
 type RegisterType = fn(&TypeRegistry) -> Result<(), TypeConflict>;
 
+/// The visibility an agent gives one of its outputs: fixed, or computed from the
+/// output value (Python Flock's `TenantVisibility(tenant_id_extractor=...)`).
+///
+/// Implemented for [`Visibility`] and for closures `Fn(&T) -> Visibility`.
+pub trait OutputVisibility<T>: Send + Sync + 'static {
+    /// The visibility of `output`.
+    fn visibility_for(&self, output: &T) -> Visibility;
+}
+
+impl<T> OutputVisibility<T> for Visibility {
+    fn visibility_for(&self, _output: &T) -> Visibility {
+        self.clone()
+    }
+}
+
+impl<T, F> OutputVisibility<T> for F
+where
+    F: Fn(&T) -> Visibility + Send + Sync + 'static,
+{
+    fn visibility_for(&self, output: &T) -> Visibility {
+        self(output)
+    }
+}
+
+/// An erased visibility rule: `None` for outputs of another type (never happens once
+/// outputs are checked against the declaration).
+pub(crate) type VisibilityRule = Arc<dyn Fn(&Payload) -> Option<Visibility> + Send + Sync>;
+
+fn visibility_rule<T: FlockType>(visibility: impl OutputVisibility<T>) -> VisibilityRule {
+    Arc::new(move |payload: &Payload| {
+        payload
+            .downcast_ref::<T>()
+            .map(|output| visibility.visibility_for(output))
+    })
+}
+
+/// One declared output type of a registered agent.
+pub(crate) struct OutputDecl {
+    pub(crate) count: OutputCount,
+    /// `None`: public.
+    pub(crate) visibility: Option<VisibilityRule>,
+}
+
 /// Declares an agent: what it consumes, what it publishes, and its engine.
 ///
 /// Start one with [`Flock::agent`]; finish with [`AgentBuilder::register`].
@@ -139,7 +182,7 @@ pub struct AgentBuilder {
     name: String,
     description: Option<String>,
     subscriptions: Vec<Result<Subscription, SubscriptionError>>,
-    outputs: Vec<(&'static str, OutputCount)>,
+    outputs: Vec<(&'static str, OutputCount, Option<VisibilityRule>)>,
     types: Vec<RegisterType>,
     engine: Option<Arc<dyn Engine>>,
     components: Vec<Arc<dyn AgentComponent>>,
@@ -156,7 +199,14 @@ impl fmt::Debug for AgentBuilder {
         f.debug_struct("AgentBuilder")
             .field("name", &self.name)
             .field("subscriptions", &self.subscriptions)
-            .field("outputs", &self.outputs)
+            .field(
+                "outputs",
+                &self
+                    .outputs
+                    .iter()
+                    .map(|(name, count, _)| (name, count))
+                    .collect::<Vec<_>>(),
+            )
             .field("engine", &self.engine.as_ref().map(|e| e.name().to_owned()))
             .field(
                 "components",
@@ -202,31 +252,75 @@ impl AgentBuilder {
         self
     }
 
-    /// Declares an output type, exactly one per run: every run must publish one `T`.
+    /// Declares an output type, exactly one per run (every run must publish one `T`),
+    /// published with public visibility.
     ///
     /// The output contract is checked after each engine call: an output of an
     /// undeclared type, or another count than declared, fails the run with an error
     /// naming the type and the counts. Declare [`publishes_many`](Self::publishes_many)
     /// for any number (none included), [`publishes_per_input`](Self::publishes_per_input)
-    /// for one per input item.
+    /// for one per input item; the `_with` variants also set the visibility.
     pub fn publishes<T: FlockType>(self) -> Self {
-        self.declare::<T>(OutputCount::ExactlyOne)
+        self.declare::<T>(OutputCount::ExactlyOne, None)
+    }
+
+    /// Declares an output type, exactly one per run, with its visibility: a fixed
+    /// [`Visibility`], or a function of the output value.
+    ///
+    /// ```
+    /// # use flock::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize, FlockType)]
+    /// # struct Event { tenant_id: String }
+    /// # #[derive(Serialize, Deserialize, FlockType)]
+    /// # struct BatchReport { tenant_id: String, events: usize }
+    /// # let flock = Flock::new();
+    /// flock
+    ///     .agent("tenant_batch")
+    ///     .consumes::<Event>(Subscribe::new().batch(BatchSpec::size(50)))
+    ///     // Each report is visible only to its own tenant.
+    ///     .publishes_with(|r: &BatchReport| Visibility::tenant(r.tenant_id.clone()))
+    /// #   .with_engine(SimpleBatchEngine)
+    /// #   .register()
+    /// #   .unwrap();
+    /// ```
+    pub fn publishes_with<T: FlockType>(self, visibility: impl OutputVisibility<T>) -> Self {
+        self.declare::<T>(OutputCount::ExactlyOne, Some(visibility_rule(visibility)))
     }
 
     /// Declares an output type of which a run may publish any number, none included.
     pub fn publishes_many<T: FlockType>(self) -> Self {
-        self.declare::<T>(OutputCount::Any)
+        self.declare::<T>(OutputCount::Any, None)
+    }
+
+    /// [`publishes_many`](Self::publishes_many) with a visibility, as
+    /// [`publishes_with`](Self::publishes_with).
+    pub fn publishes_many_with<T: FlockType>(self, visibility: impl OutputVisibility<T>) -> Self {
+        self.declare::<T>(OutputCount::Any, Some(visibility_rule(visibility)))
     }
 
     /// Declares an output type of which a run publishes exactly one per input item:
     /// one per artifact of a batch (one per group for join subscriptions), one for a
     /// run of a single artifact.
     pub fn publishes_per_input<T: FlockType>(self) -> Self {
-        self.declare::<T>(OutputCount::PerInput)
+        self.declare::<T>(OutputCount::PerInput, None)
     }
 
-    fn declare<T: FlockType>(mut self, count: OutputCount) -> Self {
-        self.outputs.push((T::TYPE_NAME, count));
+    /// [`publishes_per_input`](Self::publishes_per_input) with a visibility, as
+    /// [`publishes_with`](Self::publishes_with).
+    pub fn publishes_per_input_with<T: FlockType>(
+        self,
+        visibility: impl OutputVisibility<T>,
+    ) -> Self {
+        self.declare::<T>(OutputCount::PerInput, Some(visibility_rule(visibility)))
+    }
+
+    fn declare<T: FlockType>(
+        mut self,
+        count: OutputCount,
+        visibility: Option<VisibilityRule>,
+    ) -> Self {
+        self.outputs.push((T::TYPE_NAME, count, visibility));
         self.types.push(TypeRegistry::register::<T>);
         self
     }
@@ -337,15 +431,20 @@ impl AgentBuilder {
                 Some(NonZeroUsize::new(n).ok_or(RegistrationError::ZeroIterations(name.clone()))?)
             }
         };
-        let mut outputs = BTreeMap::new();
-        for &(type_name, count) in &self.outputs {
-            if let Some(first) = outputs.insert(type_name, count)
-                && first != count
+        // A type declared twice keeps its last visibility; two counts are an error.
+        let mut outputs: BTreeMap<&'static str, OutputDecl> = BTreeMap::new();
+        for (type_name, count, visibility) in &self.outputs {
+            let decl = OutputDecl {
+                count: *count,
+                visibility: visibility.clone(),
+            };
+            if let Some(first) = outputs.insert(type_name, decl)
+                && first.count != *count
             {
                 return Err(RegistrationError::ConflictingOutput {
                     agent: name,
                     type_name,
-                    first: first.declaration(type_name),
+                    first: first.count.declaration(type_name),
                     second: count.declaration(type_name),
                 });
             }
@@ -386,11 +485,11 @@ impl AgentBuilder {
             })?;
         }
         Ok(Agent {
-            identity: AgentIdentity {
+            identity: Arc::new(AgentIdentity {
                 name: name.clone(),
                 labels: self.labels.clone(),
                 tenant_id: self.tenant_id.clone(),
-            },
+            }),
             name: name.into(),
             description: self.description.clone(),
             subscriptions,
@@ -421,10 +520,10 @@ pub(crate) struct Agent {
         reason = "kept for inspection and traces, which read it later"
     )]
     pub(crate) description: Option<String>,
-    pub(crate) identity: AgentIdentity,
+    pub(crate) identity: Arc<AgentIdentity>,
     pub(crate) subscriptions: Vec<Subscription>,
-    /// Declared output types and how many of each a run publishes.
-    pub(crate) outputs: BTreeMap<&'static str, OutputCount>,
+    /// Declared output types: how many of each a run publishes, and their visibility.
+    pub(crate) outputs: BTreeMap<&'static str, OutputDecl>,
     pub(crate) engine: Arc<dyn Engine>,
     /// Sorted by priority.
     pub(crate) components: Vec<Arc<dyn AgentComponent>>,

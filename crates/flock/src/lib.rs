@@ -56,7 +56,24 @@
 //! # Crates
 //!
 //! The facade re-exports the workspace's crates as modules ([`core`], [`subscription`],
-//! [`batch`], [`visibility`], [`engines`]) and their central types at the root.
+//! [`batch`], [`visibility`], [`engines`], [`trace`]) and their central types at the
+//! root.
+//!
+//! # Traces
+//!
+//! With `FLOCK_TRACE_FILE=true` (or [`FlockBuilder::trace`]) every batch flush, agent
+//! run, engine call and output publish becomes a span in `.flock/traces.duckdb`:
+//!
+//! ```sql
+//! SELECT name, attributes->'$.batch_size' as size, attributes->'$.flush_reason' as reason, duration_ms
+//! FROM spans WHERE name LIKE '%batch%' ORDER BY start_time DESC LIMIT 20
+//! ```
+//!
+//! # Features
+//!
+//! `bundled` (default) compiles DuckDB from source for the trace file; without it,
+//! DuckDB is linked from `DUCKDB_LIB_DIR`. `otlp` also sends spans to an OTLP/HTTP
+//! collector.
 
 mod agent;
 mod failed;
@@ -64,13 +81,14 @@ mod orchestrator;
 mod policy;
 mod run;
 
-pub use agent::{AgentBuilder, AgentHandle, OutputCount, RegistrationError};
+pub use agent::{AgentBuilder, AgentHandle, OutputCount, OutputVisibility, RegistrationError};
 pub use failed::{FailedRun, FailureKind, RetryFailedRunError};
 pub use flock_batch as batch;
 pub use flock_core as core;
 pub use flock_core::{
-    AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FlockType, FlushReason,
-    InMemoryStore, Payload, PublishError, StoreError, Visibility, WorkflowError,
+    AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, BlackboardView,
+    FlockType, FlushReason, InMemoryStore, Payload, PublishError, StoreError, Visibility,
+    WorkflowError,
 };
 pub use flock_engines as engines;
 pub use flock_engines::{
@@ -80,6 +98,8 @@ pub use flock_engines::{
 };
 pub use flock_subscription as subscription;
 pub use flock_subscription::{BatchSpec, InvalidBatchSpec, Subscribe};
+pub use flock_trace_duckdb as trace;
+pub use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard, clear_traces};
 pub use flock_visibility as visibility;
 pub use orchestrator::{ActiveBatch, Flock, FlockBuilder, PublishOptions, ShutdownReport};
 pub use policy::{InvalidRetryPolicy, RetryPolicy};

@@ -2,16 +2,16 @@
 //! shutting down.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     fmt,
     sync::{
         Arc, Weak,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use flock_batch::{Batch, Batcher};
 use flock_core::{
     AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, EXTERNAL_PRODUCER,
@@ -19,6 +19,7 @@ use flock_core::{
     Visibility,
 };
 use flock_subscription::{BatchSpec, MatchOutcome};
+use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard};
 use parking_lot::{Mutex, RwLock};
 use tokio::{sync::Notify, time::Instant};
 use tracing::Instrument;
@@ -112,12 +113,19 @@ pub struct ActiveBatch {
 }
 
 /// What [`Flock::shutdown`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShutdownReport {
     /// Partial batches flushed with reason `shutdown`.
     pub batches_flushed: usize,
     /// Artifacts in those batches.
     pub artifacts_flushed: usize,
+    /// Artifacts whose `After` visibility had not begun: they stay on the blackboard
+    /// but were never delivered to subscribers.
+    pub deferred_undelivered: usize,
+    /// What happened to the spans, when this flock traced into DuckDB (every
+    /// pending span is flushed by the shutdown).
+    pub traces: Option<ExportReport>,
 }
 
 /// The blackboard and its agents.
@@ -178,12 +186,23 @@ impl Default for Flock {
 #[must_use = "call .build() to get the Flock"]
 pub struct FlockBuilder {
     store: Option<Arc<dyn BlackboardStore>>,
+    trace: TraceChoice,
+}
+
+#[derive(Debug, Default)]
+enum TraceChoice {
+    /// `FLOCK_TRACE_FILE` decides.
+    #[default]
+    FromEnv,
+    On(TraceConfig),
+    Off,
 }
 
 impl fmt::Debug for FlockBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FlockBuilder")
             .field("custom_store", &self.store.is_some())
+            .field("trace", &self.trace)
             .finish()
     }
 }
@@ -195,12 +214,72 @@ impl FlockBuilder {
         self
     }
 
-    /// The configured flock.
+    /// Traces every flush, run and publish into a DuckDB file (table `spans`,
+    /// queryable with SQL), installing the global `tracing` subscriber.
+    ///
+    /// Without this call, tracing follows the environment: `FLOCK_TRACE_FILE=true`
+    /// writes `.flock/traces.duckdb`, `FLOCK_TRACE_FILE=<path>` another file, and
+    /// `FLOCK_TRACE_TTL_DAYS=N` deletes spans older than N days at start.
+    ///
+    /// ```no_run
+    /// use flock::{Flock, TraceConfig};
+    ///
+    /// let flock = Flock::builder()
+    ///     .trace(TraceConfig::new(".flock/traces.duckdb").service_name("payments"))
+    ///     .try_build()?;
+    /// # Ok::<(), flock::TraceError>(())
+    /// ```
+    pub fn trace(mut self, config: TraceConfig) -> Self {
+        self.trace = TraceChoice::On(config);
+        self
+    }
+
+    /// Never traces into DuckDB, whatever the environment says (install your own
+    /// subscriber, e.g. with [`TraceGuard::layer`], to compose it differently).
+    pub fn no_trace(mut self) -> Self {
+        self.trace = TraceChoice::Off;
+        self
+    }
+
+    /// The configured flock. When tracing cannot start (an unwritable directory, a
+    /// file that is not DuckDB, another global subscriber), the error is printed
+    /// to stderr and the flock runs without traces; use
+    /// [`FlockBuilder::try_build`] to treat that as an error instead.
     pub fn build(self) -> Flock {
+        let (flock, error) = self.assemble();
+        if let Some(error) = error {
+            eprintln!("flock: tracing into DuckDB is off: {error}");
+            tracing::error!(%error, "tracing into DuckDB is off");
+        }
+        flock
+    }
+
+    /// The configured flock, or the reason tracing could not start.
+    ///
+    /// # Errors
+    /// [`TraceError`] when tracing was asked for (by [`FlockBuilder::trace`] or the
+    /// environment) and could not be installed.
+    pub fn try_build(self) -> Result<Flock, TraceError> {
+        match self.assemble() {
+            (_, Some(error)) => Err(error),
+            (flock, None) => Ok(flock),
+        }
+    }
+
+    fn assemble(self) -> (Flock, Option<TraceError>) {
+        let config = match self.trace {
+            TraceChoice::On(config) => Ok(Some(config)),
+            TraceChoice::FromEnv => TraceConfig::from_env(),
+            TraceChoice::Off => Ok(None),
+        };
+        let (guard, error) = match config.and_then(|c| c.map(TraceConfig::install).transpose()) {
+            Ok(guard) => (guard, None),
+            Err(error) => (None, Some(error)),
+        };
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(InMemoryStore::new()) as Arc<dyn BlackboardStore>);
-        Flock {
+        let flock = Flock {
             shared: Arc::new(Shared {
                 store,
                 registry: TypeRegistry::new(),
@@ -213,8 +292,14 @@ impl FlockBuilder {
                 idle: Notify::new(),
                 closed: AtomicBool::new(false),
                 failed: Mutex::new(Vec::new()),
+                clock: RuntimeClock::new(),
+                deferred: Mutex::new(BTreeMap::new()),
+                deferred_seq: AtomicU64::new(0),
+                trace_file: guard.as_ref().map(|g| g.path().to_owned()),
+                trace: Mutex::new(guard),
             }),
-        }
+        };
+        (flock, error)
     }
 }
 
@@ -309,6 +394,7 @@ impl Flock {
             return Err(PublishError::Closed);
         }
         let mut artifact = Artifact::new(payload, EXTERNAL_PRODUCER);
+        artifact.created_at = self.shared.clock.now();
         artifact.correlation_id = options.correlation_id;
         artifact.partition_key = options.partition_key;
         artifact.tags = options.tags;
@@ -318,10 +404,12 @@ impl Flock {
         Ok(id)
     }
 
-    /// Waits until no agent run is scheduled or running, and no batch is due.
+    /// Waits until no agent run is scheduled or running, no batch is due, and no
+    /// artifact hidden by `After` visibility has become visible undelivered.
     ///
     /// Partial batches whose deadline has not come stay pending (they still flush at
-    /// their deadline while the flock lives). Returns as soon as the system is
+    /// their deadline while the flock lives), as do artifacts whose visibility begins
+    /// later (they are delivered when it begins). Returns as soon as the system is
     /// quiescent; it never sleeps a fixed interval.
     pub async fn run_until_idle(&self) {
         self.shared.wait_idle().await;
@@ -372,8 +460,28 @@ impl Flock {
             report.batches_flushed += batches;
             report.artifacts_flushed += artifacts;
         }
+        report.deferred_undelivered = self.shared.deferred.lock().len();
+        if report.deferred_undelivered > 0 {
+            tracing::warn!(
+                artifacts = report.deferred_undelivered,
+                "shutdown with artifacts whose visibility had not begun; they stay on the blackboard undelivered"
+            );
+        }
         self.shared.timer.notify_one();
         self.shared.terminate_agents().await;
+        let guard = self.shared.trace.lock().take();
+        if let Some(guard) = guard {
+            let path = guard.path().to_owned();
+            // Flushing may wait on the file (a reader holding it): off the runtime.
+            let exported = tokio::task::spawn_blocking(move || guard.shutdown()).await;
+            report.traces = match exported {
+                Ok(traces) => Some(traces),
+                Err(error) => {
+                    tracing::error!(%error, path = %path.display(), "trace flush at shutdown failed");
+                    None
+                }
+            };
+        }
         report
     }
 
@@ -429,6 +537,11 @@ impl Flock {
         self.shared.publish_artifact(artifact).await
     }
 
+    /// The file this flock traces into, if it traces.
+    pub fn trace_file(&self) -> Option<&std::path::Path> {
+        self.shared.trace_file.as_deref()
+    }
+
     /// The artifact with this id.
     ///
     /// # Errors
@@ -471,7 +584,11 @@ impl Flock {
     ) -> Result<Vec<Arc<Artifact>>, StoreError> {
         self.shared
             .store
-            .query(&filter.visible_to(identity.clone()))
+            .query(
+                &filter
+                    .visible_to(identity.clone())
+                    .as_of(self.shared.clock.now()),
+            )
             .await
     }
 
@@ -499,6 +616,37 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     /// Dead letters: runs given up, oldest first.
     failed: Mutex<Vec<FailedRun>>,
+    pub(crate) clock: RuntimeClock,
+    /// Artifacts hidden by `After` visibility, to dispatch when they become visible:
+    /// (monotonic instant, sequence) → artifact.
+    deferred: Mutex<BTreeMap<(std::time::Instant, u64), Arc<Artifact>>>,
+    deferred_seq: AtomicU64,
+    /// The DuckDB trace pipeline, when tracing; shut down (flushed) by `shutdown()`.
+    trace: Mutex<Option<TraceGuard>>,
+    trace_file: Option<std::path::PathBuf>,
+}
+
+/// The runtime's wall clock: a UTC reading taken once, advanced by the monotonic
+/// (tokio) clock. Visibility deadlines and `created_at` use it, so they agree with
+/// batch deadlines, also on tokio's paused clock in tests.
+pub(crate) struct RuntimeClock {
+    wall: DateTime<Utc>,
+    mono: Instant,
+}
+
+impl RuntimeClock {
+    fn new() -> Self {
+        Self {
+            wall: Utc::now(),
+            mono: Instant::now(),
+        }
+    }
+
+    /// Now, in UTC.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        let elapsed = Instant::now().saturating_duration_since(self.mono);
+        self.wall + TimeDelta::from_std(elapsed).unwrap_or(TimeDelta::MAX)
+    }
 }
 
 impl Drop for Shared {
@@ -555,11 +703,17 @@ impl Shared {
     /// visibility → type, producer, tags, predicates → batch → schedule. An artifact
     /// triggers an agent at most once, through its first matching subscription.
     fn dispatch(self: &Arc<Self>, artifact: &Arc<Artifact>) {
+        let now = self.clock.now();
+        if let Some(visible_from) = artifact.visibility.visible_from(artifact.created_at)
+            && visible_from > now
+        {
+            self.defer(artifact.clone(), visible_from - now);
+            return;
+        }
         let routes = self.routes.read();
         let Some(routes) = routes.get(artifact.type_name()) else {
             return;
         };
-        let now = Utc::now();
         let mut last_agent = None;
         for route in routes {
             let agent = &route.agent;
@@ -598,6 +752,56 @@ impl Shared {
                     self.push_to_batch(key, *spec, artifact.clone());
                 }
             }
+        }
+    }
+
+    /// Holds an artifact hidden by `After` visibility until it becomes visible; the
+    /// deadline task dispatches it then, to the subscribers its rule allows.
+    fn defer(self: &Arc<Self>, artifact: Arc<Artifact>, delay: TimeDelta) {
+        let delay = delay.to_std().unwrap_or_default();
+        let Some(at) = Instant::now().into_std().checked_add(delay) else {
+            tracing::warn!(artifact_id = %artifact.id, "visibility delay beyond the clock's range; the artifact stays on the blackboard undelivered");
+            return;
+        };
+        let seq = self.deferred_seq.fetch_add(1, Ordering::Relaxed);
+        let earliest = {
+            let mut deferred = self.deferred.lock();
+            deferred.insert((at, seq), artifact);
+            deferred.first_key_value().map(|(k, _)| k.1) == Some(seq)
+        };
+        if earliest {
+            self.ensure_timer();
+            self.timer.notify_one();
+        }
+    }
+
+    /// Dispatches deferred artifacts whose visibility has begun; returns how many.
+    fn release_due(self: &Arc<Self>) -> usize {
+        if self.closed.load(Ordering::Acquire) {
+            // After shutdown they stay on the blackboard, counted in the report.
+            return 0;
+        }
+        let now = Instant::now().into_std();
+        let due: Vec<Arc<Artifact>> = {
+            let mut deferred = self.deferred.lock();
+            let later = deferred.split_off(&(now, u64::MAX));
+            std::mem::replace(&mut *deferred, later)
+                .into_values()
+                .collect()
+        };
+        for artifact in &due {
+            self.dispatch(artifact);
+        }
+        due.len()
+    }
+
+    /// The earliest timer the deadline task must wake for.
+    fn next_wakeup(&self) -> Option<std::time::Instant> {
+        let batch = self.batcher.lock().next_deadline();
+        let deferred = self.deferred.lock().first_key_value().map(|(k, _)| k.0);
+        match (batch, deferred) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -679,8 +883,10 @@ impl Shared {
         }
     }
 
-    /// Flushes due batches (reason `timeout`); returns how many.
+    /// Flushes due batches (reason `timeout`) after dispatching deferred artifacts
+    /// that became visible (they may join those batches); returns how many batches.
     fn flush_due(self: &Arc<Self>) -> usize {
+        self.release_due();
         let now = Instant::now().into_std();
         let due = self.batcher.lock().poll_expired(now);
         let count = due.len();
@@ -747,7 +953,7 @@ async fn deadline_task(shared: Weak<Shared>, wake: Arc<Notify>) {
                 return;
             }
             shared.flush_due();
-            shared.batcher.lock().next_deadline()
+            shared.next_wakeup()
         };
         match next {
             Some(deadline) => {

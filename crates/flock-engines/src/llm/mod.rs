@@ -398,6 +398,12 @@ impl<Out: FlockType + JsonSchema> LlmEngineBuilder<Out> {
     }
 }
 
+/// Span attributes are recorded as `i64`: tracing-opentelemetry exports `u64` values
+/// as strings, and trace files should hold numbers.
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 fn endpoint(base_url: &str) -> Result<String, LlmConfigError> {
     let invalid = |reason: String| LlmConfigError::InvalidBaseUrl {
         url: base_url.to_owned(),
@@ -428,7 +434,7 @@ impl<Out: FlockType> LlmEngine<Out> {
         let span = tracing::info_span!(
             "llm.chat_completion",
             llm.model = %inner.model,
-            llm.inputs = items.len(),
+            llm.inputs = int(items.len() as u64),
             llm.attempts = Empty,
             llm.prompt_tokens = Empty,
             llm.completion_tokens = Empty,
@@ -482,13 +488,13 @@ impl<Out: FlockType> LlmEngine<Out> {
         let completion = self.send(&body).await?;
         if let Some(usage) = completion.usage {
             let span = tracing::Span::current();
-            span.record("llm.prompt_tokens", usage.prompt_tokens);
-            span.record("llm.completion_tokens", usage.completion_tokens);
+            span.record("llm.prompt_tokens", int(usage.prompt_tokens));
+            span.record("llm.completion_tokens", int(usage.completion_tokens));
             span.record(
                 "llm.total_tokens",
-                usage
+                int(usage
                     .total_tokens
-                    .unwrap_or(usage.prompt_tokens + usage.completion_tokens),
+                    .unwrap_or(usage.prompt_tokens + usage.completion_tokens)),
             );
             let c = &inner.counters;
             c.prompt_tokens
@@ -507,7 +513,7 @@ impl<Out: FlockType> LlmEngine<Out> {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            span.record("llm.attempts", attempt);
+            span.record("llm.attempts", i64::from(attempt));
             inner.counters.requests.fetch_add(1, Ordering::Relaxed);
             let mut request = inner.client.post(&inner.endpoint).json(body);
             if let Some(key) = &inner.api_key {
@@ -517,7 +523,7 @@ impl<Out: FlockType> LlmEngine<Out> {
             let (failure, retry_after) = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
-                    span.record("http.status_code", status.as_u16());
+                    span.record("http.status_code", i64::from(status.as_u16()));
                     let retry_after = wire::retry_after(response.headers(), Utc::now());
                     match response.bytes().await {
                         Ok(bytes) if status.is_success() => {

@@ -42,7 +42,7 @@ fn child_reader() {
 
 /// Starts a child process holding `path` open read-only for `hold`; returns once
 /// it has the file open, with the number of spans it saw.
-fn hold_read_only(path: &Path, hold: Duration) -> (Child, i64) {
+pub(crate) fn hold_read_only(path: &Path, hold: Duration) -> (Child, i64) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -143,4 +143,25 @@ fn spans_dropped_by_a_full_queue_are_reported() {
     assert_eq!(report.exported + report.unexported, 100, "{report}");
     assert!(report.unexported >= 98, "{report}");
     assert_eq!(count(&path), report.exported as i64);
+}
+
+#[test]
+fn startup_does_not_wait_for_a_reader_and_ttl_runs_at_the_first_export() {
+    let dir = TempDir::new("startup-locked");
+    let path = dir.file("traces.duckdb");
+    let guard = TraceConfig::new(&path).build().unwrap();
+    traced(&guard, || spans(4));
+    assert!(guard.shutdown().is_complete());
+
+    let (mut reader, seen) = hold_read_only(&path, Duration::from_millis(1500));
+    assert_eq!(seen, 4);
+    let started = Instant::now();
+    // TTL 0 days: every span from before this start goes, at the first export.
+    let guard = TraceConfig::new(&path).ttl_days(Some(0)).build().unwrap();
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    traced(&guard, || spans(2));
+    let report = guard.shutdown();
+    assert!(reader.wait().unwrap().success());
+    assert_eq!((report.exported, report.unexported), (2, 0), "{report}");
+    assert_eq!(count(&path), 2);
 }

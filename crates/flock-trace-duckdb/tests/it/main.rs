@@ -9,6 +9,8 @@ mod clear;
 mod guide_query;
 mod install;
 mod locked_file;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod schema;
 mod shutdown;
 mod ttl;

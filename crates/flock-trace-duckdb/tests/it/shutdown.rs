@@ -53,10 +53,14 @@ fn large_bursts_are_written_in_batches() {
     let dir = TempDir::new("burst");
     let path = dir.file("traces.duckdb");
     let guard = TraceConfig::new(&path).build().unwrap();
-    traced(&guard, || spans(5_000));
+    traced(&guard, || spans(20_000));
     let report = guard.shutdown();
-    assert_eq!((report.exported, report.unexported), (5_000, 0), "{report}");
-    assert_eq!(count(&path), 5_000);
+    assert_eq!(
+        (report.exported, report.unexported),
+        (20_000, 0),
+        "{report}"
+    );
+    assert_eq!(count(&path), 20_000);
 }
 
 #[test]

@@ -12,6 +12,8 @@ mod output_contract;
 mod publishing;
 mod registration;
 mod retries;
+mod traces;
+mod visibility;
 
 use std::sync::Arc;
 
