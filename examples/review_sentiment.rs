@@ -74,7 +74,6 @@ async fn main() -> anyhow::Result<()> {
              as positive, neutral or negative, count them, and name the most frequent \
              complaints and praise in a few words each.",
         )
-        .temperature(0.0)
         .timeout(Duration::from_secs(120));
     if configured {
         if std::env::var("FLOCK_MODEL").is_err() {

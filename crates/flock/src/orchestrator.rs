@@ -845,12 +845,14 @@ impl Shared {
             Some(max) => tokio::spawn(
                 async move {
                     let message = format!(
-                        "circuit breaker open: agent '{}' reached max_iterations {max} runs since the flock was last idle; \
-                         this run was refused and its inputs are kept in Flock::failed_runs()",
+                        "circuit breaker open: agent '{}' reached max_iterations {max} runs \
+                         since the flock was last idle; this run was refused and its inputs \
+                         are kept in Flock::failed_runs()",
                         agent.name
                     );
-                    let correlation_id = None;
-                    run::fail(&shared, &agent, work, FailureKind::CircuitOpen, message, 0, correlation_id).await;
+                    let correlation = run::common_correlation(work.artifacts());
+                    let kind = FailureKind::CircuitOpen;
+                    run::fail(&shared, &agent, work, kind, message, 0, correlation).await;
                     drop(guard);
                 }
                 .instrument(span),

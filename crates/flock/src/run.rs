@@ -104,7 +104,7 @@ fn duration_ms(d: std::time::Duration) -> i64 {
 }
 
 /// The correlation id all inputs share, if they share one.
-fn common_correlation(artifacts: &[Arc<Artifact>]) -> Option<Uuid> {
+pub(crate) fn common_correlation(artifacts: &[Arc<Artifact>]) -> Option<Uuid> {
     let first = artifacts.first()?.correlation_id?;
     artifacts
         .iter()
