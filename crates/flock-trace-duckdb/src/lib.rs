@@ -34,7 +34,7 @@
 //! The default feature `bundled` compiles DuckDB from source (about 25 minutes
 //! the first time). Without it, the `duckdb` crate links a `libduckdb.so` found
 //! through `DUCKDB_LIB_DIR`; in this workspace `cargo xtask` sets that up.
-//! The `otlp` feature adds [`TraceConfig::otlp_endpoint`] to also send spans to
+//! The `otlp` feature adds `TraceConfig::otlp_endpoint` to also send spans to
 //! an OTLP/HTTP collector.
 //!
 //! # Example

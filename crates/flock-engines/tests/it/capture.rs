@@ -1,7 +1,17 @@
 //! A tracing layer that keeps span fields and events as text, to check what the LLM
 //! engine records without timing anything.
+//!
+//! One global subscriber is installed for the whole test binary: with per-test
+//! (thread-local) subscribers, tracing's per-callsite interest cache, shared by
+//! parallel tests, can disable a callsite for the test that wants it. Records go to
+//! the capture the current thread installed (each `#[tokio::test]` runs its tasks on
+//! its own thread).
 
-use std::{fmt, sync::Arc};
+use std::{
+    cell::RefCell,
+    fmt,
+    sync::{Arc, Once},
+};
 
 use parking_lot::Mutex;
 use tracing::{
@@ -22,11 +32,30 @@ pub(crate) struct Record {
 #[derive(Clone, Default)]
 pub(crate) struct Captured(Arc<Mutex<Vec<Record>>>);
 
+thread_local! {
+    static CURRENT: RefCell<Option<Captured>> = const { RefCell::new(None) };
+}
+
+/// Stops capturing on this thread when dropped.
+pub(crate) struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
+}
+
 impl Captured {
-    /// Installs the layer for the current thread until the guard drops.
-    pub(crate) fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let subscriber = tracing_subscriber::registry().with(CaptureLayer(self.clone()));
-        tracing::subscriber::set_default(subscriber)
+    /// Captures what the current thread records until the guard drops.
+    pub(crate) fn install(&self) -> CaptureGuard {
+        static GLOBAL: Once = Once::new();
+        GLOBAL.call_once(|| {
+            let subscriber = tracing_subscriber::registry().with(CaptureLayer);
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+        });
+        CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
+        CaptureGuard
     }
 
     /// The values `field` took in spans or events named `name`, in order.
@@ -49,7 +78,16 @@ impl Captured {
     }
 }
 
-struct CaptureLayer(Captured);
+struct CaptureLayer;
+
+/// Runs `f` with the current thread's capture, if any.
+fn with_current(f: impl FnOnce(&mut Vec<Record>)) {
+    CURRENT.with(|c| {
+        if let Some(captured) = c.borrow().as_ref() {
+            f(&mut captured.0.lock());
+        }
+    });
+}
 
 struct Visitor<'a> {
     name: &'a str,
@@ -76,27 +114,27 @@ impl Visit for Visitor<'_> {
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for CaptureLayer {
     fn on_new_span(&self, attrs: &span::Attributes<'_>, _id: &span::Id, _ctx: Context<'_, S>) {
-        let mut out = self.0.0.lock();
-        attrs.record(&mut Visitor {
-            name: attrs.metadata().name(),
-            out: &mut out,
+        with_current(|out| {
+            attrs.record(&mut Visitor {
+                name: attrs.metadata().name(),
+                out,
+            });
         });
     }
 
     fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut out = self.0.0.lock();
-        values.record(&mut Visitor {
-            name: span.name(),
-            out: &mut out,
+        with_current(|out| {
+            values.record(&mut Visitor {
+                name: span.name(),
+                out,
+            });
         });
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        let mut out = self.0.0.lock();
-        event.record(&mut Visitor {
-            name: "event",
-            out: &mut out,
+        with_current(|out| {
+            event.record(&mut Visitor { name: "event", out });
         });
     }
 }

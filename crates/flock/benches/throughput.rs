@@ -1,0 +1,131 @@
+//! Benchmark 1: publish → `BatchSpec::size(100)` → no-op engine, against a raw
+//! baseline measured in the same run (tokio mpsc + `Vec` accumulator flushing every
+//! 100). Reports artifacts per second; the ratio is printed at the end.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use flock::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
+struct Event {
+    n: u64,
+}
+
+const PER_ITER: u64 = 100_000;
+
+fn runtime(multi: bool) -> tokio::runtime::Runtime {
+    let mut builder = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_time().build().expect("runtime")
+}
+
+/// Publishes `n` events through a flock with one batching agent; returns the time.
+async fn flock_run(n: u64) -> Duration {
+    let flock = Flock::builder().no_trace().build();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let sink = seen.clone();
+    flock
+        .agent("sink")
+        .consumes::<Event>(Subscribe::new().batch(BatchSpec::size(100)))
+        .max_concurrency(4)
+        .with_engine(batch_fn(
+            move |_: &EngineContext, batch: Vec<Arc<Event>>| {
+                sink.fetch_add(batch.len(), Ordering::Relaxed);
+                Ok::<_, String>(Outputs::none())
+            },
+        ))
+        .register()
+        .expect("register");
+    let start = Instant::now();
+    for i in 0..n {
+        flock.publish(Event { n: i }).await.expect("publish");
+    }
+    flock.run_until_idle().await;
+    let elapsed = start.elapsed();
+    assert_eq!(seen.load(Ordering::Relaxed) as u64, n);
+    flock.shutdown().await;
+    elapsed
+}
+
+/// The floor: an mpsc channel into a task that collects 100 at a time.
+async fn baseline_run(n: u64) -> Duration {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Arc<Event>>();
+    let consumer = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(100);
+        let mut seen = 0u64;
+        while let Some(e) = rx.recv().await {
+            batch.push(e);
+            if batch.len() == 100 {
+                seen += std::hint::black_box(std::mem::take(&mut batch)).len() as u64;
+            }
+        }
+        seen + batch.len() as u64
+    });
+    let start = Instant::now();
+    for i in 0..n {
+        tx.send(Arc::new(Event { n: i })).expect("send");
+    }
+    drop(tx);
+    let seen = consumer.await.expect("consumer");
+    let elapsed = start.elapsed();
+    assert_eq!(seen, n);
+    elapsed
+}
+
+fn throughput(c: &mut Criterion) {
+    let mut group = c.benchmark_group("throughput");
+    group.throughput(Throughput::Elements(PER_ITER));
+    group.sample_size(10);
+    for multi in [false, true] {
+        let flavor = if multi {
+            "multi_thread"
+        } else {
+            "current_thread"
+        };
+        let rt = runtime(multi);
+        group.bench_function(format!("flock_batch100/{flavor}"), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(flock_run(PER_ITER))).sum());
+        });
+        group.bench_function(format!("baseline_mpsc_vec100/{flavor}"), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| rt.block_on(baseline_run(PER_ITER)))
+                    .sum()
+            });
+        });
+    }
+    group.finish();
+
+    // The ratio in one line, from one more run of each (1M artifacts).
+    for multi in [false, true] {
+        let rt = runtime(multi);
+        let flock = rt.block_on(flock_run(1_000_000));
+        let base = rt.block_on(baseline_run(1_000_000));
+        let rate = |d: Duration| 1_000_000.0 / d.as_secs_f64();
+        println!(
+            "1M artifacts, {}: flock {:.2} M/s, baseline {:.2} M/s, ratio {:.2}",
+            if multi {
+                "multi_thread"
+            } else {
+                "current_thread"
+            },
+            rate(flock) / 1e6,
+            rate(base) / 1e6,
+            rate(flock) / rate(base)
+        );
+    }
+}
+
+criterion_group!(benches, throughput);
+criterion_main!(benches);
