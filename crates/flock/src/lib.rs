@@ -69,11 +69,26 @@
 //! FROM spans WHERE name LIKE '%batch%' ORDER BY start_time DESC LIMIT 20
 //! ```
 //!
+//! # Failures, hooks and LLMs
+//!
+//! - An agent's [`RetryPolicy`] retries a failed run (engine error or panic, failing
+//!   component hook, broken output contract); after the last attempt the runtime
+//!   publishes a [`WorkflowError`] and keeps the inputs in [`Flock::failed_runs`].
+//! - The output contract: [`AgentBuilder::publishes`] is exactly one output per run,
+//!   [`AgentBuilder::publishes_many`] any number, [`AgentBuilder::publishes_per_input`]
+//!   one per input item.
+//! - [`AgentBuilder::max_iterations`] is a circuit breaker against feedback loops;
+//!   refused runs are kept as failed runs.
+//! - [`AgentBuilder::with_component`] attaches [`AgentComponent`] lifecycle hooks.
+//! - `llm::LlmEngine` (feature `llm`) sends each flushed batch to an OpenAI-compatible
+//!   endpoint in one request, with structured output.
+//!
 //! # Features
 //!
 //! `bundled` (default) compiles DuckDB from source for the trace file; without it,
 //! DuckDB is linked from `DUCKDB_LIB_DIR`. `otlp` also sends spans to an OTLP/HTTP
-//! collector.
+//! collector. `llm` (default) adds the LLM engine; `llm-mock` also its local
+//! OpenAI-compatible test server (`flock::llm::mock`).
 
 mod agent;
 mod failed;
@@ -105,9 +120,11 @@ pub use orchestrator::{ActiveBatch, Flock, FlockBuilder, PublishOptions, Shutdow
 pub use policy::{InvalidRetryPolicy, RetryPolicy};
 
 /// The LLM engine for OpenAI-compatible chat-completion endpoints (feature `llm`, on
-/// by default): [`LlmEngine`](llm::LlmEngine) sends each flushed batch in one request
+/// by default): [`LlmEngine`] sends each flushed batch in one request
 /// and parses structured output into the agent's output type. Derive the output
-/// type's schema with [`JsonSchema`](llm::JsonSchema) (re-exported from `schemars`).
+/// type's schema with [`JsonSchema`](llm::JsonSchema) (re-exported from `schemars`;
+/// without a direct `schemars` dependency, add
+/// `#[schemars(crate = "flock::llm::schemars")]` to the type).
 #[cfg(feature = "llm")]
 pub mod llm {
     pub use flock_engines::llm::schemars::{self, JsonSchema};
