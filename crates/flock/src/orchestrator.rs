@@ -506,7 +506,7 @@ impl Flock {
     /// # Errors
     /// [`RetryFailedRunError::NotFound`] for an unknown id (or one already retried),
     /// [`RetryFailedRunError::Closed`] after shutdown.
-    pub fn retry_failed_run(&self, id: Uuid) -> Result<(), RetryFailedRunError> {
+    pub async fn retry_failed_run(&self, id: Uuid) -> Result<(), RetryFailedRunError> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(RetryFailedRunError::Closed(id));
         }

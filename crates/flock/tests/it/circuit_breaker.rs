@@ -89,7 +89,7 @@ async fn the_breaker_counts_runs_not_artifacts_and_resets_when_idle() {
     assert_eq!(failed[0].flush_reason, Some(FlushReason::Size));
 
     // The flock was idle: the count starts again, and the refused run can be retried.
-    flock.retry_failed_run(failed[0].id).unwrap();
+    flock.retry_failed_run(failed[0].id).await.unwrap();
     publish_ids(&flock, 31..=40).await;
     flock.run_until_idle().await;
     let ids: Vec<i64> = runs.lock().iter().flat_map(|r| r.ids.clone()).collect();

@@ -159,7 +159,7 @@ async fn a_failed_run_can_be_retried_once_the_cause_is_fixed() {
     let failed = flock.failed_runs();
     assert_eq!(failed.len(), 1);
 
-    flock.retry_failed_run(failed[0].id).unwrap();
+    flock.retry_failed_run(failed[0].id).await.unwrap();
     flock.run_until_idle().await;
     assert!(flock.failed_runs().is_empty());
     assert_eq!(
@@ -172,13 +172,13 @@ async fn a_failed_run_can_be_retried_once_the_cause_is_fixed() {
         Some(9)
     );
     assert_eq!(
-        flock.retry_failed_run(failed[0].id),
+        flock.retry_failed_run(failed[0].id).await,
         Err(RetryFailedRunError::NotFound(failed[0].id)),
         "a failed run is retried at most once"
     );
     flock.shutdown().await;
     assert!(matches!(
-        flock.retry_failed_run(failed[0].id),
+        flock.retry_failed_run(failed[0].id).await,
         Err(RetryFailedRunError::Closed(_))
     ));
 }
