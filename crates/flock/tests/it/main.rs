@@ -1,10 +1,17 @@
 //! Behaviour of the orchestrator, with tokio's paused clock wherever time matters.
 
 mod batching;
+mod circuit_breaker;
+mod duplicates;
 mod errors;
+mod hooks;
 mod inspection;
+#[cfg(feature = "llm-mock")]
+mod llm;
+mod output_contract;
 mod publishing;
 mod registration;
+mod retries;
 mod traces;
 mod visibility;
 
