@@ -39,7 +39,8 @@ async fn main() -> anyhow::Result<()> {
         .consumes::<Event>(
             Subscribe::new().batch(BatchSpec::size(50).timeout(Duration::from_millis(200))),
         )
-        .publishes_with(|r: &BatchReport| Visibility::tenant(r.tenant_id.clone()))
+        // One report per tenant present in the batch: any number per run.
+        .publishes_many_with(|r: &BatchReport| Visibility::tenant(r.tenant_id.clone()))
         .with_engine(batch_fn(report_per_tenant))
         .register()?;
 

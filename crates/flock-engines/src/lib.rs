@@ -11,13 +11,21 @@
 //!   of one group's [`Inputs`], or of a batch of groups.
 //! - [`SimpleBatchEngine`]: the reference batch engine of the guide
 //!   ([`BatchItem`] in, [`BatchSummary`] out).
+//! - [`AgentComponent`]: lifecycle hooks the runtime calls around an agent's runs.
+//! - `llm` (feature `llm`): `LlmEngine`, one chat-completion request per flushed
+//!   batch to an OpenAI-compatible endpoint, with structured (JSON-schema) output.
 
+mod component;
 mod context;
 mod engine;
 mod func;
 mod group;
 mod simple;
 
+#[cfg(feature = "llm")]
+pub mod llm;
+
+pub use component::{AgentComponent, RunFailure};
 pub use context::{BatchInputs, BatchMetrics, EngineContext, Inputs};
 pub use engine::{Engine, EngineError, IntoOutputs, Outputs};
 pub use func::{

@@ -13,6 +13,7 @@ use std::{
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flock::prelude::*;
 use serde::{Deserialize, Serialize};
+use tracing_subscriber::layer::SubscriberExt;
 
 #[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
 struct Event {
@@ -127,5 +128,41 @@ fn throughput(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, throughput);
+/// Benchmark 6: the same workload with every span exported into DuckDB, against
+/// tracing off, on a current-thread runtime (the subscriber is thread-local).
+fn tracing_overhead(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("flock-bench-traces-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let guard = flock::TraceConfig::new(dir.join("traces.duckdb"))
+        .service_name("bench")
+        .build()
+        .expect("trace pipeline");
+    let rt = runtime(false);
+    let mut group = c.benchmark_group("tracing");
+    group.throughput(Throughput::Elements(PER_ITER));
+    group.sample_size(10);
+    group.bench_function("flock_batch100_traced/current_thread", |b| {
+        let subscriber = tracing_subscriber::registry().with(guard.layer());
+        let _default = tracing::subscriber::set_default(subscriber);
+        b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(flock_run(PER_ITER))).sum());
+    });
+    group.finish();
+
+    let off = rt.block_on(flock_run(1_000_000));
+    let on = {
+        let subscriber = tracing_subscriber::registry().with(guard.layer());
+        let _default = tracing::subscriber::set_default(subscriber);
+        rt.block_on(flock_run(1_000_000))
+    };
+    let report = guard.shutdown();
+    println!(
+        "1M artifacts, current_thread: tracing off {:.2} M/s, on {:.2} M/s ({:.0}% of off); spans: {report}",
+        1.0 / off.as_secs_f64(),
+        1.0 / on.as_secs_f64(),
+        100.0 * off.as_secs_f64() / on.as_secs_f64(),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, throughput, tracing_overhead);
 criterion_main!(benches);

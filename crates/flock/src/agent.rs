@@ -3,16 +3,47 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
-    sync::Arc,
+    num::NonZeroUsize,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize},
+    },
 };
 
 use flock_batch::JoinShape;
 use flock_core::{AgentIdentity, FlockType, Payload, TypeConflict, TypeRegistry, Visibility};
-use flock_engines::Engine;
+use flock_engines::{AgentComponent, Engine};
 use flock_subscription::{AllOf, Subscribe, Subscription, SubscriptionError};
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
-use crate::Flock;
+use crate::{Flock, RetryPolicy};
+
+/// How many outputs of one type an agent's run publishes: its output contract, checked
+/// after every engine call. A run whose outputs break it fails with an error naming
+/// the type and both counts (published as a `WorkflowError`, retried under the agent's
+/// [`RetryPolicy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OutputCount {
+    /// Exactly one per run: [`AgentBuilder::publishes`].
+    ExactlyOne,
+    /// Any number per run, none included: [`AgentBuilder::publishes_many`].
+    Any,
+    /// Exactly one per input item (an artifact, or a join group), so a batch of 100
+    /// publishes 100: [`AgentBuilder::publishes_per_input`].
+    PerInput,
+}
+
+impl OutputCount {
+    /// The builder call that declares this count, for messages.
+    pub(crate) fn declaration(self, type_name: &str) -> String {
+        match self {
+            Self::ExactlyOne => format!(".publishes::<{type_name}>()"),
+            Self::Any => format!(".publishes_many::<{type_name}>()"),
+            Self::PerInput => format!(".publishes_per_input::<{type_name}>()"),
+        }
+    }
+}
 
 /// Why an agent could not be registered. Every check happens at registration, never
 /// at the first artifact.
@@ -68,6 +99,23 @@ pub enum RegistrationError {
     /// `max_concurrency(0)`.
     #[error("agent '{0}': max_concurrency must be at least 1, got 0")]
     ZeroConcurrency(String),
+    /// `max_iterations(0)`.
+    #[error("agent '{0}': max_iterations must be at least 1, got 0")]
+    ZeroIterations(String),
+    /// One output type declared with two different counts.
+    #[error(
+        "agent '{agent}' declares output type '{type_name}' twice, as {first} and as {second}; keep one"
+    )]
+    ConflictingOutput {
+        /// The agent.
+        agent: String,
+        /// The type.
+        type_name: &'static str,
+        /// The first declaration.
+        first: String,
+        /// The second declaration.
+        second: String,
+    },
     /// An artifact type name is taken by another Rust type.
     #[error("agent '{agent}': {source}")]
     TypeConflict {
@@ -111,6 +159,21 @@ where
 /// outputs are checked against the declaration).
 pub(crate) type VisibilityRule = Arc<dyn Fn(&Payload) -> Option<Visibility> + Send + Sync>;
 
+fn visibility_rule<T: FlockType>(visibility: impl OutputVisibility<T>) -> VisibilityRule {
+    Arc::new(move |payload: &Payload| {
+        payload
+            .downcast_ref::<T>()
+            .map(|output| visibility.visibility_for(output))
+    })
+}
+
+/// One declared output type of a registered agent.
+pub(crate) struct OutputDecl {
+    pub(crate) count: OutputCount,
+    /// `None`: public.
+    pub(crate) visibility: Option<VisibilityRule>,
+}
+
 /// Declares an agent: what it consumes, what it publishes, and its engine.
 ///
 /// Start one with [`Flock::agent`]; finish with [`AgentBuilder::register`].
@@ -120,9 +183,12 @@ pub struct AgentBuilder {
     name: String,
     description: Option<String>,
     subscriptions: Vec<Result<Subscription, SubscriptionError>>,
-    outputs: BTreeMap<&'static str, Option<VisibilityRule>>,
+    outputs: Vec<(&'static str, OutputCount, Option<VisibilityRule>)>,
     types: Vec<RegisterType>,
     engine: Option<Arc<dyn Engine>>,
+    components: Vec<Arc<dyn AgentComponent>>,
+    retry: RetryPolicy,
+    max_iterations: Option<usize>,
     max_concurrency: usize,
     prevent_self_trigger: bool,
     labels: BTreeSet<String>,
@@ -134,8 +200,21 @@ impl fmt::Debug for AgentBuilder {
         f.debug_struct("AgentBuilder")
             .field("name", &self.name)
             .field("subscriptions", &self.subscriptions)
-            .field("outputs", &self.outputs.keys().collect::<Vec<_>>())
+            .field(
+                "outputs",
+                &self
+                    .outputs
+                    .iter()
+                    .map(|(name, count, _)| (name, count))
+                    .collect::<Vec<_>>(),
+            )
             .field("engine", &self.engine.as_ref().map(|e| e.name().to_owned()))
+            .field(
+                "components",
+                &self.components.iter().map(|c| c.name()).collect::<Vec<_>>(),
+            )
+            .field("retry", &self.retry)
+            .field("max_iterations", &self.max_iterations)
             .finish_non_exhaustive()
     }
 }
@@ -147,9 +226,12 @@ impl AgentBuilder {
             name,
             description: None,
             subscriptions: Vec::new(),
-            outputs: BTreeMap::new(),
+            outputs: Vec::new(),
             types: Vec::new(),
             engine: None,
+            components: Vec::new(),
+            retry: RetryPolicy::none(),
+            max_iterations: None,
             max_concurrency: 1,
             prevent_self_trigger: true,
             labels: BTreeSet::new(),
@@ -209,16 +291,20 @@ impl AgentBuilder {
         self
     }
 
-    /// Declares an output type, published with public visibility. An engine output
-    /// of an undeclared type fails the run.
-    pub fn publishes<T: FlockType>(mut self) -> Self {
-        self.outputs.insert(T::TYPE_NAME, None);
-        self.types.push(TypeRegistry::register::<T>);
-        self
+    /// Declares an output type, exactly one per run (every run must publish one `T`),
+    /// published with public visibility.
+    ///
+    /// The output contract is checked after each engine call: an output of an
+    /// undeclared type, or another count than declared, fails the run with an error
+    /// naming the type and the counts. Declare [`publishes_many`](Self::publishes_many)
+    /// for any number (none included), [`publishes_per_input`](Self::publishes_per_input)
+    /// for one per input item; the `_with` variants also set the visibility.
+    pub fn publishes<T: FlockType>(self) -> Self {
+        self.declare::<T>(OutputCount::ExactlyOne, None)
     }
 
-    /// Declares an output type with its visibility: a fixed [`Visibility`], or a
-    /// function of the output value.
+    /// Declares an output type, exactly one per run, with its visibility: a fixed
+    /// [`Visibility`], or a function of the output value.
     ///
     /// ```
     /// # use flock::prelude::*;
@@ -237,14 +323,73 @@ impl AgentBuilder {
     /// #   .register()
     /// #   .unwrap();
     /// ```
-    pub fn publishes_with<T: FlockType>(mut self, visibility: impl OutputVisibility<T>) -> Self {
-        let rule: VisibilityRule = Arc::new(move |payload: &Payload| {
-            payload
-                .downcast_ref::<T>()
-                .map(|output| visibility.visibility_for(output))
-        });
-        self.outputs.insert(T::TYPE_NAME, Some(rule));
+    pub fn publishes_with<T: FlockType>(self, visibility: impl OutputVisibility<T>) -> Self {
+        self.declare::<T>(OutputCount::ExactlyOne, Some(visibility_rule(visibility)))
+    }
+
+    /// Declares an output type of which a run may publish any number, none included.
+    pub fn publishes_many<T: FlockType>(self) -> Self {
+        self.declare::<T>(OutputCount::Any, None)
+    }
+
+    /// [`publishes_many`](Self::publishes_many) with a visibility, as
+    /// [`publishes_with`](Self::publishes_with).
+    pub fn publishes_many_with<T: FlockType>(self, visibility: impl OutputVisibility<T>) -> Self {
+        self.declare::<T>(OutputCount::Any, Some(visibility_rule(visibility)))
+    }
+
+    /// Declares an output type of which a run publishes exactly one per input item:
+    /// one per artifact of a batch (one per group for join subscriptions), one for a
+    /// run of a single artifact.
+    pub fn publishes_per_input<T: FlockType>(self) -> Self {
+        self.declare::<T>(OutputCount::PerInput, None)
+    }
+
+    /// [`publishes_per_input`](Self::publishes_per_input) with a visibility, as
+    /// [`publishes_with`](Self::publishes_with).
+    pub fn publishes_per_input_with<T: FlockType>(
+        self,
+        visibility: impl OutputVisibility<T>,
+    ) -> Self {
+        self.declare::<T>(OutputCount::PerInput, Some(visibility_rule(visibility)))
+    }
+
+    fn declare<T: FlockType>(
+        mut self,
+        count: OutputCount,
+        visibility: Option<VisibilityRule>,
+    ) -> Self {
+        self.outputs.push((T::TYPE_NAME, count, visibility));
         self.types.push(TypeRegistry::register::<T>);
+        self
+    }
+
+    /// Attaches a component: hooks called around the agent's runs, ordered by
+    /// [`AgentComponent::priority`] (lower first; ties in attachment order).
+    pub fn with_component(mut self, component: impl AgentComponent) -> Self {
+        self.components.push(Arc::new(component));
+        self
+    }
+
+    /// What happens when a run fails (default [`RetryPolicy::none`]: one attempt,
+    /// then a `WorkflowError` and a failed run kept for `Flock::failed_runs`).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Circuit breaker: at most `n` runs of this agent between two moments the flock
+    /// is idle (Flock's `max_agent_iterations`; it counts runs, not artifacts, so a
+    /// batch of 100 is one). Default: no limit.
+    ///
+    /// It stops runaway feedback loops (agents triggering each other forever). A run
+    /// the breaker refuses is not lost: it is not executed, a `WorkflowError` saying
+    /// so is published, and its inputs are kept as a failed run in
+    /// `Flock::failed_runs` (kind `CircuitOpen`), from which
+    /// `Flock::retry_failed_run` can run it later. The count starts again from zero
+    /// whenever no run is scheduled or running.
+    pub fn max_iterations(mut self, n: usize) -> Self {
+        self.max_iterations = Some(n);
         self
     }
 
@@ -294,8 +439,9 @@ impl AgentBuilder {
     /// # Errors
     /// [`RegistrationError`] for an empty or duplicate name, no subscription, no
     /// engine, an invalid subscription (e.g. batch spec), a batch subscription on an
-    /// engine without batch evaluation (or the reverse), `max_concurrency(0)`, or an
-    /// artifact type name conflict.
+    /// engine without batch evaluation (or the reverse), `max_concurrency(0)`,
+    /// `max_iterations(0)`, an output type declared with two counts, or an artifact
+    /// type name conflict.
     pub fn register(self) -> Result<AgentHandle, RegistrationError> {
         let agent = self.validate()?;
         let name = agent.name.clone();
@@ -317,6 +463,30 @@ impl AgentBuilder {
         };
         if self.max_concurrency == 0 {
             return Err(RegistrationError::ZeroConcurrency(name));
+        }
+        let max_iterations = match self.max_iterations {
+            None => None,
+            Some(n) => {
+                Some(NonZeroUsize::new(n).ok_or(RegistrationError::ZeroIterations(name.clone()))?)
+            }
+        };
+        // A type declared twice keeps its last visibility; two counts are an error.
+        let mut outputs: BTreeMap<&'static str, OutputDecl> = BTreeMap::new();
+        for (type_name, count, visibility) in &self.outputs {
+            let decl = OutputDecl {
+                count: *count,
+                visibility: visibility.clone(),
+            };
+            if let Some(first) = outputs.insert(type_name, decl)
+                && first.count != *count
+            {
+                return Err(RegistrationError::ConflictingOutput {
+                    agent: name,
+                    type_name,
+                    first: first.count.declaration(type_name),
+                    second: count.declaration(type_name),
+                });
+            }
         }
         let mut subscriptions = Vec::with_capacity(self.subscriptions.len());
         for (index, subscription) in self.subscriptions.iter().enumerate() {
@@ -369,8 +539,19 @@ impl AgentBuilder {
             description: self.description.clone(),
             join_shapes: subscriptions.iter().map(JoinShape::of).collect(),
             subscriptions,
-            outputs: self.outputs.clone(),
+            outputs,
             engine,
+            components: {
+                let mut components = self.components.clone();
+                // A stable sort: equal priorities keep their attachment order.
+                components.sort_by_key(|c| c.priority());
+                components
+            },
+            retry: self.retry,
+            max_iterations,
+            runs_since_idle: AtomicUsize::new(0),
+            initialized: OnceCell::new(),
+            terminated: AtomicBool::new(false),
             permits: Arc::new(Semaphore::new(self.max_concurrency)),
             prevent_self_trigger: self.prevent_self_trigger,
         })
@@ -389,8 +570,19 @@ pub(crate) struct Agent {
     pub(crate) subscriptions: Vec<Subscription>,
     /// Per subscription: the shape of its groups, for AND gates and joins.
     pub(crate) join_shapes: Vec<Option<JoinShape>>,
-    pub(crate) outputs: BTreeMap<&'static str, Option<VisibilityRule>>,
+    /// Declared output types: how many of each a run publishes, and their visibility.
+    pub(crate) outputs: BTreeMap<&'static str, OutputDecl>,
     pub(crate) engine: Arc<dyn Engine>,
+    /// Sorted by priority.
+    pub(crate) components: Vec<Arc<dyn AgentComponent>>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) max_iterations: Option<NonZeroUsize>,
+    /// Runs scheduled since the flock was last idle (the circuit breaker's count).
+    pub(crate) runs_since_idle: AtomicUsize,
+    /// Set once every component's `initialize` succeeded.
+    pub(crate) initialized: OnceCell<()>,
+    /// Set once `on_terminate` ran.
+    pub(crate) terminated: AtomicBool,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) prevent_self_trigger: bool,
 }

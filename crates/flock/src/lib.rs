@@ -77,17 +77,35 @@
 //! FROM spans WHERE name LIKE '%batch%' ORDER BY start_time DESC LIMIT 20
 //! ```
 //!
+//! # Failures, hooks and LLMs
+//!
+//! - An agent's [`RetryPolicy`] retries a failed run (engine error or panic, failing
+//!   component hook, broken output contract); after the last attempt the runtime
+//!   publishes a [`WorkflowError`] and keeps the inputs in [`Flock::failed_runs`].
+//! - The output contract: [`AgentBuilder::publishes`] is exactly one output per run,
+//!   [`AgentBuilder::publishes_many`] any number, [`AgentBuilder::publishes_per_input`]
+//!   one per input item.
+//! - [`AgentBuilder::max_iterations`] is a circuit breaker against feedback loops;
+//!   refused runs are kept as failed runs.
+//! - [`AgentBuilder::with_component`] attaches [`AgentComponent`] lifecycle hooks.
+//! - `llm::LlmEngine` (feature `llm`) sends each flushed batch to an OpenAI-compatible
+//!   endpoint in one request, with structured output.
+//!
 //! # Features
 //!
 //! `bundled` (default) compiles DuckDB from source for the trace file; without it,
 //! DuckDB is linked from `DUCKDB_LIB_DIR`. `otlp` also sends spans to an OTLP/HTTP
-//! collector.
+//! collector. `llm` (default) adds the LLM engine; `llm-mock` also its local
+//! OpenAI-compatible test server (`flock::llm::mock`).
 
 mod agent;
+mod failed;
 mod orchestrator;
+mod policy;
 mod run;
 
-pub use agent::{AgentBuilder, AgentHandle, OutputVisibility, RegistrationError};
+pub use agent::{AgentBuilder, AgentHandle, OutputCount, OutputVisibility, RegistrationError};
+pub use failed::{FailedRun, FailureKind, RetryFailedRunError};
 pub use flock_batch as batch;
 pub use flock_core as core;
 pub use flock_core::{
@@ -97,9 +115,9 @@ pub use flock_core::{
 };
 pub use flock_engines as engines;
 pub use flock_engines::{
-    BatchInputs, BatchItem, BatchMetrics, BatchSummary, Engine, EngineContext, EngineError, Inputs,
-    IntoOutputs, Outputs, SimpleBatchEngine, batch_fn, batch_fn_async, group_batch_fn, group_fn,
-    map_fn, map_fn_async,
+    AgentComponent, BatchInputs, BatchItem, BatchMetrics, BatchSummary, Engine, EngineContext,
+    EngineError, Inputs, IntoOutputs, Outputs, RunFailure, SimpleBatchEngine, batch_fn,
+    batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
 };
 pub use flock_subscription as subscription;
 pub use flock_subscription::{
@@ -111,13 +129,31 @@ pub use flock_visibility as visibility;
 pub use orchestrator::{
     ActiveBatch, Flock, FlockBuilder, PendingJoin, PublishOptions, ShutdownReport,
 };
+pub use policy::{InvalidRetryPolicy, RetryPolicy};
+
+/// The LLM engine for OpenAI-compatible chat-completion endpoints (feature `llm`, on
+/// by default): [`LlmEngine`] sends each flushed batch in one request
+/// and parses structured output into the agent's output type. Derive the output
+/// type's schema with [`JsonSchema`](llm::JsonSchema) (re-exported from `schemars`;
+/// without a direct `schemars` dependency, add
+/// `#[schemars(crate = "flock::llm::schemars")]` to the type).
+#[cfg(feature = "llm")]
+pub mod llm {
+    pub use flock_engines::llm::schemars::{self, JsonSchema};
+    pub use flock_engines::llm::*;
+}
+#[cfg(feature = "llm")]
+pub use llm::LlmEngine;
 
 /// Everything an application needs: `use flock::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "llm")]
+    pub use crate::llm::{JsonSchema, LlmEngine};
     pub use crate::{
-        AgentIdentity, AllOf, Artifact, ArtifactFilter, BatchInputs, BatchItem, BatchMetrics,
-        BatchSpec, BatchSummary, Engine, EngineContext, EngineError, Flock, FlockType, FlushReason,
-        Inputs, JoinSpec, Outputs, PublishOptions, SimpleBatchEngine, Subscribe, Visibility,
-        WorkflowError, batch_fn, batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
+        AgentComponent, AgentIdentity, AllOf, Artifact, ArtifactFilter, BatchInputs, BatchItem,
+        BatchMetrics, BatchSpec, BatchSummary, Engine, EngineContext, EngineError, FailedRun,
+        FailureKind, Flock, FlockType, FlushReason, Inputs, JoinSpec, Outputs, PublishOptions,
+        RetryPolicy, SimpleBatchEngine, Subscribe, Visibility, WorkflowError, batch_fn,
+        batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
     };
 }

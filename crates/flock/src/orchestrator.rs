@@ -28,7 +28,8 @@ use uuid::Uuid;
 use crate::{
     AgentBuilder, RegistrationError,
     agent::Agent,
-    run::{self, Unit, Work},
+    failed::{FailedRun, FailureKind, RetryFailedRunError},
+    run::{self, Flushed, Unit, Work},
 };
 
 /// Identifies one batch accumulator: an agent and one of its subscriptions.
@@ -321,6 +322,7 @@ impl FlockBuilder {
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
                 closed: AtomicBool::new(false),
+                failed: Mutex::new(Vec::new()),
                 clock: RuntimeClock::new(),
                 deferred: Mutex::new(BTreeMap::new()),
                 deferred_seq: AtomicU64::new(0),
@@ -543,6 +545,7 @@ impl Flock {
             );
         }
         self.shared.timer.notify_one();
+        self.shared.terminate_agents().await;
         let guard = self.shared.trace.lock().take();
         if let Some(guard) = guard {
             let path = guard.path().to_owned();
@@ -557,6 +560,58 @@ impl Flock {
             };
         }
         report
+    }
+
+    /// The runs that failed for good or that a circuit breaker refused, oldest first,
+    /// with their inputs: the dead letters. Nothing an agent could not process is
+    /// lost; it is here until [taken](Flock::take_failed_runs) or
+    /// [retried](Flock::retry_failed_run).
+    pub fn failed_runs(&self) -> Vec<FailedRun> {
+        self.shared.failed.lock().clone()
+    }
+
+    /// Removes and returns every failed run.
+    pub fn take_failed_runs(&self) -> Vec<FailedRun> {
+        std::mem::take(&mut *self.shared.failed.lock())
+    }
+
+    /// Runs a failed run again: the same agent, the same inputs (a batch stays one
+    /// batch, with its flush reason), under the agent's retry policy and circuit
+    /// breaker. The entry leaves the failed runs; if the run fails again, a new entry
+    /// appears. Other agents do not see the inputs again.
+    ///
+    /// # Errors
+    /// [`RetryFailedRunError::NotFound`] for an unknown id (or one already retried),
+    /// [`RetryFailedRunError::Closed`] after shutdown.
+    pub async fn retry_failed_run(&self, id: Uuid) -> Result<(), RetryFailedRunError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(RetryFailedRunError::Closed(id));
+        }
+        let run = {
+            let mut failed = self.shared.failed.lock();
+            let index = failed
+                .iter()
+                .position(|r| r.id == id)
+                .ok_or(RetryFailedRunError::NotFound(id))?;
+            failed.remove(index)
+        };
+        self.shared.schedule(run.agent_ref, run.work);
+        Ok(())
+    }
+
+    /// Publishes an artifact that already exists (forwarded from elsewhere, or taken
+    /// from a failed run), keeping its id and metadata. An artifact is delivered to
+    /// each agent at most once: if its id is already on the blackboard, the store
+    /// refuses it and nobody receives it again.
+    ///
+    /// # Errors
+    /// [`PublishError::Closed`] after shutdown; [`PublishError::Store`] with
+    /// [`StoreError::Duplicate`] when the id is already stored; a type name conflict.
+    pub async fn publish_artifact(&self, artifact: Arc<Artifact>) -> Result<(), PublishError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(PublishError::Closed);
+        }
+        self.shared.publish_artifact(artifact).await
     }
 
     /// The file this flock traces into, if it traces.
@@ -638,6 +693,8 @@ pub(crate) struct Shared {
     in_flight: AtomicUsize,
     idle: Notify,
     closed: AtomicBool,
+    /// Dead letters: runs given up, oldest first.
+    failed: Mutex<Vec<FailedRun>>,
     pub(crate) clock: RuntimeClock,
     /// Artifacts hidden by `After` visibility, to dispatch when they become visible:
     /// (monotonic instant, sequence) → artifact.
@@ -891,28 +948,76 @@ impl Shared {
         }
         if let Some(batch) = pushed.flushed {
             // The agent is at hand: no need to take the agents lock under the routes lock.
-            self.schedule(agent.clone(), Work::Batch(batch));
+            self.schedule(agent.clone(), Work::Batch(Flushed::new(batch)));
         }
     }
 
     fn schedule_batch(self: &Arc<Self>, batch: Batch<BatchKey, Unit>) {
         let agent = self.agents.read()[batch.key.agent as usize].clone();
-        self.schedule(agent, Work::Batch(batch));
+        self.schedule(agent, Work::Batch(Flushed::new(batch)));
     }
 
-    /// Counts the run in flight and spawns it.
-    fn schedule(self: &Arc<Self>, agent: Arc<Agent>, work: Work) {
+    /// Counts the run in flight and spawns it, unless the agent's circuit breaker
+    /// refuses it: then the work becomes a failed run (kind `CircuitOpen`) with a
+    /// `WorkflowError`, still counted in flight until both are recorded.
+    pub(crate) fn schedule(self: &Arc<Self>, agent: Arc<Agent>, work: Work) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         let guard = InFlight(self.clone());
         let span = run::span_for(&agent, &work);
         let shared = self.clone();
-        tokio::spawn(
-            async move {
-                run::execute(&shared, &agent, work).await;
-                drop(guard);
+        let refused = agent.max_iterations.and_then(|max| {
+            let runs = agent.runs_since_idle.fetch_add(1, Ordering::AcqRel) + 1;
+            (runs > max.get()).then_some(max)
+        });
+        match refused {
+            None => tokio::spawn(
+                async move {
+                    run::execute(&shared, &agent, work).await;
+                    drop(guard);
+                }
+                .instrument(span),
+            ),
+            Some(max) => tokio::spawn(
+                async move {
+                    let message = format!(
+                        "circuit breaker open: agent '{}' reached max_iterations {max} runs \
+                         since the flock was last idle; this run was refused and its inputs \
+                         are kept in Flock::failed_runs()",
+                        agent.name
+                    );
+                    let correlation = run::common_correlation(work.artifacts());
+                    let kind = FailureKind::CircuitOpen;
+                    run::fail(&shared, &agent, work, kind, message, 0, correlation).await;
+                    drop(guard);
+                }
+                .instrument(span),
+            ),
+        };
+    }
+
+    pub(crate) fn record_failure(&self, run: FailedRun) {
+        self.failed.lock().push(run);
+    }
+
+    /// Calls `on_terminate` on the components of every initialized agent, once.
+    async fn terminate_agents(&self) {
+        let agents = self.agents.read().clone();
+        for agent in agents {
+            if agent.initialized.initialized() && !agent.terminated.swap(true, Ordering::AcqRel) {
+                for component in &agent.components {
+                    let hook = component.on_terminate(&agent.name);
+                    run::observe(component.as_ref(), "on_terminate", hook).await;
+                }
             }
-            .instrument(span),
-        );
+        }
+    }
+
+    /// Called when no run is scheduled or running: the circuit breakers start counting
+    /// from zero.
+    fn reset_breakers(&self) {
+        for agent in self.agents.read().iter() {
+            agent.runs_since_idle.store(0, Ordering::Release);
+        }
     }
 
     /// Flushes due batches (reason `timeout`) after dispatching deferred artifacts
@@ -1119,6 +1224,7 @@ struct InFlight(Arc<Shared>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.reset_breakers();
             self.0.idle.notify_waiters();
         }
     }

@@ -2,11 +2,18 @@
 
 mod and_gates;
 mod batching;
+mod circuit_breaker;
+mod duplicates;
 mod errors;
+mod hooks;
 mod inspection;
 mod joins;
+#[cfg(feature = "llm-mock")]
+mod llm;
+mod output_contract;
 mod publishing;
 mod registration;
+mod retries;
 mod traces;
 mod visibility;
 

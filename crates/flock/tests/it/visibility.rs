@@ -106,7 +106,7 @@ async fn computed_tenant_visibility_isolates_tenants() {
     flock
         .agent("tenant_batch")
         .consumes::<Event>(Subscribe::new().batch(BatchSpec::size(2)))
-        .publishes_with(|r: &TenantReport| Visibility::tenant(r.tenant_id.clone()))
+        .publishes_many_with(|r: &TenantReport| Visibility::tenant(r.tenant_id.clone()))
         .with_engine(batch_fn(|_: &EngineContext, events: Vec<Arc<Event>>| {
             let mut per_tenant: BTreeMap<String, usize> = BTreeMap::new();
             for e in &events {
