@@ -966,3 +966,49 @@ mod exactly_once {
         }
     }
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
+struct PairReport {
+    key: String,
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_input_outputs_count_groups_not_artifacts() {
+    let flock = Flock::new();
+    flock
+        .agent("per_pair")
+        .consumes_all(join_batch(2))
+        .publishes_per_input::<PairReport>()
+        .with_engine(group_batch_fn(|_: &EngineContext, groups: Vec<Inputs>| {
+            groups
+                .iter()
+                .map(|g| {
+                    let a = g.get::<SignalA>().ok_or("no A")?;
+                    Ok(PairReport {
+                        key: a.correlation_id.clone(),
+                    })
+                })
+                .collect::<Result<Outputs, &str>>()
+        }))
+        .register()
+        .unwrap();
+    for k in ["k1", "k2"] {
+        publish_a(&flock, k, k).await;
+        publish_b(&flock, k, k).await;
+    }
+    flock.run_until_idle().await;
+    let reports = flock.get_by_type::<PairReport>().await.unwrap();
+    let keys: Vec<&str> = reports.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec!["k1", "k2"],
+        "one output per group, not per artifact"
+    );
+    assert!(
+        flock
+            .get_by_type::<WorkflowError>()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -171,6 +171,11 @@ pub(crate) fn strings(items: &[&str]) -> Vec<String> {
 }
 
 /// Spans named `join.*`, with their fields as text, captured for assertions.
+///
+/// One global subscriber routes records to the capture the current thread installed
+/// (each paused-clock test runs its tasks on its own thread): with per-test
+/// (thread-local) subscribers, tracing's per-callsite interest cache, shared by
+/// parallel tests, can disable a callsite for the test that wants it.
 #[derive(Clone, Default)]
 pub(crate) struct JoinSpans(Arc<Mutex<Vec<CapturedSpan>>>);
 
@@ -186,14 +191,34 @@ impl CapturedSpan {
     }
 }
 
+thread_local! {
+    static CURRENT_SPANS: std::cell::RefCell<Option<JoinSpans>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Stops capturing on this thread when dropped.
+pub(crate) struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CURRENT_SPANS.with(|c| c.borrow_mut().take());
+    }
+}
+
 impl JoinSpans {
-    /// Captures `join.*` spans on this thread (tests run on a current-thread runtime)
-    /// until the guard drops.
-    pub(crate) fn install() -> (Self, tracing::subscriber::DefaultGuard) {
-        use tracing_subscriber::layer::SubscriberExt;
+    /// Captures the `join.*` spans of this thread until the guard drops.
+    pub(crate) fn install() -> (Self, CaptureGuard) {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            use tracing_subscriber::layer::SubscriberExt;
+            let subscriber = tracing_subscriber::registry().with(RouteJoinSpans);
+            // Another test may have installed one first; then its own spans still
+            // reach it, and this capture stays empty: an assertion says so.
+            let _ = tracing::subscriber::set_global_default(subscriber);
+        });
         let spans = Self::default();
-        let subscriber = tracing_subscriber::registry().with(spans.clone());
-        (spans, tracing::subscriber::set_default(subscriber))
+        CURRENT_SPANS.with(|c| *c.borrow_mut() = Some(spans.clone()));
+        (spans, CaptureGuard)
     }
 
     pub(crate) fn named(&self, name: &str) -> Vec<CapturedSpan> {
@@ -218,7 +243,10 @@ impl tracing::field::Visit for FieldText<'_> {
     }
 }
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for JoinSpans {
+/// Sends `join.*` spans to the current thread's [`JoinSpans`], if it installed one.
+struct RouteJoinSpans;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RouteJoinSpans {
     fn on_new_span(
         &self,
         attrs: &tracing::span::Attributes<'_>,
@@ -229,8 +257,12 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for JoinSpans {
         if !name.starts_with("join.") {
             return;
         }
-        let mut fields = std::collections::BTreeMap::new();
-        attrs.record(&mut FieldText(&mut fields));
-        self.0.lock().push(CapturedSpan { name, fields });
+        CURRENT_SPANS.with(|current| {
+            if let Some(spans) = current.borrow().as_ref() {
+                let mut fields = std::collections::BTreeMap::new();
+                attrs.record(&mut FieldText(&mut fields));
+                spans.0.lock().push(CapturedSpan { name, fields });
+            }
+        });
     }
 }
