@@ -9,7 +9,7 @@ use tokio::time::advance;
 
 use crate::{
     GroupRun, GroupRuns, JoinSpans, SignalA, SignalB, SignalC, batch_recorder, gate_agent,
-    gate_recorder, groups, strings,
+    gate_recorder, groups, register_gate, strings,
 };
 
 fn by_id() -> flock::subscription::JoinSpecBuilder<String> {
@@ -21,14 +21,7 @@ fn five_minutes() -> Duration {
 }
 
 fn batched(flock: &Flock, name: &str, all_of: AllOf) -> GroupRuns {
-    let (runs, engine) = batch_recorder();
-    flock
-        .agent(name)
-        .consumes_all(all_of)
-        .with_engine(engine)
-        .register()
-        .unwrap();
-    runs
+    register_gate(flock, name, all_of, batch_recorder())
 }
 
 fn a_b_join(within: impl flock::subscription::IntoJoinWindow) -> AllOf {

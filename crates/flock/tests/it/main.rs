@@ -137,7 +137,16 @@ pub(crate) fn gate_recorder() -> (GroupRuns, impl Engine) {
 
 /// Registers an agent on `all_of` with a [`gate_recorder`]; returns its runs.
 pub(crate) fn gate_agent(flock: &Flock, name: &str, all_of: AllOf) -> GroupRuns {
-    let (runs, engine) = gate_recorder();
+    register_gate(flock, name, all_of, gate_recorder())
+}
+
+/// Registers an agent on `all_of` with a recording engine; returns its runs.
+pub(crate) fn register_gate(
+    flock: &Flock,
+    name: &str,
+    all_of: AllOf,
+    (runs, engine): (GroupRuns, impl Engine),
+) -> GroupRuns {
     flock
         .agent(name)
         .consumes_all(all_of)
