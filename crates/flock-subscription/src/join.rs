@@ -564,7 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn correlation_id_has_key_fors_without_their_own() {
+    fn correlation_id_keys_types_without_their_own() {
         let spec = JoinSpec::by_correlation_id().within(5).build().unwrap();
         let id = Uuid::now_v7();
         let mut a = artifact(Temp { device: "x".into() });
