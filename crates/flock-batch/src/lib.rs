@@ -1,5 +1,6 @@
 //! The batch accumulator of flock-rs: a synchronous state machine that collects items
-//! per key and decides when a batch flushes, by size or by deadline.
+//! per key and decides when a batch flushes, by size or by deadline; and the join
+//! state machine ([`Joiner`]) that correlates items into groups before they batch.
 //!
 //! [`Batcher`] does no IO and reads no clock: every call takes `now`. The runtime
 //! drives it from one async task that sleeps until [`Batcher::next_deadline`]; tests
@@ -28,6 +29,12 @@
 //! let due = batcher.poll_expired(t0 + Duration::from_secs(31));
 //! assert_eq!((due[0].items.clone(), due[0].reason), (vec![4], FlushReason::Timeout));
 //! ```
+
+mod join;
+
+pub use join::{
+    DiscardReason, Discarded, Group, InvalidJoinShape, JoinShape, Joined, Joiner, PendingGroup,
+};
 
 use std::{
     collections::{BTreeMap, HashMap},

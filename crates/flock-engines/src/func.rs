@@ -7,7 +7,7 @@ use flock_core::{Artifact, FlockType};
 
 use crate::{BatchInputs, Engine, EngineContext, EngineError, Inputs, IntoOutputs, Outputs};
 
-type BoxError = Box<dyn StdError + Send + Sync>;
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 
 fn typed<I: FlockType>(artifacts: &[Arc<Artifact>]) -> Result<Vec<Arc<I>>, EngineError> {
     artifacts
@@ -35,7 +35,10 @@ fn single<I: FlockType>(inputs: &Inputs) -> Result<Arc<I>, EngineError> {
     }
 }
 
-fn finish<R: IntoOutputs, E: Into<BoxError>>(result: Result<R, E>) -> Result<Outputs, EngineError> {
+/// A function engine's result as the engine's.
+pub(crate) fn finish<R: IntoOutputs, E: Into<BoxError>>(
+    result: Result<R, E>,
+) -> Result<Outputs, EngineError> {
     result
         .map(IntoOutputs::into_outputs)
         .map_err(|e| EngineError::Failed(e.into()))

@@ -7,6 +7,8 @@
 //!
 //! - [`batch_fn`], [`batch_fn_async`], [`map_fn`], [`map_fn_async`]: engines from plain
 //!   Rust functions, typed on their input.
+//! - [`group_fn`], [`group_batch_fn`]: engines for AND gates and joins, from functions
+//!   of one group's [`Inputs`], or of a batch of groups.
 //! - [`SimpleBatchEngine`]: the reference batch engine of the guide
 //!   ([`BatchItem`] in, [`BatchSummary`] out).
 //! - [`AgentComponent`]: lifecycle hooks the runtime calls around an agent's runs.
@@ -17,6 +19,7 @@ mod component;
 mod context;
 mod engine;
 mod func;
+mod group;
 mod simple;
 
 #[cfg(feature = "llm")]
@@ -28,4 +31,5 @@ pub use engine::{Engine, EngineError, IntoOutputs, Outputs};
 pub use func::{
     BatchFn, BatchFnAsync, MapFn, MapFnAsync, batch_fn, batch_fn_async, map_fn, map_fn_async,
 };
+pub use group::{GroupBatchFn, GroupFn, group_batch_fn, group_fn};
 pub use simple::{BatchItem, BatchSummary, SimpleBatchEngine};

@@ -1,14 +1,21 @@
 //! Subscriptions of flock-rs: what an agent consumes, which artifacts pass, and how
-//! they are batched.
+//! they are correlated and batched.
 //!
 //! - [`BatchSpec`]: the validated size-or-timeout batching rule.
+//! - [`JoinSpec`]: the validated correlation rule (a key per type, a window).
 //! - [`Subscribe`]: the typed builder users write in `.consumes::<T>(..)`.
+//! - [`AllOf`]: the builder of AND gates and joins, for `.consumes_all(..)`.
 //! - [`Subscription`]: the erased, validated form the runtime matches artifacts against.
 
 mod batch_spec;
 mod duration;
+mod join;
 mod subscription;
 
 pub use batch_spec::{BatchSpec, BatchSpecBuilder, IntoBatchSpec, InvalidBatchSpec};
 pub use duration::{IntoTimeout, InvalidDuration};
-pub use subscription::{MatchOutcome, Subscribe, Subscription, SubscriptionError};
+pub use join::{
+    IntoJoinSpec, IntoJoinWindow, InvalidJoinSpec, JoinKey, JoinKeyError, JoinSpec,
+    JoinSpecBuilder, JoinWindow,
+};
+pub use subscription::{AllOf, MatchOutcome, Subscribe, Subscription, SubscriptionError, TypeSlot};

@@ -10,9 +10,10 @@ use std::{
     },
 };
 
+use flock_batch::JoinShape;
 use flock_core::{AgentIdentity, FlockType, Payload, TypeConflict, TypeRegistry, Visibility};
 use flock_engines::{AgentComponent, Engine};
-use flock_subscription::{Subscribe, Subscription, SubscriptionError};
+use flock_subscription::{AllOf, Subscribe, Subscription, SubscriptionError};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::{Flock, RetryPolicy};
@@ -85,7 +86,7 @@ pub enum RegistrationError {
     },
     /// A one-at-a-time subscription on an engine that only evaluates batches.
     #[error(
-        "agent '{agent}', subscription {index} delivers one artifact at a time, but engine `{engine}` only evaluates batches; add .batch(..) to the subscription"
+        "agent '{agent}', subscription {index} delivers one artifact (or one join group) at a time, but engine `{engine}` only evaluates batches; add .batch(..) to the subscription"
     )]
     SingleUnsupported {
         /// The agent.
@@ -248,7 +249,45 @@ impl AgentBuilder {
     /// (OR): an artifact matching any of them triggers the agent, once.
     pub fn consumes<T: FlockType>(mut self, subscription: Subscribe<T>) -> Self {
         self.subscriptions.push(subscription.build());
-        self.types.push(TypeRegistry::register::<T>);
+        self
+    }
+
+    /// Adds an AND gate: the agent runs once a group holds every type of `gate` (as
+    /// many of each as listed), grouped by correlation id, or by the gate's
+    /// [`JoinSpec`](crate::JoinSpec) within its window. A complete group is one input
+    /// of `evaluate`, or one item of the batch when the gate batches. Like
+    /// [`AgentBuilder::consumes`], each call is one alternative (OR).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use flock::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize, FlockType)]
+    /// # struct XRay { patient_id: String }
+    /// # #[derive(Serialize, Deserialize, FlockType)]
+    /// # struct LabResult { patient_id: String }
+    /// # #[derive(Serialize, Deserialize, FlockType)]
+    /// # struct Diagnosis { patient_id: String }
+    /// # let flock = Flock::new();
+    /// flock
+    ///     .agent("diagnostician")
+    ///     .consumes_all(
+    ///         AllOf::new().of::<XRay>().of::<LabResult>().join(
+    ///             JoinSpec::by(|x: &XRay| x.patient_id.clone())
+    ///                 .by(|l: &LabResult| l.patient_id.clone())
+    ///                 .within(Duration::from_secs(300)),
+    ///         ),
+    ///     )
+    ///     .publishes::<Diagnosis>()
+    ///     .with_engine(group_fn(|_: &EngineContext, inputs: Inputs| {
+    ///         let xray = inputs.get::<XRay>().expect("a group holds one XRay");
+    ///         Ok::<_, String>(Diagnosis { patient_id: xray.patient_id.clone() })
+    ///     }))
+    ///     .register()?;
+    /// # Ok::<(), flock::RegistrationError>(())
+    /// ```
+    pub fn consumes_all(mut self, gate: AllOf) -> Self {
+        self.subscriptions.push(gate.build());
         self
     }
 
@@ -474,6 +513,12 @@ impl AgentBuilder {
                     engine: engine_name(),
                 });
             }
+            subscription
+                .register_types(&self.flock.shared.registry)
+                .map_err(|source| RegistrationError::TypeConflict {
+                    agent: name.clone(),
+                    source,
+                })?;
             subscriptions.push(subscription);
         }
         for register in &self.types {
@@ -492,6 +537,7 @@ impl AgentBuilder {
             }),
             name: name.into(),
             description: self.description.clone(),
+            join_shapes: subscriptions.iter().map(JoinShape::of).collect(),
             subscriptions,
             outputs,
             engine,
@@ -522,6 +568,8 @@ pub(crate) struct Agent {
     pub(crate) description: Option<String>,
     pub(crate) identity: Arc<AgentIdentity>,
     pub(crate) subscriptions: Vec<Subscription>,
+    /// Per subscription: the shape of its groups, for AND gates and joins.
+    pub(crate) join_shapes: Vec<Option<JoinShape>>,
     /// Declared output types: how many of each a run publishes, and their visibility.
     pub(crate) outputs: BTreeMap<&'static str, OutputDecl>,
     pub(crate) engine: Arc<dyn Engine>,

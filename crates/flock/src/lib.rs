@@ -2,9 +2,17 @@
 //! [`BatchSpec`]: batching artifacts by size or timeout, whichever comes first.
 //!
 //! Publish typed artifacts to a blackboard; agents declare what they consume
-//! (types, predicates, batches) and publish; the orchestrator matches every artifact
-//! against every subscription, collects batches, runs the agent's [`Engine`], and
-//! publishes its outputs back, where other agents may react.
+//! (types, predicates, AND gates and joins, batches) and publish; the orchestrator
+//! matches every artifact against every subscription, correlates joins, collects
+//! batches, runs the agent's [`Engine`], and publishes its outputs back, where other
+//! agents may react.
+//!
+//! Correlate, then batch (the guide's smart factory), with [`AllOf`] and [`JoinSpec`]:
+//! `AllOf::new().of::<TemperatureSensor>().of::<PressureSensor>()
+//! .join(JoinSpec::by(|t: &TemperatureSensor| t.device_id.clone())
+//! .by(|p: &PressureSensor| p.device_id.clone()).within(Duration::from_secs(30)))
+//! .batch(BatchSpec::size(5))` hands the engine 5 correlated pairs at a time
+//! ([`group_batch_fn`]); see `examples/factory_qc.rs`.
 //!
 //! # Quick start
 //!
@@ -109,14 +117,18 @@ pub use flock_engines as engines;
 pub use flock_engines::{
     AgentComponent, BatchInputs, BatchItem, BatchMetrics, BatchSummary, Engine, EngineContext,
     EngineError, Inputs, IntoOutputs, Outputs, RunFailure, SimpleBatchEngine, batch_fn,
-    batch_fn_async, map_fn, map_fn_async,
+    batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
 };
 pub use flock_subscription as subscription;
-pub use flock_subscription::{BatchSpec, InvalidBatchSpec, Subscribe};
+pub use flock_subscription::{
+    AllOf, BatchSpec, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec, JoinWindow, Subscribe,
+};
 pub use flock_trace_duckdb as trace;
 pub use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard, clear_traces};
 pub use flock_visibility as visibility;
-pub use orchestrator::{ActiveBatch, Flock, FlockBuilder, PublishOptions, ShutdownReport};
+pub use orchestrator::{
+    ActiveBatch, Flock, FlockBuilder, PendingJoin, PublishOptions, ShutdownReport,
+};
 pub use policy::{InvalidRetryPolicy, RetryPolicy};
 
 /// The LLM engine for OpenAI-compatible chat-completion endpoints (feature `llm`, on
@@ -138,10 +150,10 @@ pub mod prelude {
     #[cfg(feature = "llm")]
     pub use crate::llm::{JsonSchema, LlmEngine};
     pub use crate::{
-        AgentComponent, AgentIdentity, Artifact, ArtifactFilter, BatchInputs, BatchItem,
+        AgentComponent, AgentIdentity, AllOf, Artifact, ArtifactFilter, BatchInputs, BatchItem,
         BatchMetrics, BatchSpec, BatchSummary, Engine, EngineContext, EngineError, FailedRun,
-        FailureKind, Flock, FlockType, FlushReason, Inputs, Outputs, PublishOptions, RetryPolicy,
-        SimpleBatchEngine, Subscribe, Visibility, WorkflowError, batch_fn, batch_fn_async, map_fn,
-        map_fn_async,
+        FailureKind, Flock, FlockType, FlushReason, Inputs, JoinSpec, Outputs, PublishOptions,
+        RetryPolicy, SimpleBatchEngine, Subscribe, Visibility, WorkflowError, batch_fn,
+        batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
     };
 }

@@ -12,13 +12,13 @@ use std::{
 };
 
 use chrono::{DateTime, TimeDelta, Utc};
-use flock_batch::{Batch, Batcher};
+use flock_batch::{Batch, Batcher, DiscardReason, Discarded, JoinShape, Joiner};
 use flock_core::{
     AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, EXTERNAL_PRODUCER,
     FlockType, FlushReason, InMemoryStore, Payload, PublishError, StoreError, TypeRegistry,
     Visibility,
 };
-use flock_subscription::{BatchSpec, MatchOutcome};
+use flock_subscription::{BatchSpec, JoinKey, MatchOutcome, Subscription};
 use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard};
 use parking_lot::{Mutex, RwLock};
 use tokio::{sync::Notify, time::Instant};
@@ -29,7 +29,7 @@ use crate::{
     AgentBuilder, RegistrationError,
     agent::Agent,
     failed::{FailedRun, FailureKind, RetryFailedRunError},
-    run::{self, Work},
+    run::{self, Flushed, Unit, Work},
 };
 
 /// Identifies one batch accumulator: an agent and one of its subscriptions.
@@ -102,7 +102,7 @@ pub struct ActiveBatch {
     pub agent: String,
     /// The subscription's index in the agent's declaration order.
     pub subscription_index: usize,
-    /// Items waiting.
+    /// Items waiting: artifacts, or complete groups for a join subscription.
     pub items_waiting: usize,
     /// When the first item arrived.
     pub created_at: DateTime<Utc>,
@@ -123,9 +123,39 @@ pub struct ShutdownReport {
     /// Artifacts whose `After` visibility had not begun: they stay on the blackboard
     /// but were never delivered to subscribers.
     pub deferred_undelivered: usize,
+    /// Incomplete join groups discarded (each traced as a `join.discard` span with
+    /// reason `shutdown`): an engine only ever receives complete groups. Their
+    /// artifacts stay on the blackboard.
+    pub join_groups_discarded: usize,
+    /// Artifacts in those groups.
+    pub join_artifacts_discarded: usize,
     /// What happened to the spans, when this flock traced into DuckDB (every
     /// pending span is flushed by the shutdown).
     pub traces: Option<ExportReport>,
+}
+
+/// An incomplete join group, as [`Flock::pending_joins`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingJoin {
+    /// The agent.
+    pub agent: String,
+    /// The subscription's index in the agent's declaration order.
+    pub subscription_index: usize,
+    /// The key the group formed by.
+    pub key: String,
+    /// Types present in the group, with how many of each.
+    pub present: Vec<(&'static str, usize)>,
+    /// Types still missing, with how many of each.
+    pub missing: Vec<(&'static str, usize)>,
+    /// Artifacts waiting under the key, surplus duplicates included.
+    pub waiting: usize,
+    /// Arrival of the group's oldest artifact.
+    pub created_at: DateTime<Utc>,
+    /// Time until a time window discards the group.
+    pub time_left: Option<Duration>,
+    /// Artifacts the subscription may still accept before a count window discards
+    /// the group.
+    pub artifacts_left: Option<u64>,
 }
 
 /// The blackboard and its agents.
@@ -286,6 +316,7 @@ impl FlockBuilder {
                 agents: RwLock::new(Vec::new()),
                 routes: RwLock::new(HashMap::new()),
                 batcher: Mutex::new(Batcher::new()),
+                joiner: Mutex::new(Joiner::new()),
                 timer: Arc::new(Notify::new()),
                 timer_started: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
@@ -423,6 +454,7 @@ impl Flock {
     }
 
     /// Flushes every partial batch now, with reason `manual`; returns how many flushed.
+    /// Incomplete join groups are not batches: they keep waiting for their partners.
     pub async fn flush_batches(&self) -> usize {
         self.shared.flush_all(FlushReason::Manual).0
     }
@@ -445,9 +477,40 @@ impl Flock {
             .collect()
     }
 
+    /// The incomplete groups of AND gates and joins, oldest first.
+    pub fn pending_joins(&self) -> Vec<PendingJoin> {
+        let now = Instant::now().into_std();
+        let wall_now = self.shared.clock.now();
+        let pending = self.shared.joiner.lock().pending(now);
+        let agents = self.shared.agents.read();
+        pending
+            .into_iter()
+            .map(|p| {
+                let subscription =
+                    &agents[p.pool.agent as usize].subscriptions[p.pool.subscription as usize];
+                let age = now.saturating_duration_since(p.first_arrival);
+                PendingJoin {
+                    agent: agents[p.pool.agent as usize].name.to_string(),
+                    subscription_index: p.pool.subscription as usize,
+                    key: p.key.to_string(),
+                    present: per_type(subscription, &p.present),
+                    missing: per_type(subscription, &p.missing),
+                    waiting: p.waiting,
+                    created_at: wall_now - TimeDelta::from_std(age).unwrap_or(TimeDelta::MAX),
+                    time_left: p.time_left,
+                    artifacts_left: p.artifacts_left,
+                }
+            })
+            .collect()
+    }
+
     /// Stops accepting external publishes, flushes every partial batch with reason
     /// `shutdown`, and waits until every run (and every run those trigger) finished.
-    /// Nothing waiting is lost. Calling it again is harmless.
+    /// Nothing waiting in a batch is lost; completed join groups waiting in a batch
+    /// flush with it. Then incomplete join groups, which no engine may receive, are
+    /// discarded, each traced as a `join.discard` span (reason `shutdown`) and counted
+    /// in the report; their artifacts stay on the blackboard. Calling it again is
+    /// harmless.
     pub async fn shutdown(&self) -> ShutdownReport {
         self.shared.closed.store(true, Ordering::Release);
         let mut report = ShutdownReport::default();
@@ -459,6 +522,20 @@ impl Flock {
             }
             report.batches_flushed += batches;
             report.artifacts_flushed += artifacts;
+        }
+        let now = Instant::now().into_std();
+        let incomplete = self
+            .shared
+            .joiner
+            .lock()
+            .drain(DiscardReason::Shutdown, now);
+        report.join_groups_discarded = incomplete.len();
+        report.join_artifacts_discarded = incomplete.iter().map(|d| d.items.len()).sum();
+        if !incomplete.is_empty() {
+            let agents = self.shared.agents.read().clone();
+            for discarded in incomplete {
+                trace_discard(&agents[discarded.pool.agent as usize], &discarded);
+            }
         }
         report.deferred_undelivered = self.shared.deferred.lock().len();
         if report.deferred_undelivered > 0 {
@@ -606,7 +683,9 @@ pub(crate) struct Shared {
     agents: RwLock<Vec<Arc<Agent>>>,
     /// Type name → subscriptions consuming it, in agent registration then declaration order.
     routes: RwLock<HashMap<&'static str, Vec<Route>>>,
-    batcher: Mutex<Batcher<BatchKey, Arc<Artifact>>>,
+    batcher: Mutex<Batcher<BatchKey, Unit>>,
+    /// Incomplete groups of AND gates and joins, per (agent, subscription) and key.
+    joiner: Mutex<Joiner<BatchKey, JoinKey, Arc<Artifact>>>,
     /// Wakes the deadline task to re-arm (an earlier deadline, or shutdown).
     timer: Arc<Notify>,
     timer_started: AtomicBool,
@@ -658,6 +737,13 @@ impl Drop for Shared {
                 "flock dropped with artifacts waiting in batches; call Flock::shutdown() to flush them"
             );
         }
+        let joining = self.joiner.get_mut().waiting();
+        if joining > 0 {
+            tracing::warn!(
+                artifacts = joining,
+                "flock dropped with incomplete join groups; call Flock::shutdown() to discard them traced"
+            );
+        }
         // Let the deadline task see that the flock is gone.
         self.timer.notify_one();
     }
@@ -676,14 +762,13 @@ impl Shared {
         let agent_index = u32::try_from(agents.len()).expect("fewer than 2^32 agents");
         let mut routes = self.routes.write();
         for (index, subscription) in agent.subscriptions.iter().enumerate() {
-            routes
-                .entry(subscription.type_name())
-                .or_default()
-                .push(Route {
+            for slot in subscription.slots() {
+                routes.entry(slot.type_name).or_default().push(Route {
                     agent_index,
                     agent: agent.clone(),
                     subscription: u32::try_from(index).expect("fewer than 2^32 subscriptions"),
                 });
+            }
         }
         agents.push(agent);
         Ok(())
@@ -700,8 +785,9 @@ impl Shared {
     }
 
     /// Matching order per agent and subscription: self-trigger prevention →
-    /// visibility → type, producer, tags, predicates → batch → schedule. An artifact
-    /// triggers an agent at most once, through its first matching subscription.
+    /// visibility → type, producer, tags, predicates → join / AND-gate collection →
+    /// batch → schedule. An artifact triggers an agent at most once, through its first
+    /// matching subscription.
     fn dispatch(self: &Arc<Self>, artifact: &Arc<Artifact>) {
         let now = self.clock.now();
         if let Some(visible_from) = artifact.visibility.visible_from(artifact.created_at)
@@ -741,17 +827,61 @@ impl Shared {
                     continue;
                 }
             }
+            let key = BatchKey {
+                agent: route.agent_index,
+                subscription: route.subscription,
+            };
+            let Some(shape) = &agent.join_shapes[route.subscription as usize] else {
+                last_agent = Some(route.agent_index);
+                self.deliver(agent, key, subscription, Unit::One(artifact.clone()));
+                continue;
+            };
+            let Some(join_key) = join_key(agent, route.subscription, subscription, artifact) else {
+                continue;
+            };
             last_agent = Some(route.agent_index);
-            match subscription.batch() {
-                None => self.schedule(agent.clone(), Work::Single(vec![artifact.clone()])),
-                Some(spec) => {
-                    let key = BatchKey {
-                        agent: route.agent_index,
-                        subscription: route.subscription,
-                    };
-                    self.push_to_batch(key, *spec, artifact.clone());
-                }
+            let slot = subscription
+                .slot_of(artifact.type_name())
+                .expect("a matching artifact has a slot");
+            let now = Instant::now().into_std();
+            let joined = self
+                .joiner
+                .lock()
+                .push(key, shape, join_key, slot, artifact.clone(), now);
+            if joined.earlier_deadline.is_some() {
+                self.ensure_timer();
+                self.timer.notify_one();
             }
+            for discarded in &joined.discarded {
+                trace_discard(agent, discarded);
+            }
+            if let Some(group) = joined.completed {
+                let span = tracing::info_span!(
+                    "join.complete",
+                    agent = %agent.name,
+                    subscription_index = i64::from(route.subscription),
+                    key = %group.key,
+                    group_size = run::int(group.items.len()),
+                    wait_ms = run::duration_ms(group.wait()),
+                );
+                let unit = Unit::Group(group.items.into_boxed_slice());
+                span.in_scope(|| self.deliver(agent, key, subscription, unit));
+            }
+        }
+    }
+
+    /// Hands one unit (an artifact or a complete group) to its subscription's batch,
+    /// or runs the agent on it directly.
+    fn deliver(
+        self: &Arc<Self>,
+        agent: &Arc<Agent>,
+        key: BatchKey,
+        subscription: &Subscription,
+        unit: Unit,
+    ) {
+        match subscription.batch() {
+            None => self.schedule(agent.clone(), Work::Single(unit.into_vec())),
+            Some(spec) => self.push_to_batch(agent, key, *spec, unit),
         }
     }
 
@@ -798,28 +928,33 @@ impl Shared {
     /// The earliest timer the deadline task must wake for.
     fn next_wakeup(&self) -> Option<std::time::Instant> {
         let batch = self.batcher.lock().next_deadline();
+        let join = self.joiner.lock().next_deadline();
         let deferred = self.deferred.lock().first_key_value().map(|(k, _)| k.0);
-        match (batch, deferred) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [batch, join, deferred].into_iter().flatten().min()
     }
 
-    fn push_to_batch(self: &Arc<Self>, key: BatchKey, spec: BatchSpec, artifact: Arc<Artifact>) {
+    fn push_to_batch(
+        self: &Arc<Self>,
+        agent: &Arc<Agent>,
+        key: BatchKey,
+        spec: BatchSpec,
+        unit: Unit,
+    ) {
         let now = Instant::now().into_std();
-        let pushed = self.batcher.lock().push(key, spec, artifact, now);
+        let pushed = self.batcher.lock().push(key, spec, unit, now);
         if pushed.earlier_deadline.is_some() {
             self.ensure_timer();
             self.timer.notify_one();
         }
         if let Some(batch) = pushed.flushed {
-            self.schedule_batch(batch);
+            // The agent is at hand: no need to take the agents lock under the routes lock.
+            self.schedule(agent.clone(), Work::Batch(Flushed::new(batch)));
         }
     }
 
-    fn schedule_batch(self: &Arc<Self>, batch: Batch<BatchKey, Arc<Artifact>>) {
+    fn schedule_batch(self: &Arc<Self>, batch: Batch<BatchKey, Unit>) {
         let agent = self.agents.read()[batch.key.agent as usize].clone();
-        self.schedule(agent, Work::Batch(batch));
+        self.schedule(agent, Work::Batch(Flushed::new(batch)));
     }
 
     /// Counts the run in flight and spawns it, unless the agent's circuit breaker
@@ -886,10 +1021,18 @@ impl Shared {
     }
 
     /// Flushes due batches (reason `timeout`) after dispatching deferred artifacts
-    /// that became visible (they may join those batches); returns how many batches.
+    /// that became visible (they may join those batches) and discarding join groups
+    /// whose window ended (traced); returns how many batches.
     fn flush_due(self: &Arc<Self>) -> usize {
         self.release_due();
         let now = Instant::now().into_std();
+        let expired = self.joiner.lock().poll_expired(now);
+        if !expired.is_empty() {
+            let agents = self.agents.read().clone();
+            for discarded in &expired {
+                trace_discard(&agents[discarded.pool.agent as usize], discarded);
+            }
+        }
         let due = self.batcher.lock().poll_expired(now);
         let count = due.len();
         for batch in due {
@@ -902,7 +1045,12 @@ impl Shared {
     fn flush_all(self: &Arc<Self>, reason: FlushReason) -> (usize, usize) {
         let now = Instant::now().into_std();
         let batches = self.batcher.lock().flush_all(reason, now);
-        let counts = (batches.len(), batches.iter().map(|b| b.items.len()).sum());
+        let artifacts = batches
+            .iter()
+            .flat_map(|b| &b.items)
+            .map(|unit| unit.artifacts().len())
+            .sum();
+        let counts = (batches.len(), artifacts);
         for batch in batches {
             self.schedule_batch(batch);
         }
@@ -921,7 +1069,8 @@ impl Shared {
                     .batcher
                     .lock()
                     .next_deadline()
-                    .is_some_and(|d| d <= now);
+                    .is_some_and(|d| d <= now)
+                    || self.joiner.lock().next_deadline().is_some_and(|d| d <= now);
                 if !due {
                     return;
                 }
@@ -951,7 +1100,10 @@ async fn deadline_task(shared: Weak<Shared>, wake: Arc<Notify>) {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            if shared.closed.load(Ordering::Acquire) && shared.batcher.lock().is_empty() {
+            if shared.closed.load(Ordering::Acquire)
+                && shared.batcher.lock().is_empty()
+                && shared.joiner.lock().is_empty()
+            {
                 return;
             }
             shared.flush_due();
@@ -967,6 +1119,103 @@ async fn deadline_task(shared: Weak<Shared>, wake: Arc<Notify>) {
             None => notified.await,
         }
     }
+}
+
+// === joins ===
+
+/// The key an artifact joins under: its join spec's key, or its correlation id for an
+/// AND gate without one. A key function that panics or has no key for the type makes
+/// the artifact a non-match, reported.
+fn join_key(
+    agent: &Agent,
+    subscription_index: u32,
+    subscription: &Subscription,
+    artifact: &Artifact,
+) -> Option<JoinKey> {
+    let Some(join) = subscription.join() else {
+        return Some(JoinKey::new(artifact.correlation_id));
+    };
+    join.key(artifact)
+        .inspect_err(|error| {
+            tracing::error!(
+                agent = %agent.name,
+                subscription_index,
+                artifact_id = %artifact.id,
+                %error,
+                "no join key; the artifact does not match this subscription"
+            );
+        })
+        .ok()
+}
+
+/// `count` per slot as (type, count), leaving out zeros.
+fn per_type(subscription: &Subscription, counts: &[usize]) -> Vec<(&'static str, usize)> {
+    subscription
+        .slots()
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(slot, n)| (slot.type_name, *n))
+        .collect()
+}
+
+/// `TypeA, TypeB x2` (or `-` for none), for traces.
+fn describe(types: &[(&'static str, usize)]) -> String {
+    if types.is_empty() {
+        return "-".to_owned();
+    }
+    types
+        .iter()
+        .map(|(t, n)| {
+            if *n == 1 {
+                (*t).to_owned()
+            } else {
+                format!("{t} x{n}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Records a discarded join group: a `join.discard` span with the agent, key, types
+/// present and missing and the artifacts, and a warning inside it. Never silent.
+fn trace_discard(agent: &Agent, discarded: &Discarded<BatchKey, JoinKey, Arc<Artifact>>) {
+    let subscription = &agent.subscriptions[discarded.pool.subscription as usize];
+    let present = describe(&per_type(subscription, &discarded.present));
+    let missing = describe(&per_type(subscription, &discarded.missing));
+    let window = agent.join_shapes[discarded.pool.subscription as usize]
+        .as_ref()
+        .and_then(JoinShape::window)
+        .map_or_else(|| "none".to_owned(), |w| w.to_string());
+    let ids = discarded
+        .items
+        .iter()
+        .map(|a| a.id.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let span = tracing::info_span!(
+        "join.discard",
+        agent = %agent.name,
+        subscription_index = i64::from(discarded.pool.subscription),
+        key = %discarded.key,
+        types_present = %present,
+        types_missing = %missing,
+        artifacts = run::int(discarded.items.len()),
+        artifact_ids = %ids,
+        reason = discarded.reason.as_str(),
+        window = %window,
+        waited_ms = run::duration_ms(discarded.wait()),
+    );
+    span.in_scope(|| {
+        tracing::warn!(
+            agent = %agent.name,
+            key = %discarded.key,
+            present = %present,
+            missing = %missing,
+            reason = discarded.reason.as_str(),
+            "incomplete join group discarded"
+        );
+    });
 }
 
 /// Marks a run finished when dropped, even if its task panics or is cancelled.

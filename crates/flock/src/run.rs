@@ -3,7 +3,7 @@
 //! every attempt failed, publishing a `WorkflowError` and keeping the inputs as a
 //! failed run.
 
-use std::{future::Future, panic::AssertUnwindSafe, sync::Arc};
+use std::{future::Future, ops::Range, panic::AssertUnwindSafe, sync::Arc};
 
 use chrono::Utc;
 use flock_batch::Batch;
@@ -24,34 +24,146 @@ use crate::{
     orchestrator::{BatchKey, Shared},
 };
 
-/// What a run processes.
-#[derive(Clone)]
-pub(crate) enum Work {
-    /// One artifact (or one group) delivered directly.
-    Single(Vec<Arc<Artifact>>),
-    /// A flushed batch.
-    Batch(Batch<BatchKey, Arc<Artifact>>),
+/// One item of delivery: an artifact, or the complete group of a join. A batch of a
+/// plain subscription holds only `One` (no allocation per artifact); a batch of a
+/// join subscription holds only `Group`s, each counting as one item.
+pub(crate) enum Unit {
+    /// One artifact.
+    One(Arc<Artifact>),
+    /// A join's complete group: slot order, then arrival order.
+    Group(Box<[Arc<Artifact>]>),
 }
 
-impl Work {
+impl Unit {
+    /// The unit's artifacts.
     pub(crate) fn artifacts(&self) -> &[Arc<Artifact>] {
         match self {
-            Self::Single(artifacts) => artifacts,
-            Self::Batch(batch) => &batch.items,
+            Self::One(artifact) => std::slice::from_ref(artifact),
+            Self::Group(group) => group,
         }
     }
 
-    /// Input items: one for a single run, the batch's items otherwise.
+    /// The unit's artifacts, for a direct (unbatched) run.
+    pub(crate) fn into_vec(self) -> Vec<Arc<Artifact>> {
+        match self {
+            Self::One(artifact) => vec![artifact],
+            Self::Group(group) => group.into_vec(),
+        }
+    }
+}
+
+/// A flushed batch as a run holds it: the items' artifacts in one flat list (what
+/// component hooks, failed runs and the correlation id read), and the item
+/// boundaries when the items are join groups. Built once per flush; a plain batch
+/// allocates nothing per artifact.
+#[derive(Clone)]
+pub(crate) struct Flushed {
+    pub(crate) batch: Batch<BatchKey, Arc<Artifact>>,
+    /// Item boundaries in `batch.items` for a batch of join groups.
+    groups: Option<Vec<Range<usize>>>,
+}
+
+impl Flushed {
+    pub(crate) fn new(batch: Batch<BatchKey, Unit>) -> Self {
+        let Batch {
+            key,
+            items,
+            reason,
+            spec,
+            first_arrival,
+            created_at,
+            flushed_at,
+        } = batch;
+        // A batch is homogeneous: a join subscription batches only groups.
+        let (artifacts, groups) = if matches!(items.first(), Some(Unit::Group(_))) {
+            let mut artifacts = Vec::with_capacity(items.iter().map(|u| u.artifacts().len()).sum());
+            let mut ranges = Vec::with_capacity(items.len());
+            for unit in items {
+                let start = artifacts.len();
+                artifacts.extend(unit.into_vec());
+                ranges.push(start..artifacts.len());
+            }
+            (artifacts, Some(ranges))
+        } else {
+            let artifacts = items
+                .into_iter()
+                .map(|unit| match unit {
+                    Unit::One(artifact) => artifact,
+                    Unit::Group(_) => unreachable!("a batch of artifacts holds no group"),
+                })
+                .collect();
+            (artifacts, None)
+        };
+        Self {
+            batch: Batch {
+                key,
+                items: artifacts,
+                reason,
+                spec,
+                first_arrival,
+                created_at,
+                flushed_at,
+            },
+            groups,
+        }
+    }
+
+    /// Items: artifacts, or join groups.
+    pub(crate) fn len(&self) -> usize {
+        self.groups
+            .as_ref()
+            .map_or(self.batch.items.len(), Vec::len)
+    }
+
+    /// `items / size` (1.0 when the spec has no size).
+    fn efficiency(&self) -> f64 {
+        self.batch.spec.efficiency(self.len())
+    }
+
+    /// The engine's view: the items in order, join groups kept as groups.
+    fn inputs(&self) -> BatchInputs {
+        match &self.groups {
+            None => BatchInputs::new(self.batch.items.clone()),
+            Some(ranges) => BatchInputs::from_groups(
+                ranges
+                    .iter()
+                    .map(|r| self.batch.items[r.clone()].to_vec())
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// What a run processes.
+#[derive(Clone)]
+pub(crate) enum Work {
+    /// One artifact, or one complete group, delivered directly.
+    Single(Vec<Arc<Artifact>>),
+    /// A flushed batch.
+    Batch(Flushed),
+}
+
+impl Work {
+    /// Every input artifact, flattened, in delivery order.
+    pub(crate) fn artifacts(&self) -> &[Arc<Artifact>] {
+        match self {
+            Self::Single(artifacts) => artifacts,
+            Self::Batch(flushed) => &flushed.batch.items,
+        }
+    }
+
+    /// Input items: one for a single run (an artifact or a join group), the batch's
+    /// items (artifacts or join groups) otherwise.
     fn items(&self) -> usize {
         match self {
             Self::Single(_) => 1,
-            Self::Batch(batch) => batch.items.len(),
+            Self::Batch(flushed) => flushed.len(),
         }
     }
 
     pub(crate) fn flush_reason(&self) -> Option<flock_core::FlushReason> {
         match self {
-            Self::Batch(batch) => Some(batch.reason),
+            Self::Batch(flushed) => Some(flushed.batch.reason),
             Self::Single(_) => None,
         }
     }
@@ -68,16 +180,18 @@ pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
             otel.status_code = Empty,
             error = Empty,
         ),
-        Work::Batch(batch) => {
+        Work::Batch(flushed) => {
+            let batch = &flushed.batch;
             let span = tracing::info_span!(
                 "batch.flush",
                 agent = %agent.name,
                 subscription_index = i64::from(batch.key.subscription),
-                batch_size = int(batch.items.len()),
+                batch_size = int(flushed.len()),
+                artifacts = int(batch.items.len()),
                 flush_reason = batch.reason.as_str(),
                 configured_size = Empty,
                 configured_timeout_ms = Empty,
-                efficiency = batch.efficiency(),
+                efficiency = flushed.efficiency(),
                 wait_ms = duration_ms(batch.wait()),
                 otel.status_code = Empty,
                 error = Empty,
@@ -95,11 +209,12 @@ pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
 
 /// Span attributes are recorded as `i64`: tracing-opentelemetry exports `u64`
 /// values as strings, and the trace file must hold numbers.
-fn int(n: usize) -> i64 {
+pub(crate) fn int(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn duration_ms(d: std::time::Duration) -> i64 {
+/// Milliseconds as a span attribute.
+pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -129,13 +244,14 @@ pub(crate) async fn execute(shared: &Arc<Shared>, agent: &Arc<Agent>, work: Work
     let mut ctx = EngineContext::new(agent.name.clone())
         .with_correlation_id(correlation_id)
         .with_blackboard(view);
-    if let Work::Batch(batch) = &work {
+    if let Work::Batch(flushed) = &work {
+        let batch = &flushed.batch;
         ctx = ctx.with_batch(BatchMetrics {
-            batch_size: batch.items.len(),
+            batch_size: flushed.len(),
             flush_reason: batch.reason,
             configured_size: batch.spec.max_size().map(|n| n.get()),
             configured_timeout: batch.spec.max_wait(),
-            efficiency: batch.efficiency(),
+            efficiency: flushed.efficiency(),
             wait: batch.wait(),
             subscription_index: batch.key.subscription as usize,
         });
@@ -262,18 +378,18 @@ async fn evaluate(agent: &Agent, ctx: &EngineContext, work: &Work) -> Result<Out
                 .instrument(span)
                 .await
         }
-        Work::Batch(batch) => {
+        Work::Batch(flushed) => {
             // Named without "batch": the guide's query selects flushes by
             // `name LIKE '%batch%'`, and only `batch.flush` must match it.
             let span = tracing::info_span!(
                 "engine.evaluate",
                 engine = engine.name(),
                 batch = true,
-                items = int(batch.items.len()),
+                items = int(flushed.len()),
                 attempt = i64::from(ctx.attempt),
                 otel.status_code = Empty,
             );
-            AssertUnwindSafe(engine.evaluate_batch(ctx, BatchInputs::new(batch.items.clone())))
+            AssertUnwindSafe(engine.evaluate_batch(ctx, flushed.inputs()))
                 .catch_unwind()
                 .instrument(span)
                 .await

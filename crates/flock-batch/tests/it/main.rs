@@ -1,6 +1,8 @@
-//! Behaviour of the batch state machine, driven with explicit instants.
+//! Behaviour of the batch and join state machines, driven with explicit instants.
 
 mod invariants;
+mod join_invariants;
+mod joins;
 mod triggers;
 
 use std::time::{Duration, Instant};
