@@ -1,6 +1,7 @@
 //! Behaviour of the orchestrator, with tokio's paused clock wherever time matters.
 
 mod and_gates;
+mod batch_metrics;
 mod batching;
 mod circuit_breaker;
 mod duplicates;
