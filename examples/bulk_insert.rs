@@ -227,7 +227,7 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
                 db.statements.fetch_add(1, Ordering::Relaxed);
                 let written = db.rows.fetch_add(1, Ordering::Relaxed) + 1;
-                if written % 250 == 0 {
+                if written.is_multiple_of(250) {
                     println!("  {written} rows written ...");
                 }
                 Ok::<_, anyhow::Error>(Outputs::none())
