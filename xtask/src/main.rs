@@ -25,7 +25,7 @@ tasks:
   ci                       fmt check, clippy -D warnings, tests, every example: what CI runs
   example NAME [ARGS..]    run one example, e.g. `cargo xtask example payment_batching`
   examples [NAME..]        run every example (or these) with its fast flags; fails if one fails
-  bench [ARGS..]           run every benchmark (`cargo bench --workspace`); ARGS go to cargo bench,
+  bench [ARGS..]           run every benchmark target of the workspace; ARGS go to cargo bench,
                            e.g. `cargo xtask bench --bench throughput -- --quick`
   clippy                   clippy on every target with -D warnings
   traces [PATH]            print the batch flushes in a trace file (default .flock/traces.duckdb)
@@ -341,8 +341,27 @@ fn unquote(value: &str) -> Result<String> {
 }
 
 /// Every benchmark of the workspace, in release mode, with the development DuckDB.
+/// Unless the arguments pick targets themselves, only the `[[bench]]` targets run
+/// (plain `cargo bench` would also run every library's unit tests in release mode).
 fn bench(extra: &[String]) -> Result<()> {
     let mut args = vec!["bench", "--workspace", "--no-default-features"];
+    let picks_targets = extra.iter().take_while(|a| *a != "--").any(|a| {
+        [
+            "--bench",
+            "--benches",
+            "--lib",
+            "--bin",
+            "--bins",
+            "--test",
+            "--tests",
+            "--all-targets",
+        ]
+        .iter()
+        .any(|flag| a == flag || a.starts_with(&format!("{flag}=")))
+    });
+    if !picks_targets {
+        args.extend(["--bench", "*"]);
+    }
     args.extend(extra.iter().map(String::as_str));
     cargo(&args)
 }
