@@ -32,11 +32,14 @@ use crate::{
     run::{self, Flushed, Unit, Work},
 };
 
-/// Identifies one batch accumulator: an agent and one of its subscriptions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Identifies one batch accumulator (and one join pool): an agent, one of its
+/// subscriptions, and for keyed batches the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct BatchKey {
     pub(crate) agent: u32,
     pub(crate) subscription: u32,
+    /// The batch key of a keyed subscription (`Subscribe::keyed_by`).
+    pub(crate) partition: Option<JoinKey>,
 }
 
 /// Where artifacts of one type go: an agent's subscription.
@@ -110,6 +113,8 @@ pub struct ActiveBatch {
     pub spec: BatchSpec,
     /// Time until the timeout flushes the batch (`None` without a timeout).
     pub time_left: Option<Duration>,
+    /// The batch's key, for keyed batches (`Subscribe::keyed_by`), as text.
+    pub key: Option<String>,
 }
 
 /// What [`Flock::shutdown`] did.
@@ -473,6 +478,7 @@ impl Flock {
                 created_at: p.created_at,
                 spec: p.spec,
                 time_left: p.time_left,
+                key: p.key.partition.as_ref().map(ToString::to_string),
             })
             .collect()
     }
@@ -827,14 +833,33 @@ impl Shared {
                     continue;
                 }
             }
+            let Some(shape) = &agent.join_shapes[route.subscription as usize] else {
+                let partition = match subscription.batch_key(artifact) {
+                    Ok(partition) => partition,
+                    Err(panic) => {
+                        tracing::error!(
+                            agent = %agent.name,
+                            subscription_index = route.subscription,
+                            artifact_id = %artifact.id,
+                            %panic,
+                            "batch key function panicked; the artifact does not match this subscription"
+                        );
+                        continue;
+                    }
+                };
+                last_agent = Some(route.agent_index);
+                let key = BatchKey {
+                    agent: route.agent_index,
+                    subscription: route.subscription,
+                    partition,
+                };
+                self.deliver(agent, key, subscription, Unit::One(artifact.clone()));
+                continue;
+            };
             let key = BatchKey {
                 agent: route.agent_index,
                 subscription: route.subscription,
-            };
-            let Some(shape) = &agent.join_shapes[route.subscription as usize] else {
-                last_agent = Some(route.agent_index);
-                self.deliver(agent, key, subscription, Unit::One(artifact.clone()));
-                continue;
+                partition: None,
             };
             let Some(join_key) = join_key(agent, route.subscription, subscription, artifact) else {
                 continue;
@@ -844,10 +869,10 @@ impl Shared {
                 .slot_of(artifact.type_name())
                 .expect("a matching artifact has a slot");
             let now = Instant::now().into_std();
-            let joined = self
-                .joiner
-                .lock()
-                .push(key, shape, join_key, slot, artifact.clone(), now);
+            let joined =
+                self.joiner
+                    .lock()
+                    .push(key.clone(), shape, join_key, slot, artifact.clone(), now);
             if joined.earlier_deadline.is_some() {
                 self.ensure_timer();
                 self.timer.notify_one();
