@@ -1,5 +1,6 @@
 //! Behaviour of the orchestrator, with tokio's paused clock wherever time matters.
 
+mod admission;
 mod and_gates;
 mod batching;
 mod circuit_breaker;
