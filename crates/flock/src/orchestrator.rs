@@ -14,29 +14,33 @@ use std::{
 use chrono::{DateTime, TimeDelta, Utc};
 use flock_batch::{Batch, Batcher, DiscardReason, Discarded, JoinShape, Joiner};
 use flock_core::{
-    AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, EXTERNAL_PRODUCER,
-    FlockType, FlushReason, InMemoryStore, Payload, PublishError, StoreError, TypeRegistry,
-    Visibility,
+    AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FlockType, FlushReason,
+    InMemoryStore, Payload, PublishError, StoreError, TypeRegistry, Visibility,
 };
 use flock_subscription::{BatchSpec, JoinKey, MatchOutcome, Subscription};
 use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard};
 use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
 use tokio::{sync::Notify, time::Instant};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
     AgentBuilder, RegistrationError,
+    admission::{Admission, OnFull},
     agent::Agent,
     failed::{FailedRun, FailureKind, RetryFailedRunError},
     run::{self, Flushed, Unit, Work},
 };
 
-/// Identifies one batch accumulator: an agent and one of its subscriptions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Identifies one batch accumulator (and one join pool): an agent, one of its
+/// subscriptions, and for keyed batches the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct BatchKey {
     pub(crate) agent: u32,
     pub(crate) subscription: u32,
+    /// The batch key of a keyed subscription (`Subscribe::keyed_by`).
+    pub(crate) partition: Option<JoinKey>,
 }
 
 /// Where artifacts of one type go: an agent's subscription.
@@ -110,6 +114,8 @@ pub struct ActiveBatch {
     pub spec: BatchSpec,
     /// Time until the timeout flushes the batch (`None` without a timeout).
     pub time_left: Option<Duration>,
+    /// The batch's key, for keyed batches (`Subscribe::keyed_by`), as text.
+    pub key: Option<String>,
 }
 
 /// What [`Flock::shutdown`] did.
@@ -217,6 +223,7 @@ impl Default for Flock {
 pub struct FlockBuilder {
     store: Option<Arc<dyn BlackboardStore>>,
     trace: TraceChoice,
+    admission: Admission,
 }
 
 #[derive(Debug, Default)]
@@ -264,6 +271,12 @@ impl FlockBuilder {
         self
     }
 
+    /// Bounds the items waiting in batches; see [`Admission`] (default: unbounded).
+    pub fn admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
+    }
+
     /// Never traces into DuckDB, whatever the environment says (install your own
     /// subscriber, e.g. with [`TraceGuard::layer`], to compose it differently).
     pub fn no_trace(mut self) -> Self {
@@ -306,16 +319,24 @@ impl FlockBuilder {
             Ok(guard) => (guard, None),
             Err(error) => (None, Some(error)),
         };
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(InMemoryStore::new()) as Arc<dyn BlackboardStore>);
+        let (store, memory) = match self.store {
+            Some(store) => (store, None),
+            None => {
+                let memory = Arc::new(InMemoryStore::new());
+                (memory.clone() as Arc<dyn BlackboardStore>, Some(memory))
+            }
+        };
         let flock = Flock {
             shared: Arc::new(Shared {
                 store,
+                memory,
                 registry: TypeRegistry::new(),
                 agents: RwLock::new(Vec::new()),
-                routes: RwLock::new(HashMap::new()),
+                routes: RwLock::new(FxHashMap::default()),
                 batcher: Mutex::new(Batcher::new()),
+                admission: self.admission.is_bounded().then_some(self.admission),
+                waiting_per_subscription: Mutex::new(HashMap::new()),
+                admission_room: Notify::new(),
                 joiner: Mutex::new(Joiner::new()),
                 timer: Arc::new(Notify::new()),
                 timer_started: AtomicBool::new(false),
@@ -424,13 +445,19 @@ impl Flock {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(PublishError::Closed);
         }
-        let mut artifact = Artifact::new(payload, EXTERNAL_PRODUCER);
-        artifact.created_at = self.shared.clock.now();
+        let mut artifact = Artifact::new_at(
+            payload,
+            Artifact::external_producer(),
+            self.shared.clock.now(),
+        );
         artifact.correlation_id = options.correlation_id;
         artifact.partition_key = options.partition_key;
         artifact.tags = options.tags;
         artifact.visibility = options.visibility;
         let id = artifact.id;
+        if let Some(admission) = self.shared.admission {
+            self.shared.admit(&artifact, admission).await?;
+        }
         self.shared.publish_artifact(Arc::new(artifact)).await?;
         Ok(id)
     }
@@ -473,6 +500,7 @@ impl Flock {
                 created_at: p.created_at,
                 spec: p.spec,
                 time_left: p.time_left,
+                key: p.key.partition.as_ref().map(ToString::to_string),
             })
             .collect()
     }
@@ -513,6 +541,8 @@ impl Flock {
     /// harmless.
     pub async fn shutdown(&self) -> ShutdownReport {
         self.shared.closed.store(true, Ordering::Release);
+        // Publishers waiting for room get `PublishError::Closed`.
+        self.shared.admission_room.notify_waiters();
         let mut report = ShutdownReport::default();
         loop {
             self.shared.wait_idle().await;
@@ -679,11 +709,19 @@ impl Flock {
 
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn BlackboardStore>,
+    /// The store again, when it is the in-memory default (the publish fast path).
+    memory: Option<Arc<InMemoryStore>>,
     pub(crate) registry: TypeRegistry,
     agents: RwLock<Vec<Arc<Agent>>>,
     /// Type name → subscriptions consuming it, in agent registration then declaration order.
-    routes: RwLock<HashMap<&'static str, Vec<Route>>>,
+    routes: RwLock<FxHashMap<&'static str, Vec<Route>>>,
     batcher: Mutex<Batcher<BatchKey, Unit>>,
+    /// Bounds on waiting items, when configured.
+    admission: Option<Admission>,
+    /// Items waiting per (agent, subscription); kept only with admission bounds.
+    waiting_per_subscription: Mutex<HashMap<(u32, u32), usize>>,
+    /// Signalled after flushes, for publishers waiting for room.
+    admission_room: Notify,
     /// Incomplete groups of AND gates and joins, per (agent, subscription) and key.
     joiner: Mutex<Joiner<BatchKey, JoinKey, Arc<Artifact>>>,
     /// Wakes the deadline task to re-arm (an earlier deadline, or shutdown).
@@ -779,7 +817,11 @@ impl Shared {
         self: &Arc<Self>,
         artifact: Arc<Artifact>,
     ) -> Result<(), PublishError> {
-        self.store.publish(artifact.clone()).await?;
+        match &self.memory {
+            // The default store: no boxed future per publish.
+            Some(memory) => memory.insert(artifact.clone())?,
+            None => self.store.publish(artifact.clone()).await?,
+        }
         self.dispatch(&artifact);
         Ok(())
     }
@@ -789,8 +831,15 @@ impl Shared {
     /// batch → schedule. An artifact triggers an agent at most once, through its first
     /// matching subscription.
     fn dispatch(self: &Arc<Self>, artifact: &Arc<Artifact>) {
-        let now = self.clock.now();
-        if let Some(visible_from) = artifact.visibility.visible_from(artifact.created_at)
+        // Only `After` depends on the time; the others ignore `now`.
+        let timed = matches!(artifact.visibility, Visibility::After { .. });
+        let now = if timed {
+            self.clock.now()
+        } else {
+            artifact.created_at
+        };
+        if timed
+            && let Some(visible_from) = artifact.visibility.visible_from(artifact.created_at)
             && visible_from > now
         {
             self.defer(artifact.clone(), visible_from - now);
@@ -827,14 +876,33 @@ impl Shared {
                     continue;
                 }
             }
+            let Some(shape) = &agent.join_shapes[route.subscription as usize] else {
+                let partition = match subscription.batch_key(artifact) {
+                    Ok(partition) => partition,
+                    Err(panic) => {
+                        tracing::error!(
+                            agent = %agent.name,
+                            subscription_index = route.subscription,
+                            artifact_id = %artifact.id,
+                            %panic,
+                            "batch key function panicked; the artifact does not match this subscription"
+                        );
+                        continue;
+                    }
+                };
+                last_agent = Some(route.agent_index);
+                let key = BatchKey {
+                    agent: route.agent_index,
+                    subscription: route.subscription,
+                    partition,
+                };
+                self.deliver(agent, key, subscription, Unit::One(artifact.clone()));
+                continue;
+            };
             let key = BatchKey {
                 agent: route.agent_index,
                 subscription: route.subscription,
-            };
-            let Some(shape) = &agent.join_shapes[route.subscription as usize] else {
-                last_agent = Some(route.agent_index);
-                self.deliver(agent, key, subscription, Unit::One(artifact.clone()));
-                continue;
+                partition: None,
             };
             let Some(join_key) = join_key(agent, route.subscription, subscription, artifact) else {
                 continue;
@@ -844,10 +912,10 @@ impl Shared {
                 .slot_of(artifact.type_name())
                 .expect("a matching artifact has a slot");
             let now = Instant::now().into_std();
-            let joined = self
-                .joiner
-                .lock()
-                .push(key, shape, join_key, slot, artifact.clone(), now);
+            let joined =
+                self.joiner
+                    .lock()
+                    .push(key.clone(), shape, join_key, slot, artifact.clone(), now);
             if joined.earlier_deadline.is_some() {
                 self.ensure_timer();
                 self.timer.notify_one();
@@ -933,6 +1001,89 @@ impl Shared {
         [batch, join, deferred].into_iter().flatten().min()
     }
 
+    /// Admission bookkeeping after batches left the batcher: their items no longer
+    /// wait, and publishers waiting for room may retry.
+    fn flushed(&self, batches: &[Batch<BatchKey, Unit>]) {
+        if self.admission.is_none() || batches.is_empty() {
+            return;
+        }
+        {
+            let mut waiting = self.waiting_per_subscription.lock();
+            for batch in batches {
+                let counted = (batch.key.agent, batch.key.subscription);
+                if let Some(n) = waiting.get_mut(&counted) {
+                    *n = n.saturating_sub(batch.items.len());
+                }
+            }
+        }
+        self.admission_room.notify_waiters();
+    }
+
+    /// Holds an external publish until its batches have room (or refuses it).
+    async fn admit(&self, artifact: &Artifact, admission: Admission) -> Result<(), PublishError> {
+        loop {
+            let room = self.admission_room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.closed.load(Ordering::Acquire) {
+                return Err(PublishError::Closed);
+            }
+            let Some(full) = self.full_for(artifact, admission) else {
+                return Ok(());
+            };
+            match admission.on_full {
+                OnFull::Reject => return Err(full),
+                OnFull::Wait => room.await,
+            }
+        }
+    }
+
+    /// The bound `artifact` would exceed, if any: the total, or one of the batch
+    /// subscriptions it would enter (matched as dispatch would, without side effects).
+    fn full_for(&self, artifact: &Artifact, admission: Admission) -> Option<PublishError> {
+        if let Some(limit) = admission.max_waiting {
+            let waiting = self.batcher.lock().waiting();
+            if waiting >= limit.get() {
+                return Some(PublishError::Full {
+                    scope: "all batches".to_owned(),
+                    waiting,
+                    limit: limit.get(),
+                });
+            }
+        }
+        let limit = admission.per_subscription?;
+        let now = self.clock.now();
+        let routes = self.routes.read();
+        let waiting = self.waiting_per_subscription.lock();
+        for route in routes.get(artifact.type_name())? {
+            let agent = &route.agent;
+            let subscription = &agent.subscriptions[route.subscription as usize];
+            let counted = waiting
+                .get(&(route.agent_index, route.subscription))
+                .copied()
+                .unwrap_or(0);
+            if counted >= limit.get()
+                && subscription.batch().is_some()
+                && agent.join_shapes[route.subscription as usize].is_none()
+                && !(agent.prevent_self_trigger && *artifact.produced_by == *agent.name)
+                && artifact
+                    .visibility
+                    .allows(&agent.identity, artifact.created_at, now)
+                && subscription.matches(artifact) == MatchOutcome::Accepted
+            {
+                return Some(PublishError::Full {
+                    scope: format!(
+                        "agent '{}', subscription {}",
+                        agent.name, route.subscription
+                    ),
+                    waiting: counted,
+                    limit: limit.get(),
+                });
+            }
+        }
+        None
+    }
+
     fn push_to_batch(
         self: &Arc<Self>,
         agent: &Arc<Agent>,
@@ -941,7 +1092,18 @@ impl Shared {
         unit: Unit,
     ) {
         let now = Instant::now().into_std();
+        let counted = (key.agent, key.subscription);
         let pushed = self.batcher.lock().push(key, spec, unit, now);
+        if self.admission.is_some() {
+            *self
+                .waiting_per_subscription
+                .lock()
+                .entry(counted)
+                .or_default() += 1;
+            if let Some(batch) = &pushed.flushed {
+                self.flushed(std::slice::from_ref(batch));
+            }
+        }
         if pushed.earlier_deadline.is_some() {
             self.ensure_timer();
             self.timer.notify_one();
@@ -1034,6 +1196,7 @@ impl Shared {
             }
         }
         let due = self.batcher.lock().poll_expired(now);
+        self.flushed(&due);
         let count = due.len();
         for batch in due {
             self.schedule_batch(batch);
@@ -1045,6 +1208,7 @@ impl Shared {
     fn flush_all(self: &Arc<Self>, reason: FlushReason) -> (usize, usize) {
         let now = Instant::now().into_std();
         let batches = self.batcher.lock().flush_all(reason, now);
+        self.flushed(&batches);
         let artifacts = batches
             .iter()
             .flat_map(|b| &b.items)
