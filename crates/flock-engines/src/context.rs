@@ -30,6 +30,7 @@ use crate::EngineError;
 ///     efficiency: 0.4,
 ///     wait: Duration::from_millis(30_002),
 ///     subscription_index: 0,
+///     key: None,
 /// };
 /// assert_eq!(metrics.to_string(), "10 items, timeout flush, 40% of size 25, waited 30.0 s");
 /// assert_eq!(
@@ -60,11 +61,19 @@ pub struct BatchMetrics {
     pub wait: Duration,
     /// Index of the subscription in the agent's declaration order.
     pub subscription_index: usize,
+    /// The batch's key, for a keyed subscription (`Subscribe::keyed_by`), as text:
+    /// every item of the batch has this key. Not serialized when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl fmt::Display for BatchMetrics {
-    /// One line for logs: `10 items, timeout flush, 40% of size 25, waited 30.0 s`.
+    /// One line for logs: `10 items, timeout flush, 40% of size 25, waited 30.0 s`,
+    /// prefixed with `key K: ` for a keyed batch.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(key) = &self.key {
+            write!(f, "key {key}: ")?;
+        }
         write!(f, "{} items, {} flush", self.batch_size, self.flush_reason)?;
         if let Some(size) = self.configured_size {
             write!(f, ", {:.0}% of size {size}", self.efficiency * 100.0)?;

@@ -126,3 +126,48 @@ async fn asking_for_metrics_outside_a_batch_fails_the_run_naming_the_agent() {
     );
     flock.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn keyed_batches_report_their_key() {
+    let flock = Flock::new();
+    flock
+        .agent("parity")
+        .consumes::<Item>(
+            Subscribe::new()
+                .batch(BatchSpec::size(2))
+                .keyed_by(|i: &Item| if i.id % 2 == 0 { "even" } else { "odd" }),
+        )
+        .publishes::<BatchMetrics>()
+        .with_engine(batch_fn(|ctx: &EngineContext, _items: Vec<Arc<Item>>| {
+            Ok::<_, EngineError>(ctx.batch_metrics()?.clone())
+        }))
+        .register()
+        .unwrap();
+    publish_ids(&flock, 1..=4).await;
+    flock.run_until_idle().await;
+
+    let mut keys: Vec<_> = flock
+        .get_by_type::<BatchMetrics>()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| (m.key.clone(), m.batch_size, m.to_string()))
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec![
+            (
+                Some("even".into()),
+                2,
+                "key even: 2 items, size flush, 100% of size 2, waited 0.0 s".into()
+            ),
+            (
+                Some("odd".into()),
+                2,
+                "key odd: 2 items, size flush, 100% of size 2, waited 0.0 s".into()
+            ),
+        ]
+    );
+    flock.shutdown().await;
+}
