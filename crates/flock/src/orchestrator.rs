@@ -823,6 +823,11 @@ impl Shared {
             None => self.store.publish(artifact.clone()).await?,
         }
         self.dispatch(&artifact);
+        // A publishing loop that never waits would otherwise starve the runs it
+        // schedules on the same thread (a current-thread runtime): they and their
+        // batches pile up until the loop ends. Every so often (tokio's cooperative
+        // budget), yield to them.
+        tokio::task::consume_budget().await;
         Ok(())
     }
 
