@@ -256,6 +256,7 @@ pub(crate) async fn execute(shared: &Arc<Shared>, agent: &Arc<Agent>, work: Work
             efficiency: flushed.efficiency(),
             wait: batch.wait(),
             subscription_index: batch.key.subscription as usize,
+            key: batch.key.partition.as_ref().map(ToString::to_string),
         });
     }
     let max_attempts = agent.retry.max_attempts();

@@ -2,6 +2,7 @@
 
 mod admission;
 mod and_gates;
+mod batch_metrics;
 mod batching;
 mod circuit_breaker;
 mod duplicates;
