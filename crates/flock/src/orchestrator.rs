@@ -1159,24 +1159,25 @@ impl Shared {
                     }
                     None => backlog.push_back(job),
                 }
-                return;
             }
-            Some(max) => tokio::spawn(
-                async move {
-                    let message = format!(
-                        "circuit breaker open: agent '{}' reached max_iterations {max} runs \
+            Some(max) => {
+                tokio::spawn(
+                    async move {
+                        let message = format!(
+                            "circuit breaker open: agent '{}' reached max_iterations {max} runs \
                          since the flock was last idle; this run was refused and its inputs \
                          are kept in Flock::failed_runs()",
-                        agent.name
-                    );
-                    let correlation = run::common_correlation(work.artifacts());
-                    let kind = FailureKind::CircuitOpen;
-                    run::fail(&shared, &agent, work, kind, message, 0, correlation).await;
-                    drop(guard);
-                }
-                .instrument(span),
-            ),
-        };
+                            agent.name
+                        );
+                        let correlation = run::common_correlation(work.artifacts());
+                        let kind = FailureKind::CircuitOpen;
+                        run::fail(&shared, &agent, work, kind, message, 0, correlation).await;
+                        drop(guard);
+                    }
+                    .instrument(span),
+                );
+            }
+        }
     }
 
     /// Runs one queued job holding one of the agent's slots, then hands the slot to
