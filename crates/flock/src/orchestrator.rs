@@ -322,6 +322,7 @@ impl FlockBuilder {
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
                 closed: AtomicBool::new(false),
+                drained: AtomicBool::new(false),
                 failed: Mutex::new(Vec::new()),
                 clock: RuntimeClock::new(),
                 deferred: Mutex::new(BTreeMap::new()),
@@ -523,6 +524,7 @@ impl Flock {
             report.batches_flushed += batches;
             report.artifacts_flushed += artifacts;
         }
+        self.shared.drained.store(true, Ordering::Release);
         let now = Instant::now().into_std();
         let incomplete = self
             .shared
@@ -693,6 +695,9 @@ pub(crate) struct Shared {
     in_flight: AtomicUsize,
     idle: Notify,
     closed: AtomicBool,
+    /// Set once `shutdown` has flushed the last batch and no run is left: nothing can
+    /// start a batch or a join group any more, so the deadline task ends.
+    drained: AtomicBool,
     /// Dead letters: runs given up, oldest first.
     failed: Mutex<Vec<FailedRun>>,
     pub(crate) clock: RuntimeClock,
@@ -1100,10 +1105,9 @@ async fn deadline_task(shared: Weak<Shared>, wake: Arc<Notify>) {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            if shared.closed.load(Ordering::Acquire)
-                && shared.batcher.lock().is_empty()
-                && shared.joiner.lock().is_empty()
-            {
+            // Not merely `closed`: while shutdown drains, runs in flight publish
+            // outputs that start batches and join groups whose deadlines still count.
+            if shared.drained.load(Ordering::Acquire) {
                 return;
             }
             shared.flush_due();

@@ -14,6 +14,7 @@ mod output_contract;
 mod publishing;
 mod registration;
 mod retries;
+mod shutdown;
 mod traces;
 mod visibility;
 
