@@ -10,6 +10,7 @@ mod inspection;
 mod joins;
 #[cfg(feature = "llm-mock")]
 mod llm;
+mod nothing_lost;
 mod output_contract;
 mod publishing;
 mod registration;
