@@ -45,6 +45,18 @@ pub enum PublishError {
     /// The value's type name is taken by another Rust type.
     #[error(transparent)]
     TypeConflict(#[from] TypeConflict),
+    /// Admission control refused the artifact: too many are waiting in batches.
+    #[error(
+        "admission limit reached: {waiting} items waiting in {scope}, limit {limit}; publish later, raise the limit, or configure OnFull::Wait for backpressure"
+    )]
+    Full {
+        /// Where the limit applies: "all batches" or "agent 'x', subscription n".
+        scope: String,
+        /// Items waiting there.
+        waiting: usize,
+        /// The configured limit.
+        limit: usize,
+    },
     /// The orchestrator has shut down.
     #[error("the flock has shut down; artifacts published after shutdown() are refused")]
     Closed,

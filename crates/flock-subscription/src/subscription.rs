@@ -12,7 +12,12 @@ use std::{
 
 use flock_core::{Artifact, FlockType, Payload, TypeConflict, TypeRegistry};
 
-use crate::{BatchSpec, IntoBatchSpec, IntoJoinSpec, InvalidBatchSpec, InvalidJoinSpec, JoinSpec};
+use crate::{
+    BatchSpec, IntoBatchSpec, IntoJoinSpec, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec,
+};
+
+/// Extracts the batch key of an artifact (keyed batches).
+type BatchKeyFn = Arc<dyn Fn(&Payload) -> Option<JoinKey> + Send + Sync>;
 
 type PredicateFn = Arc<dyn Fn(&Payload) -> bool + Send + Sync>;
 type Registrar = fn(&TypeRegistry) -> Result<(), TypeConflict>;
@@ -43,6 +48,11 @@ pub enum SubscriptionError {
     /// A filter on a type the subscription does not consume.
     #[error("filter on type '{0}', which the subscription does not consume; add .of::<{0}>()")]
     FilterOnUnknownType(&'static str),
+    /// `keyed_by` without a batch spec.
+    #[error(
+        "keyed_by(..) groups batches by key, but the subscription does not batch; add .batch(..)"
+    )]
+    KeyWithoutBatch,
 }
 
 /// What a subscription makes of an artifact.
@@ -153,6 +163,40 @@ impl<T: FlockType> Subscribe<T> {
         self
     }
 
+    /// Keeps one batch per key instead of one per subscription: each key (a tenant,
+    /// a customer, a device) collects its own items and flushes on its own size and
+    /// deadline. Needs [`Subscribe::batch`]. A key function that panics makes the
+    /// artifact a non-match, reported like a panicking predicate.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flock_core::FlockType;
+    /// use flock_subscription::{BatchSpec, Subscribe};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize, FlockType)]
+    /// # #[flock(crate = "flock_core")]
+    /// # struct Event { tenant_id: String }
+    ///
+    /// let per_tenant = Subscribe::<Event>::new()
+    ///     .batch(BatchSpec::size(50).timeout(Duration::from_secs(300)))
+    ///     .keyed_by(|e| e.tenant_id.clone())
+    ///     .build()?;
+    /// assert!(per_tenant.is_keyed());
+    /// # Ok::<(), flock_subscription::SubscriptionError>(())
+    /// ```
+    pub fn keyed_by<K, F>(mut self, key: F) -> Self
+    where
+        K: std::hash::Hash + Eq + fmt::Debug + Send + Sync + 'static,
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        self.inner.batch_key = Some(Arc::new(move |payload: &Payload| {
+            payload
+                .downcast_ref::<T>()
+                .map(|value| JoinKey::new(key(value)))
+        }));
+        self
+    }
+
     /// Batches matching artifacts by size or timeout, whichever comes first.
     pub fn batch(mut self, spec: impl IntoBatchSpec) -> Self {
         self.inner = self.inner.batch(spec);
@@ -221,6 +265,7 @@ pub struct AllOf {
     tags: BTreeSet<String>,
     join: Option<Result<JoinSpec, InvalidJoinSpec>>,
     batch: Option<Result<BatchSpec, InvalidBatchSpec>>,
+    batch_key: Option<BatchKeyFn>,
 }
 
 impl Default for AllOf {
@@ -245,6 +290,7 @@ impl fmt::Debug for AllOf {
             .field("tags", &self.tags)
             .field("join", &self.join)
             .field("batch", &self.batch)
+            .field("keyed", &self.batch_key.is_some())
             .finish()
     }
 }
@@ -259,6 +305,7 @@ impl AllOf {
             tags: BTreeSet::new(),
             join: None,
             batch: None,
+            batch_key: None,
         }
     }
 
@@ -360,13 +407,18 @@ impl AllOf {
                 return Err(InvalidJoinSpec::MissingKey(slot.type_name).into());
             }
         }
+        let batch = self.batch.transpose()?;
+        if self.batch_key.is_some() && batch.is_none() {
+            return Err(SubscriptionError::KeyWithoutBatch);
+        }
         Ok(Subscription {
             slots,
             registrars,
             predicates: self.predicates,
             from_agents: self.from_agents,
             tags: self.tags,
-            batch: self.batch.transpose()?,
+            batch,
+            batch_key: self.batch_key,
             join,
         })
     }
@@ -383,6 +435,7 @@ pub struct Subscription {
     from_agents: Option<BTreeSet<String>>,
     tags: BTreeSet<String>,
     batch: Option<BatchSpec>,
+    batch_key: Option<BatchKeyFn>,
     join: Option<JoinSpec>,
 }
 
@@ -395,6 +448,7 @@ impl fmt::Debug for Subscription {
             .field("tags", &self.tags)
             .field("join", &self.join)
             .field("batch", &self.batch)
+            .field("keyed", &self.batch_key.is_some())
             .finish()
     }
 }
@@ -434,6 +488,25 @@ impl Subscription {
     /// The join spec, if given.
     pub fn join(&self) -> Option<&JoinSpec> {
         self.join.as_ref()
+    }
+
+    /// Whether batches are kept per key ([`Subscribe::keyed_by`]).
+    pub fn is_keyed(&self) -> bool {
+        self.batch_key.is_some()
+    }
+
+    /// The batch key of an artifact this subscription accepted: `Ok(None)` when
+    /// batches are not keyed. A panic of the key function is contained and returned
+    /// as its message.
+    ///
+    /// # Errors
+    /// The panic message when the key function panics.
+    pub fn batch_key(&self, artifact: &Artifact) -> Result<Option<JoinKey>, String> {
+        match &self.batch_key {
+            None => Ok(None),
+            Some(key) => catch_unwind(AssertUnwindSafe(|| key(&artifact.payload)))
+                .map_err(|panic| flock_core::panic_message(panic.as_ref())),
+        }
     }
 
     /// The producers accepted, if restricted.

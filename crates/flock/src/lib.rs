@@ -98,12 +98,14 @@
 //! collector. `llm` (default) adds the LLM engine; `llm-mock` also its local
 //! OpenAI-compatible test server (`flock::llm::mock`).
 
+mod admission;
 mod agent;
 mod failed;
 mod orchestrator;
 mod policy;
 mod run;
 
+pub use admission::{Admission, InvalidAdmission, OnFull};
 pub use agent::{AgentBuilder, AgentHandle, OutputCount, OutputVisibility, RegistrationError};
 pub use failed::{FailedRun, FailureKind, RetryFailedRunError};
 pub use flock_batch as batch;

@@ -27,16 +27,20 @@ use uuid::Uuid;
 
 use crate::{
     AgentBuilder, RegistrationError,
+    admission::{Admission, OnFull},
     agent::Agent,
     failed::{FailedRun, FailureKind, RetryFailedRunError},
     run::{self, Flushed, Unit, Work},
 };
 
-/// Identifies one batch accumulator: an agent and one of its subscriptions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Identifies one batch accumulator (and one join pool): an agent, one of its
+/// subscriptions, and for keyed batches the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct BatchKey {
     pub(crate) agent: u32,
     pub(crate) subscription: u32,
+    /// The batch key of a keyed subscription (`Subscribe::keyed_by`).
+    pub(crate) partition: Option<JoinKey>,
 }
 
 /// Where artifacts of one type go: an agent's subscription.
@@ -110,6 +114,8 @@ pub struct ActiveBatch {
     pub spec: BatchSpec,
     /// Time until the timeout flushes the batch (`None` without a timeout).
     pub time_left: Option<Duration>,
+    /// The batch's key, for keyed batches (`Subscribe::keyed_by`), as text.
+    pub key: Option<String>,
 }
 
 /// What [`Flock::shutdown`] did.
@@ -217,6 +223,7 @@ impl Default for Flock {
 pub struct FlockBuilder {
     store: Option<Arc<dyn BlackboardStore>>,
     trace: TraceChoice,
+    admission: Admission,
 }
 
 #[derive(Debug, Default)]
@@ -261,6 +268,12 @@ impl FlockBuilder {
     /// ```
     pub fn trace(mut self, config: TraceConfig) -> Self {
         self.trace = TraceChoice::On(config);
+        self
+    }
+
+    /// Bounds the items waiting in batches; see [`Admission`] (default: unbounded).
+    pub fn admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
         self
     }
 
@@ -316,6 +329,9 @@ impl FlockBuilder {
                 agents: RwLock::new(Vec::new()),
                 routes: RwLock::new(HashMap::new()),
                 batcher: Mutex::new(Batcher::new()),
+                admission: self.admission.is_bounded().then_some(self.admission),
+                waiting_per_subscription: Mutex::new(HashMap::new()),
+                admission_room: Notify::new(),
                 joiner: Mutex::new(Joiner::new()),
                 timer: Arc::new(Notify::new()),
                 timer_started: AtomicBool::new(false),
@@ -432,6 +448,9 @@ impl Flock {
         artifact.tags = options.tags;
         artifact.visibility = options.visibility;
         let id = artifact.id;
+        if let Some(admission) = self.shared.admission {
+            self.shared.admit(&artifact, admission).await?;
+        }
         self.shared.publish_artifact(Arc::new(artifact)).await?;
         Ok(id)
     }
@@ -474,6 +493,7 @@ impl Flock {
                 created_at: p.created_at,
                 spec: p.spec,
                 time_left: p.time_left,
+                key: p.key.partition.as_ref().map(ToString::to_string),
             })
             .collect()
     }
@@ -514,6 +534,8 @@ impl Flock {
     /// harmless.
     pub async fn shutdown(&self) -> ShutdownReport {
         self.shared.closed.store(true, Ordering::Release);
+        // Publishers waiting for room get `PublishError::Closed`.
+        self.shared.admission_room.notify_waiters();
         let mut report = ShutdownReport::default();
         loop {
             self.shared.wait_idle().await;
@@ -686,6 +708,12 @@ pub(crate) struct Shared {
     /// Type name → subscriptions consuming it, in agent registration then declaration order.
     routes: RwLock<HashMap<&'static str, Vec<Route>>>,
     batcher: Mutex<Batcher<BatchKey, Unit>>,
+    /// Bounds on waiting items, when configured.
+    admission: Option<Admission>,
+    /// Items waiting per (agent, subscription); kept only with admission bounds.
+    waiting_per_subscription: Mutex<HashMap<(u32, u32), usize>>,
+    /// Signalled after flushes, for publishers waiting for room.
+    admission_room: Notify,
     /// Incomplete groups of AND gates and joins, per (agent, subscription) and key.
     joiner: Mutex<Joiner<BatchKey, JoinKey, Arc<Artifact>>>,
     /// Wakes the deadline task to re-arm (an earlier deadline, or shutdown).
@@ -832,14 +860,33 @@ impl Shared {
                     continue;
                 }
             }
+            let Some(shape) = &agent.join_shapes[route.subscription as usize] else {
+                let partition = match subscription.batch_key(artifact) {
+                    Ok(partition) => partition,
+                    Err(panic) => {
+                        tracing::error!(
+                            agent = %agent.name,
+                            subscription_index = route.subscription,
+                            artifact_id = %artifact.id,
+                            %panic,
+                            "batch key function panicked; the artifact does not match this subscription"
+                        );
+                        continue;
+                    }
+                };
+                last_agent = Some(route.agent_index);
+                let key = BatchKey {
+                    agent: route.agent_index,
+                    subscription: route.subscription,
+                    partition,
+                };
+                self.deliver(agent, key, subscription, Unit::One(artifact.clone()));
+                continue;
+            };
             let key = BatchKey {
                 agent: route.agent_index,
                 subscription: route.subscription,
-            };
-            let Some(shape) = &agent.join_shapes[route.subscription as usize] else {
-                last_agent = Some(route.agent_index);
-                self.deliver(agent, key, subscription, Unit::One(artifact.clone()));
-                continue;
+                partition: None,
             };
             let Some(join_key) = join_key(agent, route.subscription, subscription, artifact) else {
                 continue;
@@ -849,10 +896,10 @@ impl Shared {
                 .slot_of(artifact.type_name())
                 .expect("a matching artifact has a slot");
             let now = Instant::now().into_std();
-            let joined = self
-                .joiner
-                .lock()
-                .push(key, shape, join_key, slot, artifact.clone(), now);
+            let joined =
+                self.joiner
+                    .lock()
+                    .push(key.clone(), shape, join_key, slot, artifact.clone(), now);
             if joined.earlier_deadline.is_some() {
                 self.ensure_timer();
                 self.timer.notify_one();
@@ -938,6 +985,89 @@ impl Shared {
         [batch, join, deferred].into_iter().flatten().min()
     }
 
+    /// Admission bookkeeping after batches left the batcher: their items no longer
+    /// wait, and publishers waiting for room may retry.
+    fn flushed(&self, batches: &[Batch<BatchKey, Unit>]) {
+        if self.admission.is_none() || batches.is_empty() {
+            return;
+        }
+        {
+            let mut waiting = self.waiting_per_subscription.lock();
+            for batch in batches {
+                let counted = (batch.key.agent, batch.key.subscription);
+                if let Some(n) = waiting.get_mut(&counted) {
+                    *n = n.saturating_sub(batch.items.len());
+                }
+            }
+        }
+        self.admission_room.notify_waiters();
+    }
+
+    /// Holds an external publish until its batches have room (or refuses it).
+    async fn admit(&self, artifact: &Artifact, admission: Admission) -> Result<(), PublishError> {
+        loop {
+            let room = self.admission_room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.closed.load(Ordering::Acquire) {
+                return Err(PublishError::Closed);
+            }
+            let Some(full) = self.full_for(artifact, admission) else {
+                return Ok(());
+            };
+            match admission.on_full {
+                OnFull::Reject => return Err(full),
+                OnFull::Wait => room.await,
+            }
+        }
+    }
+
+    /// The bound `artifact` would exceed, if any: the total, or one of the batch
+    /// subscriptions it would enter (matched as dispatch would, without side effects).
+    fn full_for(&self, artifact: &Artifact, admission: Admission) -> Option<PublishError> {
+        if let Some(limit) = admission.max_waiting {
+            let waiting = self.batcher.lock().waiting();
+            if waiting >= limit.get() {
+                return Some(PublishError::Full {
+                    scope: "all batches".to_owned(),
+                    waiting,
+                    limit: limit.get(),
+                });
+            }
+        }
+        let limit = admission.per_subscription?;
+        let now = self.clock.now();
+        let routes = self.routes.read();
+        let waiting = self.waiting_per_subscription.lock();
+        for route in routes.get(artifact.type_name())? {
+            let agent = &route.agent;
+            let subscription = &agent.subscriptions[route.subscription as usize];
+            let counted = waiting
+                .get(&(route.agent_index, route.subscription))
+                .copied()
+                .unwrap_or(0);
+            if counted >= limit.get()
+                && subscription.batch().is_some()
+                && agent.join_shapes[route.subscription as usize].is_none()
+                && !(agent.prevent_self_trigger && *artifact.produced_by == *agent.name)
+                && artifact
+                    .visibility
+                    .allows(&agent.identity, artifact.created_at, now)
+                && subscription.matches(artifact) == MatchOutcome::Accepted
+            {
+                return Some(PublishError::Full {
+                    scope: format!(
+                        "agent '{}', subscription {}",
+                        agent.name, route.subscription
+                    ),
+                    waiting: counted,
+                    limit: limit.get(),
+                });
+            }
+        }
+        None
+    }
+
     fn push_to_batch(
         self: &Arc<Self>,
         agent: &Arc<Agent>,
@@ -946,7 +1076,18 @@ impl Shared {
         unit: Unit,
     ) {
         let now = Instant::now().into_std();
+        let counted = (key.agent, key.subscription);
         let pushed = self.batcher.lock().push(key, spec, unit, now);
+        if self.admission.is_some() {
+            *self
+                .waiting_per_subscription
+                .lock()
+                .entry(counted)
+                .or_default() += 1;
+            if let Some(batch) = &pushed.flushed {
+                self.flushed(std::slice::from_ref(batch));
+            }
+        }
         if pushed.earlier_deadline.is_some() {
             self.ensure_timer();
             self.timer.notify_one();
@@ -1039,6 +1180,7 @@ impl Shared {
             }
         }
         let due = self.batcher.lock().poll_expired(now);
+        self.flushed(&due);
         let count = due.len();
         for batch in due {
             self.schedule_batch(batch);
@@ -1050,6 +1192,7 @@ impl Shared {
     fn flush_all(self: &Arc<Self>, reason: FlushReason) -> (usize, usize) {
         let now = Instant::now().into_std();
         let batches = self.batcher.lock().flush_all(reason, now);
+        self.flushed(&batches);
         let artifacts = batches
             .iter()
             .flat_map(|b| &b.items)

@@ -182,6 +182,7 @@ pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
         ),
         Work::Batch(flushed) => {
             let batch = &flushed.batch;
+            let key = batch.key.partition.as_ref().map(ToString::to_string);
             let span = tracing::info_span!(
                 "batch.flush",
                 agent = %agent.name,
@@ -193,6 +194,7 @@ pub(crate) fn span_for(agent: &Agent, work: &Work) -> tracing::Span {
                 configured_timeout_ms = Empty,
                 efficiency = flushed.efficiency(),
                 wait_ms = duration_ms(batch.wait()),
+                key = key.as_deref(),
                 otel.status_code = Empty,
                 error = Empty,
             );

@@ -1,5 +1,6 @@
 //! Behaviour of the orchestrator, with tokio's paused clock wherever time matters.
 
+mod admission;
 mod and_gates;
 mod batching;
 mod circuit_breaker;
@@ -8,6 +9,7 @@ mod errors;
 mod hooks;
 mod inspection;
 mod joins;
+mod keyed;
 #[cfg(feature = "llm-mock")]
 mod llm;
 mod nothing_lost;
@@ -181,7 +183,8 @@ pub(crate) fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// Spans named `join.*`, with their fields as text, captured for assertions.
+/// Spans named `join.*` and `batch.flush`, with their fields as text at creation,
+/// captured for assertions.
 ///
 /// One global subscriber routes records to the capture the current thread installed
 /// (each paused-clock test runs its tasks on its own thread): with per-test
@@ -254,7 +257,8 @@ impl tracing::field::Visit for FieldText<'_> {
     }
 }
 
-/// Sends `join.*` spans to the current thread's [`JoinSpans`], if it installed one.
+/// Sends `join.*` and `batch.flush` spans to the current thread's [`JoinSpans`], if it
+/// installed one.
 struct RouteJoinSpans;
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RouteJoinSpans {
@@ -265,7 +269,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RouteJoinSpans {
         _ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
         let name = attrs.metadata().name();
-        if !name.starts_with("join.") {
+        if !name.starts_with("join.") && name != "batch.flush" {
             return;
         }
         CURRENT_SPANS.with(|current| {

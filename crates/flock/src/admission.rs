@@ -1,0 +1,89 @@
+//! Admission control: an optional bound on the items waiting in batches, and what an
+//! external publish does when it is reached (wait for room, or fail).
+
+use std::num::NonZeroUsize;
+
+/// What [`Flock::publish`](crate::Flock::publish) does when a limit is reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnFull {
+    /// Wait until flushes make room (backpressure). The wait ends with
+    /// `PublishError::Closed` if the flock shuts down meanwhile.
+    #[default]
+    Wait,
+    /// Fail at once with `PublishError::Full`.
+    Reject,
+}
+
+/// A limit of 0 was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{what} must be at least 1, got 0; leave the limit unset for no limit")]
+pub struct InvalidAdmission {
+    what: &'static str,
+}
+
+/// Bounds on items waiting in batches (artifacts, or complete join groups).
+///
+/// The total bound counts every batch of the flock; the per-subscription bound
+/// counts all batches of one subscription (all keys of a keyed subscription).
+/// Only external publishes are held back: outputs of agents are always accepted, so
+/// a running agent can never block on its own downstream. Artifacts still waiting
+/// for join partners are bounded by the join's window, not by admission.
+///
+/// The check runs before the artifact is stored; concurrent publishers may pass it
+/// together, so a bound can be exceeded by at most one item per concurrent publisher.
+///
+/// ```
+/// use flock::{Admission, Flock, OnFull};
+///
+/// let admission = Admission::new()
+///     .max_waiting(100_000)?
+///     .max_waiting_per_subscription(10_000)?
+///     .on_full(OnFull::Reject);
+/// let flock = Flock::builder().admission(admission).build();
+/// # Ok::<(), flock::InvalidAdmission>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Admission {
+    pub(crate) max_waiting: Option<NonZeroUsize>,
+    pub(crate) per_subscription: Option<NonZeroUsize>,
+    pub(crate) on_full: OnFull,
+}
+
+impl Admission {
+    /// No bounds (the default of a flock); add them with the methods below.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At most `n` items waiting in all batches together.
+    ///
+    /// # Errors
+    /// [`InvalidAdmission`] for 0.
+    pub fn max_waiting(mut self, n: usize) -> Result<Self, InvalidAdmission> {
+        self.max_waiting = Some(NonZeroUsize::new(n).ok_or(InvalidAdmission {
+            what: "max_waiting",
+        })?);
+        Ok(self)
+    }
+
+    /// At most `n` items waiting in the batches of any one subscription.
+    ///
+    /// # Errors
+    /// [`InvalidAdmission`] for 0.
+    pub fn max_waiting_per_subscription(mut self, n: usize) -> Result<Self, InvalidAdmission> {
+        self.per_subscription = Some(NonZeroUsize::new(n).ok_or(InvalidAdmission {
+            what: "max_waiting_per_subscription",
+        })?);
+        Ok(self)
+    }
+
+    /// What a publish does at a bound (default: [`OnFull::Wait`]).
+    pub fn on_full(mut self, on_full: OnFull) -> Self {
+        self.on_full = on_full;
+        self
+    }
+
+    pub(crate) fn is_bounded(&self) -> bool {
+        self.max_waiting.is_some() || self.per_subscription.is_some()
+    }
+}
