@@ -1,10 +1,10 @@
 //! Property: whatever happens (publishes to several agents with different batch
-//! specs and predicates, AND-gate joins, the clock moving, manual flushes, engines
-//! that fail, panic or fail once, predicates and key functions that panic, and a
-//! final shutdown), every accepted artifact reaches exactly one flush of the
-//! subscription it matched, or is reported failed with its ids, or (joins) leaves in
-//! one traced discard; a batch keeps arrival order and never exceeds its size; and
-//! every flush reason is true.
+//! specs, keyed batches and predicates, AND-gate joins, admission limits, the clock
+//! moving, manual flushes, engines that fail, panic or fail once, predicates and key
+//! functions that panic, and a final shutdown), every accepted artifact reaches
+//! exactly one flush of the subscription it matched, or is reported failed with its
+//! ids, or (joins) leaves in one traced discard; a batch keeps arrival order and
+//! never exceeds its size; and every flush reason is true.
 //!
 //! Each case runs on its own current-thread tokio runtime with the clock paused.
 //! Time passes only through `tokio::time::sleep` (in the test, in engines, between
@@ -27,7 +27,9 @@ use std::{
 };
 
 use async_trait::async_trait;
-use flock::{ArtifactId, PublishError, PublishOptions, ShutdownReport, prelude::*};
+use flock::{
+    Admission, ArtifactId, OnFull, PublishError, PublishOptions, ShutdownReport, prelude::*,
+};
 use parking_lot::Mutex;
 use proptest::{prelude::*, test_runner::TestCaseError};
 use serde::{Deserialize, Serialize};
@@ -70,6 +72,8 @@ pub(crate) struct Job {
     targets: u8,
     /// Predicates of "panicky" subscriptions panic on this job.
     predicate_panics: bool,
+    /// Key functions of keyed subscriptions panic on this job.
+    key_panics: bool,
 }
 
 /// The left side of the join.
@@ -267,6 +271,8 @@ struct SubCfg {
     /// Its predicate panics on jobs with `predicate_panics`.
     panicky: bool,
     batch: Option<Spec>,
+    /// Keyed batches (`keyed_by`): one accumulator per `class % k`.
+    keyed: Option<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -299,6 +305,7 @@ enum Op {
         fault: Fault,
         targets: u8,
         predicate_panics: bool,
+        key_panics: bool,
         /// Published private to every agent but this one.
         hidden_from: Option<u8>,
         /// Published as JSON text through `publish_json_str`.
@@ -325,6 +332,8 @@ enum Op {
 struct Case {
     agents: Vec<AgentCfg>,
     join: Option<JoinCfg>,
+    /// Admission limits (`OnFull::Reject`): per subscription, and in all batches.
+    admission: Option<(Option<usize>, Option<usize>)>,
     ops: Vec<Op>,
 }
 
@@ -341,10 +350,12 @@ fn sub() -> impl Strategy<Value = SubCfg> {
         prop::option::weighted(0.5, (2u8..=3).prop_flat_map(|m| (Just(m), 0..m))),
         prop::bool::weighted(0.3),
         prop::option::weighted(0.8, spec()),
+        prop::option::weighted(0.4, 2u8..=3),
     )
-        .prop_map(|(filter, panicky, batch)| SubCfg {
+        .prop_map(|(filter, panicky, batch, keyed)| SubCfg {
             filter,
             panicky,
+            keyed: keyed.filter(|_| batch.is_some()),
             batch,
         })
 }
@@ -399,18 +410,21 @@ fn op(joins: bool) -> impl Strategy<Value = Op> {
     let job = (
         0u8..6,
         fault(),
-        prop::bool::weighted(0.1),
+        (prop::bool::weighted(0.1), prop::bool::weighted(0.05)),
         prop::option::weighted(0.1, 0u8..3),
         prop::bool::weighted(0.2),
     )
         .prop_map(
-            |(class, (fault, targets), predicate_panics, hidden_from, json)| Op::Job {
-                class,
-                fault,
-                targets,
-                predicate_panics,
-                hidden_from,
-                json,
+            |(class, (fault, targets), (predicate_panics, key_panics), hidden_from, json)| {
+                Op::Job {
+                    class,
+                    fault,
+                    targets,
+                    predicate_panics,
+                    key_panics,
+                    hidden_from,
+                    json,
+                }
             },
         );
     let left = (0u8..2, fault(), prop::bool::weighted(0.1)).prop_map(
@@ -439,15 +453,28 @@ fn op(joins: bool) -> impl Strategy<Value = Op> {
 }
 
 fn case(max_ops: usize) -> impl Strategy<Value = Case> {
+    let admission = prop::option::weighted(
+        0.25,
+        (
+            prop::option::weighted(0.7, 1usize..=6),
+            prop::option::weighted(0.5, 2usize..=10),
+        ),
+    );
     (
         prop::collection::vec(agent(), 1..=3),
         prop::option::weighted(0.5, join()),
+        admission,
     )
-        .prop_flat_map(move |(agents, join)| {
+        .prop_flat_map(move |(agents, join, admission)| {
             let ops = prop::collection::vec(op(join.is_some()), 0..max_ops);
-            (Just(agents), Just(join), ops)
+            (Just(agents), Just(join), Just(admission), ops)
         })
-        .prop_map(|(agents, join, ops)| Case { agents, join, ops })
+        .prop_map(|(agents, join, admission, ops)| Case {
+            agents,
+            join,
+            admission,
+            ops,
+        })
 }
 
 // === running a case ===
@@ -499,6 +526,7 @@ enum Kind {
     Job {
         class: u8,
         predicate_panics: bool,
+        key_panics: bool,
         hidden_from: Option<usize>,
     },
     Left {
@@ -530,7 +558,18 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
     let (spans, _capture) = JoinSpans::install();
     let start = Instant::now();
     let elapsed = || start.elapsed();
-    let flock = Flock::builder().no_trace().build();
+    let mut builder = Flock::builder().no_trace();
+    if let Some((per_subscription, total)) = case.admission {
+        let mut admission = Admission::new().on_full(OnFull::Reject);
+        if let Some(n) = per_subscription {
+            admission = admission.max_waiting_per_subscription(n).unwrap();
+        }
+        if let Some(n) = total {
+            admission = admission.max_waiting(n).unwrap();
+        }
+        builder = builder.admission(admission);
+    }
+    let flock = builder.build();
     let log: Log = Arc::default();
     for (i, cfg) in case.agents.iter().enumerate() {
         let mut builder = flock.agent(agent_name(i));
@@ -538,6 +577,12 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
             let mut subscribe = Subscribe::<Job>::new().filter(predicate(sub));
             if let Some(spec) = sub.batch {
                 subscribe = subscribe.batch(batch_spec(spec));
+            }
+            if let Some(k) = sub.keyed {
+                subscribe = subscribe.keyed_by(move |job: &Job| {
+                    assert!(!job.key_panics, "{INDUCED} batch key of job {}", job.n);
+                    job.class % k
+                });
             }
             builder = builder.consumes(subscribe);
         }
@@ -599,12 +644,13 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
     for (index, op) in case.ops.iter().enumerate() {
         let n = u32::try_from(published.len()).unwrap();
         let at = elapsed();
-        match *op {
+        let (result, kind) = match *op {
             Op::Job {
                 class,
                 fault,
                 targets,
                 predicate_panics,
+                key_panics,
                 hidden_from,
                 json,
             } => {
@@ -614,13 +660,14 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
                     fault,
                     targets,
                     predicate_panics,
+                    key_panics,
                 };
                 let hidden_from = hidden_from
                     .map(|h| usize::from(h) % names.len())
                     .filter(|_| !json);
-                let id = if json {
+                let result = if json {
                     let text = serde_json::json!({"type": "reliability.Job", "payload": job});
-                    flock.publish_json_str(&text.to_string()).await.unwrap()
+                    flock.publish_json_str(&text.to_string()).await
                 } else {
                     let visibility = match hidden_from {
                         None => Visibility::Public,
@@ -635,18 +682,14 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
                     flock
                         .publish_with(job, PublishOptions::new().visibility(visibility))
                         .await
-                        .unwrap()
                 };
-                published.push(Published {
-                    op: index,
-                    at,
-                    id,
-                    kind: Kind::Job {
-                        class,
-                        predicate_panics,
-                        hidden_from,
-                    },
-                });
+                let kind = Kind::Job {
+                    class,
+                    predicate_panics,
+                    key_panics,
+                    hidden_from,
+                };
+                (result, kind)
             }
             Op::Left {
                 key,
@@ -654,51 +697,40 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
                 targets,
                 key_panics,
             } => {
-                let id = flock
-                    .publish(Left {
-                        n,
-                        key,
-                        fault,
-                        targets,
-                        key_panics,
-                    })
-                    .await
-                    .unwrap();
-                published.push(Published {
-                    op: index,
-                    at,
-                    id,
-                    kind: Kind::Left { key, key_panics },
-                });
+                let left = Left {
+                    n,
+                    key,
+                    fault,
+                    targets,
+                    key_panics,
+                };
+                (flock.publish(left).await, Kind::Left { key, key_panics })
             }
             Op::Right {
                 key,
                 fault,
                 targets,
             } => {
-                let id = flock
-                    .publish(Right {
-                        n,
-                        key,
-                        fault,
-                        targets,
-                    })
-                    .await
-                    .unwrap();
-                published.push(Published {
-                    op: index,
-                    at,
-                    id,
-                    kind: Kind::Right { key },
-                });
+                let right = Right {
+                    n,
+                    key,
+                    fault,
+                    targets,
+                };
+                (flock.publish(right).await, Kind::Right { key })
             }
-            Op::Sleep(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Op::Sleep(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                continue;
+            }
             Op::Flush => {
                 manual.push((index, at));
                 flock.flush_batches().await;
+                continue;
             }
             Op::CheckTimeouts => {
                 flock.check_batch_timeouts().await;
+                continue;
             }
             Op::Idle => {
                 flock.run_until_idle().await;
@@ -715,6 +747,40 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
                         "overdue join group after run_until_idle: {group:?}"
                     );
                 }
+                continue;
+            }
+        };
+        match result {
+            Ok(id) => published.push(Published {
+                op: index,
+                // Arrival: when the publish returned (it dispatches last).
+                at: elapsed(),
+                id,
+                kind,
+            }),
+            Err(PublishError::Full {
+                scope,
+                waiting,
+                limit,
+            }) if case.admission.is_some() => {
+                check_refusal(&flock.active_batches(), &scope, waiting, limit)?;
+            }
+            Err(error) => return Err(TestCaseError::fail(format!("publish failed: {error}"))),
+        }
+        if let Some((Some(limit), _)) = case.admission {
+            // External publishes never push a subscription past its limit. Agents'
+            // outputs may (the auditor's), and join groups are bounded by their window.
+            let mut waiting: BTreeMap<(String, usize), usize> = BTreeMap::new();
+            for batch in flock.active_batches() {
+                *waiting
+                    .entry((batch.agent, batch.subscription_index))
+                    .or_default() += batch.items_waiting;
+            }
+            for ((agent, sub), waiting) in waiting {
+                prop_assert!(
+                    agent == AUDITOR || agent == JOINER || waiting <= limit,
+                    "{waiting} items waiting in {agent}.sub{sub}, limit {limit}"
+                );
             }
         }
     }
@@ -754,6 +820,37 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
         summaries,
         discards,
     })
+}
+
+/// A refusal by admission control names a bound that the batches really reached:
+/// the items waiting it reports are the items waiting in that scope.
+fn check_refusal(
+    active: &[flock::ActiveBatch],
+    scope: &str,
+    waiting: usize,
+    limit: usize,
+) -> Result<(), TestCaseError> {
+    let counted: usize = if scope == "all batches" {
+        active.iter().map(|b| b.items_waiting).sum()
+    } else {
+        let Some((agent, sub)) = scope
+            .strip_prefix("agent '")
+            .and_then(|s| s.split_once("', subscription "))
+        else {
+            return Err(TestCaseError::fail(format!("unknown scope {scope:?}")));
+        };
+        active
+            .iter()
+            .filter(|b| b.agent == agent && b.subscription_index.to_string() == sub)
+            .map(|b| b.items_waiting)
+            .sum()
+    };
+    prop_assert!(
+        waiting >= limit,
+        "refused below the limit: {waiting} < {limit}"
+    );
+    prop_assert_eq!(waiting, counted, "refusal reports what waits in {}", scope);
+    Ok(())
 }
 
 /// What the auditor saw: the Summary artifacts of each batch, with its figures.
@@ -929,11 +1026,13 @@ fn check_batches(
 }
 
 /// The subscription of agent `agent` a job goes to, if any: the first whose
-/// predicate accepts it (a panicking predicate does not), if the agent may see it.
+/// predicate accepts it and whose batch key function (if keyed) gives a key; a
+/// panicking predicate or key function does not. None if the agent may not see it.
 fn expected_sub(cfg: &AgentCfg, agent: usize, kind: &Kind) -> Option<usize> {
     let Kind::Job {
         class,
         predicate_panics,
+        key_panics,
         hidden_from,
     } = kind
     else {
@@ -943,7 +1042,9 @@ fn expected_sub(cfg: &AgentCfg, agent: usize, kind: &Kind) -> Option<usize> {
         return None;
     }
     cfg.subs.iter().position(|sub| {
-        !(sub.panicky && *predicate_panics) && sub.filter.is_none_or(|(m, r)| class % m == r)
+        !(sub.panicky && *predicate_panics)
+            && sub.filter.is_none_or(|(m, r)| class % m == r)
+            && !(sub.keyed.is_some() && *key_panics)
     })
 }
 
@@ -1109,7 +1210,24 @@ fn check_case(case: &Case, o: &Observed) -> Result<(), TestCaseError> {
                         .collect();
                     got.sort_unstable();
                     prop_assert_eq!(&got, &expected[index], "{}: delivered once each", label);
-                    check_batches(&label, spec, batches[index].clone(), &o.manual, o.shutdown)?;
+                    // One accumulator per key: each key's batches obey the spec alone.
+                    let key_of = |seq: u32| match (&o.published[seq as usize].kind, sub.keyed) {
+                        (Kind::Job { class, .. }, Some(k)) => class % k,
+                        _ => 0,
+                    };
+                    let mut per_key: BTreeMap<u8, Vec<Flushed>> = BTreeMap::new();
+                    for batch in &batches[index] {
+                        let key = key_of(batch.units[0].seq);
+                        prop_assert!(
+                            batch.units.iter().all(|u| key_of(u.seq) == key),
+                            "{label}: a keyed batch mixes keys"
+                        );
+                        per_key.entry(key).or_default().push(batch.clone());
+                    }
+                    for (key, batches) in per_key {
+                        let label = format!("{label}.key{key}");
+                        check_batches(&label, spec, batches, &o.manual, o.shutdown)?;
+                    }
                 }
             }
         }
