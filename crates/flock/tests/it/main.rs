@@ -18,6 +18,7 @@ mod publishing;
 mod registration;
 mod retries;
 mod shutdown;
+mod stress;
 mod traces;
 mod visibility;
 

@@ -131,7 +131,7 @@ fn probe_of(artifact: &Artifact) -> &dyn Probe {
 }
 
 /// Induced panics carry this marker; the panic hook keeps them off stderr.
-const INDUCED: &str = "[induced]";
+pub(crate) const INDUCED: &str = "[induced]";
 
 /// Silences the panics the tests induce on purpose (thousands of them), keeping
 /// every other panic's report.
