@@ -37,7 +37,7 @@ pub use join::{
 };
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     hash::Hash,
     time::{Duration, Instant},
 };
@@ -45,6 +45,7 @@ use std::{
 use chrono::{DateTime, Utc};
 pub use flock_core::FlushReason;
 use flock_subscription::BatchSpec;
+use rustc_hash::FxHashMap;
 
 /// A batch handed to its consumer.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +117,7 @@ struct Accumulator<T> {
 
 /// The accumulators of every key, and their deadlines.
 pub struct Batcher<K, T> {
-    accumulators: HashMap<K, Accumulator<T>>,
+    accumulators: FxHashMap<K, Accumulator<T>>,
     /// Pending deadlines: (deadline, seq) → key. Removed when a batch flushes by size.
     deadlines: BTreeMap<(Instant, u64), K>,
     next_seq: u64,
@@ -126,7 +127,7 @@ pub struct Batcher<K, T> {
 impl<K, T> Default for Batcher<K, T> {
     fn default() -> Self {
         Self {
-            accumulators: HashMap::new(),
+            accumulators: FxHashMap::default(),
             deadlines: BTreeMap::new(),
             next_seq: 0,
             waiting: 0,

@@ -148,8 +148,18 @@ pub struct Artifact {
 }
 
 impl Artifact {
-    /// A fresh artifact with default metadata: public, no tags, no correlation id.
+    /// A fresh artifact with default metadata: public, no tags, no correlation id,
+    /// created now.
     pub fn new(payload: Payload, produced_by: impl Into<Arc<str>>) -> Self {
+        Self::new_at(payload, produced_by, Utc::now())
+    }
+
+    /// A fresh artifact created at `created_at` (runtimes with a clock of their own).
+    pub fn new_at(
+        payload: Payload,
+        produced_by: impl Into<Arc<str>>,
+        created_at: DateTime<Utc>,
+    ) -> Self {
         Self {
             id: ArtifactId::new(),
             payload,
@@ -158,9 +168,16 @@ impl Artifact {
             partition_key: None,
             tags: BTreeSet::new(),
             visibility: Visibility::Public,
-            created_at: Utc::now(),
+            created_at,
             version: 1,
         }
+    }
+
+    /// [`EXTERNAL_PRODUCER`] as a shared string, allocated once per process.
+    pub fn external_producer() -> Arc<str> {
+        static EXTERNAL: std::sync::LazyLock<Arc<str>> =
+            std::sync::LazyLock::new(|| Arc::from(EXTERNAL_PRODUCER));
+        EXTERNAL.clone()
     }
 
     /// The artifact type name.

@@ -1,6 +1,8 @@
 //! The registry of artifact types: stable names to decoders, for JSON publishes.
 
-use std::{any::TypeId, collections::HashMap};
+use std::any::TypeId;
+
+use rustc_hash::FxHashMap;
 
 use parking_lot::RwLock;
 
@@ -18,7 +20,7 @@ struct Entry {
 /// is published, or explicitly; after that, JSON can be published by type name.
 #[derive(Default)]
 pub struct TypeRegistry {
-    entries: RwLock<HashMap<&'static str, Entry>>,
+    entries: RwLock<FxHashMap<&'static str, Entry>>,
 }
 
 impl TypeRegistry {

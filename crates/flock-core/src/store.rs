@@ -1,13 +1,11 @@
 //! The blackboard store: a trait, a filter, and the in-memory implementation.
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    sync::Arc,
-};
+use std::{collections::BTreeSet, sync::Arc};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
 use uuid::Uuid;
 
 use crate::{AgentIdentity, Artifact, ArtifactId, StoreError};
@@ -167,8 +165,8 @@ pub trait BlackboardStore: Send + Sync + 'static {
 struct Inner {
     /// Every artifact in publish order.
     log: Vec<Arc<Artifact>>,
-    by_id: HashMap<ArtifactId, usize>,
-    by_type: HashMap<&'static str, Vec<usize>>,
+    by_id: FxHashMap<ArtifactId, usize>,
+    by_type: FxHashMap<&'static str, Vec<usize>>,
 }
 
 /// The default store: every artifact in memory, indexed by id and type.

@@ -14,13 +14,13 @@ use std::{
 use chrono::{DateTime, TimeDelta, Utc};
 use flock_batch::{Batch, Batcher, DiscardReason, Discarded, JoinShape, Joiner};
 use flock_core::{
-    AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, EXTERNAL_PRODUCER,
-    FlockType, FlushReason, InMemoryStore, Payload, PublishError, StoreError, TypeRegistry,
-    Visibility,
+    AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FlockType, FlushReason,
+    InMemoryStore, Payload, PublishError, StoreError, TypeRegistry, Visibility,
 };
 use flock_subscription::{BatchSpec, JoinKey, MatchOutcome, Subscription};
 use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard};
 use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
 use tokio::{sync::Notify, time::Instant};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -319,15 +319,20 @@ impl FlockBuilder {
             Ok(guard) => (guard, None),
             Err(error) => (None, Some(error)),
         };
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(InMemoryStore::new()) as Arc<dyn BlackboardStore>);
+        let (store, memory) = match self.store {
+            Some(store) => (store, None),
+            None => {
+                let memory = Arc::new(InMemoryStore::new());
+                (memory.clone() as Arc<dyn BlackboardStore>, Some(memory))
+            }
+        };
         let flock = Flock {
             shared: Arc::new(Shared {
                 store,
+                memory,
                 registry: TypeRegistry::new(),
                 agents: RwLock::new(Vec::new()),
-                routes: RwLock::new(HashMap::new()),
+                routes: RwLock::new(FxHashMap::default()),
                 batcher: Mutex::new(Batcher::new()),
                 admission: self.admission.is_bounded().then_some(self.admission),
                 waiting_per_subscription: Mutex::new(HashMap::new()),
@@ -441,8 +446,11 @@ impl Flock {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(PublishError::Closed);
         }
-        let mut artifact = Artifact::new(payload, EXTERNAL_PRODUCER);
-        artifact.created_at = self.shared.clock.now();
+        let mut artifact = Artifact::new_at(
+            payload,
+            Artifact::external_producer(),
+            self.shared.clock.now(),
+        );
         artifact.correlation_id = options.correlation_id;
         artifact.partition_key = options.partition_key;
         artifact.tags = options.tags;
@@ -703,10 +711,12 @@ impl Flock {
 
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn BlackboardStore>,
+    /// The store again, when it is the in-memory default (the publish fast path).
+    memory: Option<Arc<InMemoryStore>>,
     pub(crate) registry: TypeRegistry,
     agents: RwLock<Vec<Arc<Agent>>>,
     /// Type name → subscriptions consuming it, in agent registration then declaration order.
-    routes: RwLock<HashMap<&'static str, Vec<Route>>>,
+    routes: RwLock<FxHashMap<&'static str, Vec<Route>>>,
     batcher: Mutex<Batcher<BatchKey, Unit>>,
     /// Bounds on waiting items, when configured.
     admission: Option<Admission>,
@@ -812,8 +822,17 @@ impl Shared {
         self: &Arc<Self>,
         artifact: Arc<Artifact>,
     ) -> Result<(), PublishError> {
-        self.store.publish(artifact.clone()).await?;
+        match &self.memory {
+            // The default store: no boxed future per publish.
+            Some(memory) => memory.insert(artifact.clone())?,
+            None => self.store.publish(artifact.clone()).await?,
+        }
         self.dispatch(&artifact);
+        // A publishing loop that never waits would otherwise starve the runs it
+        // schedules on the same thread (a current-thread runtime): they and their
+        // batches pile up until the loop ends. Every so often (tokio's cooperative
+        // budget), yield to them.
+        tokio::task::consume_budget().await;
         Ok(())
     }
 
@@ -822,8 +841,15 @@ impl Shared {
     /// batch → schedule. An artifact triggers an agent at most once, through its first
     /// matching subscription.
     fn dispatch(self: &Arc<Self>, artifact: &Arc<Artifact>) {
-        let now = self.clock.now();
-        if let Some(visible_from) = artifact.visibility.visible_from(artifact.created_at)
+        // Only `After` depends on the time; the others ignore `now`.
+        let timed = matches!(artifact.visibility, Visibility::After { .. });
+        let now = if timed {
+            self.clock.now()
+        } else {
+            artifact.created_at
+        };
+        if timed
+            && let Some(visible_from) = artifact.visibility.visible_from(artifact.created_at)
             && visible_from > now
         {
             self.defer(artifact.clone(), visible_from - now);
