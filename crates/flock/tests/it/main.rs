@@ -7,6 +7,7 @@ mod batching;
 mod circuit_breaker;
 mod duplicates;
 mod errors;
+mod fuzz_json;
 mod hooks;
 mod inspection;
 mod joins;
