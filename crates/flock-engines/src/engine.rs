@@ -29,6 +29,15 @@ pub enum EngineError {
         /// The type received.
         got: &'static str,
     },
+    /// The engine asked for batch figures in a run that is not a flushed batch.
+    #[error(
+        "agent `{agent}` asked for batch metrics in a run that is not a batch; \
+         give its subscription a BatchSpec, or use `ctx.batch` (an Option) for agents that run both ways"
+    )]
+    NotABatch {
+        /// The agent.
+        agent: String,
+    },
     /// The engine's own failure.
     #[error("{0}")]
     Failed(#[source] BoxError),

@@ -553,6 +553,7 @@ impl AgentBuilder {
             initialized: OnceCell::new(),
             terminated: AtomicBool::new(false),
             permits: Arc::new(Semaphore::new(self.max_concurrency)),
+            backlog: parking_lot::Mutex::new(std::collections::VecDeque::new()),
             prevent_self_trigger: self.prevent_self_trigger,
         })
     }
@@ -584,6 +585,9 @@ pub(crate) struct Agent {
     /// Set once `on_terminate` ran.
     pub(crate) terminated: AtomicBool,
     pub(crate) permits: Arc<Semaphore>,
+    /// Runs waiting for one of `permits`, in scheduling order: a run starts only
+    /// when every run scheduled before it has started.
+    pub(crate) backlog: parking_lot::Mutex<std::collections::VecDeque<crate::orchestrator::Queued>>,
     pub(crate) prevent_self_trigger: bool,
 }
 

@@ -61,6 +61,24 @@
 //! # }
 //! ```
 //!
+//! The engine's context carries the batch's figures: `ctx.batch_metrics()?` is a
+//! [`BatchMetrics`] (`batch_size`, `flush_reason`, `efficiency`, the configured
+//! triggers, the wait), itself an artifact type an engine may publish for a
+//! monitoring agent.
+//!
+//! # Learn more
+//!
+//! - **The guide**, [`guide::batch_processing`]: Flock's *Batch Processing* page in
+//!   Rust: the dual trigger, choosing `size` and `timeout`, the patterns (payments,
+//!   LLM analysis, bulk inserts, rate limits, IoT statistics), predicates, joins and
+//!   visibility with batches, best practices, performance, and debugging with
+//!   [`Flock::active_batches`] and DuckDB traces. Every Rust block in it is a doctest.
+//! - **Examples**, one per pattern, each finishing in seconds:
+//!   `cargo xtask example NAME` in the repository (`payment_batching --fast`,
+//!   `simple_batch`, `review_sentiment`, `support_tickets`, `bulk_insert`,
+//!   `rate_limit`, `iot_stats`, `vip_orders`, `factory_qc`, `tenant_batching`,
+//!   `batch_metrics`); `cargo xtask examples` runs them all.
+//!
 //! # Crates
 //!
 //! The facade re-exports the workspace's crates as modules ([`core`], [`subscription`],
@@ -146,6 +164,17 @@ pub mod llm {
 }
 #[cfg(feature = "llm")]
 pub use llm::LlmEngine;
+
+/// Guides, from `docs/guide/` in the repository. Every Rust block in them is a
+/// doctest of this crate, so the guides compile and run with the API they teach.
+// They teach the default features (the LLM engine among them).
+#[cfg(all(any(doc, doctest), feature = "llm"))]
+pub mod guide {
+    // `include_str!` reaches outside the crate: the guides live with the other docs,
+    // where readers of the repository find them. Only doc and doctest builds read it.
+    #[doc = include_str!("../../../docs/guide/batch-processing.md")]
+    pub mod batch_processing {}
+}
 
 /// Everything an application needs: `use flock::prelude::*;`.
 pub mod prelude {

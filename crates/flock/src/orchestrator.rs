@@ -21,7 +21,10 @@ use flock_subscription::{BatchSpec, JoinKey, MatchOutcome, Subscription};
 use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard};
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
-use tokio::{sync::Notify, time::Instant};
+use tokio::{
+    sync::{Notify, OwnedSemaphorePermit},
+    time::Instant,
+};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -1142,29 +1145,68 @@ impl Shared {
             (runs > max.get()).then_some(max)
         });
         match refused {
-            None => tokio::spawn(
-                async move {
-                    run::execute(&shared, &agent, work).await;
-                    drop(guard);
+            None => {
+                // Runs start in the order they were scheduled: take a slot now if one
+                // is free and nobody is queued before us, else queue. Spawning first
+                // and waiting for the slot inside the task would let the runtime poll
+                // the tasks, and so start the runs, in any order.
+                let job = Queued { work, span, guard };
+                let mut backlog = agent.backlog.lock();
+                let permit = if backlog.is_empty() {
+                    agent.permits.clone().try_acquire_owned().ok()
+                } else {
+                    None
+                };
+                match permit {
+                    Some(permit) => {
+                        drop(backlog);
+                        self.spawn_run(agent, job, permit);
+                    }
+                    None => backlog.push_back(job),
                 }
-                .instrument(span),
-            ),
-            Some(max) => tokio::spawn(
-                async move {
-                    let message = format!(
-                        "circuit breaker open: agent '{}' reached max_iterations {max} runs \
+            }
+            Some(max) => {
+                tokio::spawn(
+                    async move {
+                        let message = format!(
+                            "circuit breaker open: agent '{}' reached max_iterations {max} runs \
                          since the flock was last idle; this run was refused and its inputs \
                          are kept in Flock::failed_runs()",
-                        agent.name
-                    );
-                    let correlation = run::common_correlation(work.artifacts());
-                    let kind = FailureKind::CircuitOpen;
-                    run::fail(&shared, &agent, work, kind, message, 0, correlation).await;
-                    drop(guard);
+                            agent.name
+                        );
+                        let correlation = run::common_correlation(work.artifacts());
+                        let kind = FailureKind::CircuitOpen;
+                        run::fail(&shared, &agent, work, kind, message, 0, correlation).await;
+                        drop(guard);
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+    }
+
+    /// Runs one queued job holding one of the agent's slots, then hands the slot to
+    /// the next queued job of the agent (in order), or frees it.
+    fn spawn_run(self: &Arc<Self>, agent: Arc<Agent>, job: Queued, permit: OwnedSemaphorePermit) {
+        let shared = self.clone();
+        let Queued { work, span, guard } = job;
+        tokio::spawn(
+            async move {
+                run::execute(&shared, &agent, work).await;
+                let mut backlog = agent.backlog.lock();
+                match backlog.pop_front() {
+                    Some(next) => {
+                        drop(backlog);
+                        shared.spawn_run(agent.clone(), next, permit);
+                    }
+                    // Freed under the lock: a concurrent `schedule` either saw this
+                    // slot taken and queued (then we popped it), or sees it free.
+                    None => drop(permit),
                 }
-                .instrument(span),
-            ),
-        };
+                drop(guard);
+            }
+            .instrument(span),
+        );
     }
 
     pub(crate) fn record_failure(&self, run: FailedRun) {
@@ -1392,7 +1434,14 @@ fn trace_discard(agent: &Agent, discarded: &Discarded<BatchKey, JoinKey, Arc<Art
 }
 
 /// Marks a run finished when dropped, even if its task panics or is cancelled.
-struct InFlight(Arc<Shared>);
+pub(crate) struct InFlight(Arc<Shared>);
+
+/// A run scheduled but waiting for a slot of its agent.
+pub(crate) struct Queued {
+    work: Work,
+    span: tracing::Span,
+    guard: InFlight,
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {

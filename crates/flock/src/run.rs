@@ -232,10 +232,6 @@ pub(crate) fn common_correlation(artifacts: &[Arc<Artifact>]) -> Option<Uuid> {
 /// Runs `work` on `agent`: up to the retry policy's attempts, then the outputs or a
 /// `WorkflowError` and a failed run.
 pub(crate) async fn execute(shared: &Arc<Shared>, agent: &Arc<Agent>, work: Work) {
-    // The semaphore is never closed, so acquiring only waits.
-    let Ok(_permit) = agent.permits.acquire().await else {
-        return;
-    };
     let correlation_id = common_correlation(work.artifacts());
     let clock_source = shared.clone();
     let view = BlackboardView::new(
@@ -256,6 +252,7 @@ pub(crate) async fn execute(shared: &Arc<Shared>, agent: &Arc<Agent>, work: Work
             efficiency: flushed.efficiency(),
             wait: batch.wait(),
             subscription_index: batch.key.subscription as usize,
+            key: batch.key.partition.as_ref().map(ToString::to_string),
         });
     }
     let max_attempts = agent.retry.max_attempts();

@@ -395,3 +395,17 @@ async fn flush_figures_reach_the_engine() {
     assert_eq!(m.wait, Duration::from_secs(2));
     assert_eq!(m.subscription_index, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_one_agent_run_in_flush_order_on_a_multi_thread_runtime() {
+    let flock = Flock::new();
+    let runs = agent_with(&flock, "ordered", Subscribe::new().batch(spec(2)));
+    publish_ids(&flock, 1..=400).await;
+    flock.run_until_idle().await;
+    let firsts: Vec<i64> = runs.lock().iter().map(|r| r.ids[0]).collect();
+    assert_eq!(firsts.len(), 200);
+    assert!(
+        firsts.windows(2).all(|w| w[0] < w[1]),
+        "batches ran out of order with max_concurrency(1): {firsts:?}"
+    );
+}

@@ -3,6 +3,7 @@
 mod admission;
 mod and_gates;
 mod bad_input;
+mod batch_metrics;
 mod batching;
 mod circuit_breaker;
 mod duplicates;
