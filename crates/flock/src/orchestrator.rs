@@ -804,6 +804,9 @@ impl Shared {
         if agents.iter().any(|a| a.name == agent.name) {
             return Err(RegistrationError::DuplicateAgent(agent.name.to_string()));
         }
+        if let Some(admission) = self.admission {
+            check_admission(&admission, &agents, &agent)?;
+        }
         let agent = Arc::new(agent);
         let agent_index = u32::try_from(agents.len()).expect("fewer than 2^32 agents");
         let mut routes = self.routes.write();
@@ -1334,6 +1337,49 @@ async fn deadline_task(shared: Weak<Shared>, wake: Arc<Notify>) {
             None => notified.await,
         }
     }
+}
+
+// === admission ===
+
+/// Refuses an agent with a size-only batch subscription that the flock's admission
+/// bounds could wedge (see [`Admission::would_block`]).
+fn check_admission(
+    admission: &Admission,
+    agents: &[Arc<Agent>],
+    agent: &Agent,
+) -> Result<(), RegistrationError> {
+    // Items the size-only batches can hold without any of them filling.
+    let size_only = |agent: &Agent| -> usize {
+        agent
+            .subscriptions
+            .iter()
+            .filter_map(|s| s.batch())
+            .filter(|spec| spec.max_wait().is_none())
+            .filter_map(|spec| spec.max_size())
+            .map(|size| size.get() - 1)
+            .sum()
+    };
+    let mut held: usize = agents.iter().map(|a| size_only(a)).sum();
+    for (index, subscription) in agent.subscriptions.iter().enumerate() {
+        let Some(size) = subscription
+            .batch()
+            .filter(|spec| spec.max_wait().is_none())
+            .and_then(BatchSpec::max_size)
+        else {
+            continue;
+        };
+        let join = agent.join_shapes[index].is_some();
+        if let Some(reason) = admission.would_block(size.get(), subscription.is_keyed(), join, held)
+        {
+            return Err(RegistrationError::WouldBlock {
+                agent: agent.name.to_string(),
+                index,
+                reason,
+            });
+        }
+        held += size.get() - 1;
+    }
+    Ok(())
 }
 
 // === joins ===

@@ -8,6 +8,7 @@
 //! | invalid `JoinSpec` | here; `and_gates::gate_registration_checks_engines_and_specs`; `flock-subscription` `join::tests::invalid_specs_are_rejected_with_messages` |
 //! | unknown type, malformed or mistyped JSON | here; `publishing::json_publish_errors_say_what_is_wrong`; `fuzz_json` |
 //! | duplicate agent name | here; `registration::duplicate_names_are_rejected` |
+//! | admission bounds that could block publishing forever (`OnFull::Wait`) | here |
 //! | batch subscription, engine without batch evaluation | `registration::batch_subscription_needs_batch_evaluation` |
 //! | predicate panic | here; `errors::panicking_predicate_is_a_non_match_and_runtime_continues` |
 //! | join or batch key function panic | here; `joins::panicking_key_function_is_a_reported_non_match`; `keyed::panicking_key_function_is_a_reported_non_match` |
@@ -29,7 +30,8 @@ use std::{
 };
 
 use flock::{
-    Payload, PublishError, PublishOptions, RegistrationError, TraceConfig, TraceError, prelude::*,
+    Admission, OnFull, Payload, PublishError, PublishOptions, RegistrationError, TraceConfig,
+    TraceError, prelude::*,
 };
 use tracing::Level;
 
@@ -157,6 +159,121 @@ fn duplicate_agent_name_is_refused_also_with_surrounding_spaces() {
         registration_error(register("   ")),
         "agent name must not be empty"
     );
+}
+
+/// Regression: with `OnFull::Wait`, a per-subscription limit below the size of a
+/// batch without a timeout registered fine, and the publish that would have filled
+/// the batch waited forever for room only that very flush could make.
+#[test]
+fn admission_that_could_block_publishing_forever_is_refused_at_registration() {
+    let wait = |per_subscription: Option<usize>, total: Option<usize>| {
+        let mut admission = Admission::new();
+        if let Some(n) = per_subscription {
+            admission = admission.max_waiting_per_subscription(n).unwrap();
+        }
+        if let Some(n) = total {
+            admission = admission.max_waiting(n).unwrap();
+        }
+        Flock::builder().no_trace().admission(admission).build()
+    };
+    let register = |flock: &Flock, name: &str, subscribe: Subscribe<Item>| {
+        let (_, engine) = recorder();
+        flock
+            .agent(name)
+            .consumes::<Item>(subscribe)
+            .with_engine(engine)
+            .register()
+    };
+    let advice = "; add a timeout to the batch (a timeout always makes room), raise the limit, or use OnFull::Reject";
+
+    let flock = wait(Some(2), None);
+    assert_eq!(
+        registration_error(register(
+            &flock,
+            "sized",
+            Subscribe::new().batch(BatchSpec::size(3))
+        )),
+        format!(
+            "agent 'sized', subscription 0: its batch flushes only at 3 items, but max_waiting_per_subscription is 2 with OnFull::Wait: the batch can never fill{advice}"
+        )
+    );
+    let keyed = Subscribe::new()
+        .batch(BatchSpec::size(2))
+        .keyed_by(|i: &Item| i.id % 10);
+    assert_eq!(
+        registration_error(register(&flock, "keyed", keyed)),
+        format!(
+            "agent 'keyed', subscription 0: it keeps one batch per key that flushes only at 2 items, and with OnFull::Wait under an admission bound the keys together can reach the bound before any batch fills{advice}"
+        )
+    );
+    let flock = wait(None, Some(10));
+    register(&flock, "first", Subscribe::new().batch(BatchSpec::size(6))).unwrap();
+    assert_eq!(
+        registration_error(register(
+            &flock,
+            "second",
+            Subscribe::new().batch(BatchSpec::size(6))
+        )),
+        format!(
+            "agent 'second', subscription 0: batches that flush only by size can hold 10 items together without filling, and max_waiting is 10 with OnFull::Wait{advice}"
+        )
+    );
+
+    // What can always make room registers: a timeout, a limit at least the size,
+    // a total above what size-only batches hold, or refusing instead of waiting.
+    let flock = wait(Some(2), Some(10));
+    for (name, subscribe) in [
+        (
+            "timed",
+            Subscribe::new().batch(BatchSpec::size(3).timeout(Duration::from_secs(1))),
+        ),
+        ("fits", Subscribe::new().batch(BatchSpec::size(2))),
+        (
+            "keyed_timed",
+            Subscribe::new()
+                .batch(BatchSpec::size(5).timeout(Duration::from_secs(1)))
+                .keyed_by(|i: &Item| i.id % 10),
+        ),
+        ("second_fits", Subscribe::new().batch(BatchSpec::size(2))),
+    ] {
+        register(&flock, name, subscribe).unwrap();
+    }
+    let reject = Flock::builder()
+        .no_trace()
+        .admission(
+            Admission::new()
+                .max_waiting_per_subscription(2)
+                .unwrap()
+                .on_full(OnFull::Reject),
+        )
+        .build();
+    register(&reject, "sized", Subscribe::new().batch(BatchSpec::size(3))).unwrap();
+}
+
+/// What registers under `OnFull::Wait` never waits forever: a size-only batch at
+/// its subscription's limit fills and flushes.
+#[tokio::test(start_paused = true)]
+async fn size_only_batch_at_the_limit_never_blocks_its_publisher() {
+    let flock = Flock::builder()
+        .no_trace()
+        .admission(Admission::new().max_waiting_per_subscription(3).unwrap())
+        .build();
+    let (runs, engine) = recorder();
+    flock
+        .agent("sized")
+        .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(3)))
+        .with_engine(engine)
+        .register()
+        .unwrap();
+    let publishing = async {
+        crate::publish_ids(&flock, 1..=7).await;
+    };
+    // On the paused clock an hour passes at once if the publisher is stuck.
+    tokio::time::timeout(Duration::from_secs(3600), publishing)
+        .await
+        .expect("a publish waited for room that no flush could make");
+    flock.shutdown().await;
+    assert_eq!(ids(&runs), vec![vec![1, 2, 3], vec![4, 5, 6], vec![7]]);
 }
 
 // === JSON publishes ===
