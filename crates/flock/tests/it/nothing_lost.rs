@@ -332,8 +332,9 @@ enum Op {
 struct Case {
     agents: Vec<AgentCfg>,
     join: Option<JoinCfg>,
-    /// Admission limits (`OnFull::Reject`): per subscription, and in all batches.
-    admission: Option<(Option<usize>, Option<usize>)>,
+    /// Admission limits: per subscription, in all batches, and whether publishes
+    /// wait for room (`OnFull::Wait`) or are refused (`OnFull::Reject`).
+    admission: Option<(Option<usize>, Option<usize>, bool)>,
     ops: Vec<Op>,
 }
 
@@ -458,6 +459,7 @@ fn case(max_ops: usize) -> impl Strategy<Value = Case> {
         (
             prop::option::weighted(0.7, 1usize..=6),
             prop::option::weighted(0.5, 2usize..=10),
+            any::<bool>(),
         ),
     );
     (
@@ -554,13 +556,29 @@ struct Observed {
     discards: Vec<crate::CapturedSpan>,
 }
 
-async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
+/// Whether an agent registered. Under `OnFull::Wait`, registration refuses a batch
+/// subscription the bounds could wedge; such a case ends there (what does register
+/// must never wedge: the watchdog would see the case hang).
+fn registered(
+    result: Result<flock::AgentHandle, flock::RegistrationError>,
+    wait: bool,
+) -> Result<bool, TestCaseError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(flock::RegistrationError::WouldBlock { .. }) if wait => Ok(false),
+        Err(error) => Err(TestCaseError::fail(format!("registration failed: {error}"))),
+    }
+}
+
+async fn run_case(case: &Case) -> Result<Option<Observed>, TestCaseError> {
     let (spans, _capture) = JoinSpans::install();
     let start = Instant::now();
     let elapsed = || start.elapsed();
     let mut builder = Flock::builder().no_trace();
-    if let Some((per_subscription, total)) = case.admission {
-        let mut admission = Admission::new().on_full(OnFull::Reject);
+    let wait = matches!(case.admission, Some((_, _, true)));
+    if let Some((per_subscription, total, wait)) = case.admission {
+        let on_full = if wait { OnFull::Wait } else { OnFull::Reject };
+        let mut admission = Admission::new().on_full(on_full);
         if let Some(n) = per_subscription {
             admission = admission.max_waiting_per_subscription(n).unwrap();
         }
@@ -586,7 +604,7 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
             }
             builder = builder.consumes(subscribe);
         }
-        builder
+        let registration = builder
             .publishes::<Summary>()
             .retry(RetryPolicy::fixed(cfg.attempts, Duration::from_millis(cfg.retry_ms)).unwrap())
             .max_concurrency(cfg.concurrency)
@@ -596,8 +614,10 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
                 work: Duration::from_millis(cfg.work_ms),
                 log: log.clone(),
             })
-            .register()
-            .unwrap();
+            .register();
+        if !registered(registration, wait)? {
+            return Ok(None);
+        }
     }
     if let Some(join) = &case.join {
         let keys = JoinSpec::by(|l: &Left| {
@@ -613,7 +633,7 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
         if let Some(spec) = join.batch {
             gate = gate.batch(batch_spec(spec));
         }
-        flock
+        let registration = flock
             .agent(JOINER)
             .consumes_all(gate)
             .publishes::<Summary>()
@@ -624,8 +644,10 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
                 work: Duration::from_millis(join.work_ms),
                 log: log.clone(),
             })
-            .register()
-            .unwrap();
+            .register();
+        if !registered(registration, wait)? {
+            return Ok(None);
+        }
     }
     let audited: Audited = Arc::default();
     let sink = audited.clone();
@@ -762,12 +784,12 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
                 scope,
                 waiting,
                 limit,
-            }) if case.admission.is_some() => {
+            }) if case.admission.is_some() && !wait => {
                 check_refusal(&flock.active_batches(), &scope, waiting, limit)?;
             }
             Err(error) => return Err(TestCaseError::fail(format!("publish failed: {error}"))),
         }
-        if let Some((Some(limit), _)) = case.admission {
+        if let Some((Some(limit), _, _)) = case.admission {
             // External publishes never push a subscription past its limit. Agents'
             // outputs may (the auditor's), and join groups are bounded by their window.
             let mut waiting: BTreeMap<(String, usize), usize> = BTreeMap::new();
@@ -808,7 +830,7 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
     let discards = spans.named("join.discard");
     let attempts = log.lock().clone();
     let audited = audited.lock().clone();
-    Ok(Observed {
+    Ok(Some(Observed {
         published,
         manual,
         shutdown,
@@ -819,7 +841,7 @@ async fn run_case(case: &Case) -> Result<Observed, TestCaseError> {
         workflow_errors,
         summaries,
         discards,
-    })
+    }))
 }
 
 /// A refusal by admission control names a bound that the batches really reached:
@@ -1428,8 +1450,11 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
         .start_paused(true)
         .build()
         .unwrap();
-    let observed = rt.block_on(run_case(case))?;
-    check_case(case, &observed)
+    match rt.block_on(run_case(case))? {
+        Some(observed) => check_case(case, &observed),
+        // Under OnFull::Wait the bounds refused an agent: nothing ran.
+        None => Ok(()),
+    }
 }
 
 // === hangs ===
