@@ -13,6 +13,7 @@
 //! | predicate panic | here; `errors::panicking_predicate_is_a_non_match_and_runtime_continues` |
 //! | join or batch key function panic | here; `joins::panicking_key_function_is_a_reported_non_match`; `keyed::panicking_key_function_is_a_reported_non_match` |
 //! | engine error or panic | here; `errors::engine_panic_is_contained_and_reported`; `retries` |
+//! | visibility function panic | here; component hooks: `hooks::a_panicking_hook_is_caught_and_reported` |
 //! | publish after shutdown | here; `publishing::publish_after_shutdown_is_refused` |
 //! | trace directory unwritable | here |
 //! | trace file locked by a reader | here (through the facade); `flock-trace-duckdb` `locked_file::*` |
@@ -506,6 +507,41 @@ async fn panicking_engine_is_traced_reported_and_its_inputs_kept() {
     // The runtime goes on: the next batch ran.
     assert_eq!(*done.lock(), vec![3, 4]);
     flock.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn panicking_visibility_function_fails_the_run_before_anything_is_published() {
+    let flock = Flock::new();
+    flock
+        .agent("tenant_reports")
+        .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(2)))
+        .publishes_with(|report: &BatchSummary| {
+            assert!(report.batch_size != 2, "no tenant for a report of 2");
+            Visibility::tenant("acme")
+        })
+        .with_engine(batch_fn(|_: &EngineContext, items: Vec<Arc<Item>>| {
+            Ok::<_, String>(BatchSummary {
+                batch_size: items.len(),
+                values: items.iter().map(|i| i.id).collect(),
+            })
+        }))
+        .register()
+        .unwrap();
+    crate::publish_ids(&flock, 1..=3).await;
+    flock.shutdown().await;
+    let errors = flock.get_by_type::<WorkflowError>().await.unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        errors[0].error,
+        "visibility function for 'BatchSummary' panicked: no tenant for a report of 2"
+    );
+    assert_eq!(errors[0].input_ids.len(), 2);
+    // Nothing of the failed run was published; the shutdown batch of 1 was.
+    let summaries = flock.get_by_type::<BatchSummary>().await.unwrap();
+    assert_eq!(
+        summaries.iter().map(|s| s.batch_size).collect::<Vec<_>>(),
+        vec![1]
+    );
 }
 
 // === after shutdown ===
