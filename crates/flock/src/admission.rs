@@ -8,6 +8,11 @@ use std::num::NonZeroUsize;
 pub enum OnFull {
     /// Wait until flushes make room (backpressure). The wait ends with
     /// `PublishError::Closed` if the flock shuts down meanwhile.
+    ///
+    /// Room must always come: registration refuses a batch subscription without a
+    /// timeout that the bounds could wedge (a per-subscription limit below its size, a
+    /// keyed one under any bound, or size-only batches that together can hold the
+    /// total bound without filling), with `RegistrationError::WouldBlock`.
     #[default]
     Wait,
     /// Fail at once with `PublishError::Full`.
@@ -85,5 +90,51 @@ impl Admission {
 
     pub(crate) fn is_bounded(&self) -> bool {
         self.max_waiting.is_some() || self.per_subscription.is_some()
+    }
+
+    /// How a batch subscription that flushes by size only (`size` items, no timeout)
+    /// could make publishing wait forever under these bounds, if it could.
+    ///
+    /// With [`OnFull::Wait`] a publish waits until a flush makes room. A batch with a
+    /// timeout always flushes in time; a size-only batch flushes only when an item
+    /// fills it, and that item may be the publish that waits. `size_only_waiting`
+    /// is how many items the size-only batches registered before can hold without
+    /// any of them filling; `join` subscriptions are not held to the per-subscription
+    /// bound (the publish path does not check it for them).
+    pub(crate) fn would_block(
+        &self,
+        size: usize,
+        keyed: bool,
+        join: bool,
+        size_only_waiting: usize,
+    ) -> Option<String> {
+        if self.on_full != OnFull::Wait {
+            return None;
+        }
+        if keyed && self.is_bounded() {
+            return Some(format!(
+                "it keeps one batch per key that flushes only at {size} items, and with \
+                 OnFull::Wait under an admission bound the keys together can reach the bound \
+                 before any batch fills"
+            ));
+        }
+        if let Some(limit) = self.per_subscription.filter(|_| !join)
+            && size > limit.get()
+        {
+            return Some(format!(
+                "its batch flushes only at {size} items, but max_waiting_per_subscription is \
+                 {limit} with OnFull::Wait: the batch can never fill"
+            ));
+        }
+        if let Some(limit) = self.max_waiting {
+            let held = size_only_waiting + (size - 1);
+            if held >= limit.get() {
+                return Some(format!(
+                    "batches that flush only by size can hold {held} items together without \
+                     filling, and max_waiting is {limit} with OnFull::Wait"
+                ));
+            }
+        }
+        None
     }
 }

@@ -127,6 +127,20 @@ pub enum RegistrationError {
     /// The flock has shut down.
     #[error("cannot register agent '{0}': the flock has shut down")]
     Closed(String),
+    /// Under the flock's admission bounds with `OnFull::Wait`, a batch of this
+    /// subscription could stop filling while publishes wait for it to make room:
+    /// publishing would wait forever.
+    #[error(
+        "agent '{agent}', subscription {index}: {reason}; add a timeout to the batch (a timeout always makes room), raise the limit, or use OnFull::Reject"
+    )]
+    WouldBlock {
+        /// The agent.
+        agent: String,
+        /// The subscription's index.
+        index: usize,
+        /// How publishing would get stuck.
+        reason: String,
+    },
 }
 
 type RegisterType = fn(&TypeRegistry) -> Result<(), TypeConflict>;

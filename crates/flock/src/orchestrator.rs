@@ -346,6 +346,7 @@ impl FlockBuilder {
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
                 closed: AtomicBool::new(false),
+                drained: AtomicBool::new(false),
                 failed: Mutex::new(Vec::new()),
                 clock: RuntimeClock::new(),
                 deferred: Mutex::new(BTreeMap::new()),
@@ -556,6 +557,7 @@ impl Flock {
             report.batches_flushed += batches;
             report.artifacts_flushed += artifacts;
         }
+        self.shared.drained.store(true, Ordering::Release);
         let now = Instant::now().into_std();
         let incomplete = self
             .shared
@@ -734,6 +736,9 @@ pub(crate) struct Shared {
     in_flight: AtomicUsize,
     idle: Notify,
     closed: AtomicBool,
+    /// Set once `shutdown` has flushed the last batch and no run is left: nothing can
+    /// start a batch or a join group any more, so the deadline task ends.
+    drained: AtomicBool,
     /// Dead letters: runs given up, oldest first.
     failed: Mutex<Vec<FailedRun>>,
     pub(crate) clock: RuntimeClock,
@@ -798,6 +803,9 @@ impl Shared {
         let mut agents = self.agents.write();
         if agents.iter().any(|a| a.name == agent.name) {
             return Err(RegistrationError::DuplicateAgent(agent.name.to_string()));
+        }
+        if let Some(admission) = self.admission {
+            check_admission(&admission, &agents, &agent)?;
         }
         let agent = Arc::new(agent);
         let agent_index = u32::try_from(agents.len()).expect("fewer than 2^32 agents");
@@ -1311,10 +1319,9 @@ async fn deadline_task(shared: Weak<Shared>, wake: Arc<Notify>) {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            if shared.closed.load(Ordering::Acquire)
-                && shared.batcher.lock().is_empty()
-                && shared.joiner.lock().is_empty()
-            {
+            // Not merely `closed`: while shutdown drains, runs in flight publish
+            // outputs that start batches and join groups whose deadlines still count.
+            if shared.drained.load(Ordering::Acquire) {
                 return;
             }
             shared.flush_due();
@@ -1330,6 +1337,49 @@ async fn deadline_task(shared: Weak<Shared>, wake: Arc<Notify>) {
             None => notified.await,
         }
     }
+}
+
+// === admission ===
+
+/// Refuses an agent with a size-only batch subscription that the flock's admission
+/// bounds could wedge (see [`Admission::would_block`]).
+fn check_admission(
+    admission: &Admission,
+    agents: &[Arc<Agent>],
+    agent: &Agent,
+) -> Result<(), RegistrationError> {
+    // Items the size-only batches can hold without any of them filling.
+    let size_only = |agent: &Agent| -> usize {
+        agent
+            .subscriptions
+            .iter()
+            .filter_map(|s| s.batch())
+            .filter(|spec| spec.max_wait().is_none())
+            .filter_map(|spec| spec.max_size())
+            .map(|size| size.get() - 1)
+            .sum()
+    };
+    let mut held: usize = agents.iter().map(|a| size_only(a)).sum();
+    for (index, subscription) in agent.subscriptions.iter().enumerate() {
+        let Some(size) = subscription
+            .batch()
+            .filter(|spec| spec.max_wait().is_none())
+            .and_then(BatchSpec::max_size)
+        else {
+            continue;
+        };
+        let join = agent.join_shapes[index].is_some();
+        if let Some(reason) = admission.would_block(size.get(), subscription.is_keyed(), join, held)
+        {
+            return Err(RegistrationError::WouldBlock {
+                agent: agent.name.to_string(),
+                index,
+                reason,
+            });
+        }
+        held += size.get() - 1;
+    }
+    Ok(())
 }
 
 // === joins ===

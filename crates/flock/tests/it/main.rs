@@ -2,21 +2,26 @@
 
 mod admission;
 mod and_gates;
+mod bad_input;
 mod batch_metrics;
 mod batching;
 mod circuit_breaker;
 mod duplicates;
 mod errors;
+mod fuzz_json;
 mod hooks;
 mod inspection;
 mod joins;
 mod keyed;
 #[cfg(feature = "llm-mock")]
 mod llm;
+mod nothing_lost;
 mod output_contract;
 mod publishing;
 mod registration;
 mod retries;
+mod shutdown;
+mod stress;
 mod traces;
 mod visibility;
 
@@ -182,15 +187,18 @@ pub(crate) fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// Spans named `join.*` and `batch.flush`, with their fields as text at creation,
-/// captured for assertions.
+/// Spans named `join.*` and `batch.flush`, with their fields as text at creation, and
+/// events at `WARN` or above, captured for assertions.
 ///
 /// One global subscriber routes records to the capture the current thread installed
 /// (each paused-clock test runs its tasks on its own thread): with per-test
 /// (thread-local) subscribers, tracing's per-callsite interest cache, shared by
 /// parallel tests, can disable a callsite for the test that wants it.
 #[derive(Clone, Default)]
-pub(crate) struct JoinSpans(Arc<Mutex<Vec<CapturedSpan>>>);
+pub(crate) struct JoinSpans(
+    Arc<Mutex<Vec<CapturedSpan>>>,
+    Arc<Mutex<Vec<CapturedEvent>>>,
+);
 
 #[derive(Debug, Clone)]
 pub(crate) struct CapturedSpan {
@@ -199,6 +207,19 @@ pub(crate) struct CapturedSpan {
 }
 
 impl CapturedSpan {
+    pub(crate) fn field(&self, name: &str) -> &str {
+        self.fields.get(name).map_or("", String::as_str)
+    }
+}
+
+/// An event at `WARN` or above; its message is the field `message`.
+#[derive(Debug, Clone)]
+pub(crate) struct CapturedEvent {
+    pub(crate) level: tracing::Level,
+    pub(crate) fields: std::collections::BTreeMap<&'static str, String>,
+}
+
+impl CapturedEvent {
     pub(crate) fn field(&self, name: &str) -> &str {
         self.fields.get(name).map_or("", String::as_str)
     }
@@ -242,6 +263,16 @@ impl JoinSpans {
             .cloned()
             .collect()
     }
+
+    /// Events at `level` whose message contains `text`.
+    pub(crate) fn events(&self, level: tracing::Level, text: &str) -> Vec<CapturedEvent> {
+        self.1
+            .lock()
+            .iter()
+            .filter(|e| e.level == level && e.field("message").contains(text))
+            .cloned()
+            .collect()
+    }
 }
 
 struct FieldText<'a>(&'a mut std::collections::BTreeMap<&'static str, String>);
@@ -256,8 +287,8 @@ impl tracing::field::Visit for FieldText<'_> {
     }
 }
 
-/// Sends `join.*` and `batch.flush` spans to the current thread's [`JoinSpans`], if it
-/// installed one.
+/// Sends `join.*` and `batch.flush` spans, and events at `WARN` or above, to the
+/// current thread's [`JoinSpans`], if it installed one.
 struct RouteJoinSpans;
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RouteJoinSpans {
@@ -276,6 +307,25 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RouteJoinSpans {
                 let mut fields = std::collections::BTreeMap::new();
                 attrs.record(&mut FieldText(&mut fields));
                 spans.0.lock().push(CapturedSpan { name, fields });
+            }
+        });
+    }
+
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        // Levels order by verbosity: everything above WARN is INFO, DEBUG or TRACE.
+        let level = *event.metadata().level();
+        if level > tracing::Level::WARN {
+            return;
+        }
+        CURRENT_SPANS.with(|current| {
+            if let Some(spans) = current.borrow().as_ref() {
+                let mut fields = std::collections::BTreeMap::new();
+                event.record(&mut FieldText(&mut fields));
+                spans.1.lock().push(CapturedEvent { level, fields });
             }
         });
     }
