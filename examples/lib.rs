@@ -54,3 +54,48 @@ impl Args {
         Ok(Duration::from_millis(ms))
     }
 }
+
+/// The LLM engine of an example: the OpenAI-compatible endpoint the environment
+/// configures (`OPENAI_API_KEY` / `OPENAI_BASE_URL`; model `FLOCK_MODEL`, else
+/// `gpt-4o-mini`), or, with none configured, a local OpenAI-compatible server on
+/// 127.0.0.1 whose replies `answer` computes from each request (said on stdout).
+/// Keep the returned server until the flock is done: dropping it stops it.
+///
+/// # Errors
+/// When the engine's configuration is invalid or no loopback port can be bound.
+pub async fn llm_engine<Out, F>(
+    builder: flock::llm::LlmEngineBuilder<Out>,
+    local_model: &str,
+    answer: F,
+) -> Result<(
+    flock::llm::LlmEngine<Out>,
+    Option<flock::llm::mock::MockChatServer>,
+)>
+where
+    Out: flock::FlockType + flock::llm::JsonSchema,
+    F: Fn(&flock::llm::mock::ChatRequest) -> flock::llm::mock::MockReply + Send + Sync + 'static,
+{
+    let configured = ["OPENAI_API_KEY", "OPENAI_BASE_URL"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|v| !v.trim().is_empty()));
+    if configured {
+        let builder = if std::env::var("FLOCK_MODEL").is_err() {
+            builder.model("gpt-4o-mini")
+        } else {
+            builder
+        };
+        return Ok((builder.build()?, None));
+    }
+    let server = flock::llm::mock::MockChatServer::start(answer).await?;
+    println!(
+        "No OPENAI_API_KEY or OPENAI_BASE_URL configured: started a local OpenAI-compatible \
+         server on {} that answers deterministically from each request.",
+        server.base_url()
+    );
+    let engine = builder
+        .ignore_env()
+        .base_url(server.base_url())
+        .model(local_model)
+        .build()?;
+    Ok((engine, Some(server)))
+}

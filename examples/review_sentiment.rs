@@ -21,7 +21,7 @@ use flock::{
     AgentComponent, EngineError,
     llm::{
         LlmEngine,
-        mock::{ChatRequest, MockChatServer, MockReply},
+        mock::{ChatRequest, MockReply},
     },
     prelude::*,
 };
@@ -63,36 +63,15 @@ struct SentimentTrendReport {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let configured = ["OPENAI_API_KEY", "OPENAI_BASE_URL"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|v| !v.trim().is_empty()));
-    // Kept alive until the end of main: dropping it stops the server.
-    let mut local = None;
-    let mut builder = LlmEngine::<SentimentTrendReport>::builder()
+    let builder = LlmEngine::<SentimentTrendReport>::builder()
         .instructions(
             "You analyse customer reviews for a product team. Classify each review's tone \
              as positive, neutral or negative, count them, and name the most frequent \
              complaints and praise in a few words each.",
         )
         .timeout(Duration::from_secs(120));
-    if configured {
-        if std::env::var("FLOCK_MODEL").is_err() {
-            builder = builder.model("gpt-4o-mini");
-        }
-    } else {
-        let server = MockChatServer::start(analyse).await?;
-        println!(
-            "No OPENAI_API_KEY or OPENAI_BASE_URL configured: started a local OpenAI-compatible \
-             server on {} that answers deterministically from each request.",
-            server.base_url()
-        );
-        builder = builder
-            .ignore_env()
-            .base_url(server.base_url())
-            .model("local-sentiment");
-        local = Some(server);
-    }
-    let engine = builder.build()?;
+    // Kept alive until the end of main: dropping it stops the server.
+    let (engine, local) = flock_examples::llm_engine(builder, "local-sentiment", analyse).await?;
     println!("endpoint {} · model {}", engine.endpoint(), engine.model());
 
     let flock = Flock::new();

@@ -19,7 +19,7 @@ use std::{collections::BTreeMap, time::Duration};
 use flock::{
     llm::{
         LlmEngine,
-        mock::{ChatRequest, MockChatServer, MockReply},
+        mock::{ChatRequest, MockReply},
     },
     prelude::*,
 };
@@ -56,36 +56,16 @@ struct TrendAnalysis {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let configured = ["OPENAI_API_KEY", "OPENAI_BASE_URL"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|v| !v.trim().is_empty()));
-    // Kept alive until the end of main: dropping it stops the server.
-    let mut local = None;
-    let mut builder = LlmEngine::<TrendAnalysis>::builder()
+    let builder = LlmEngine::<TrendAnalysis>::builder()
         .instructions(
             "You analyse batches of customer support tickets for a support lead. Name the \
              most common issues, describe the customers' sentiment and its trend, and \
              recommend the most urgent actions.",
         )
         .timeout(Duration::from_secs(120));
-    if configured {
-        if std::env::var("FLOCK_MODEL").is_err() {
-            builder = builder.model("gpt-4o-mini");
-        }
-    } else {
-        let server = MockChatServer::start(analyse).await?;
-        println!(
-            "No OPENAI_API_KEY or OPENAI_BASE_URL configured: started a local OpenAI-compatible \
-             server on {} that answers deterministically from each request.",
-            server.base_url()
-        );
-        builder = builder
-            .ignore_env()
-            .base_url(server.base_url())
-            .model("local-support-analyst");
-        local = Some(server);
-    }
-    let engine = builder.build()?;
+    // Kept alive until the end of main: dropping it stops the server.
+    let (engine, local) =
+        flock_examples::llm_engine(builder, "local-support-analyst", analyse).await?;
     println!(
         "endpoint {} · model {}\n",
         engine.endpoint(),
