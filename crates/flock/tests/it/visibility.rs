@@ -18,23 +18,23 @@ async fn publish_as(flock: &Flock, id: i64, visibility: Visibility) {
         .unwrap();
 }
 
+/// An agent recording every `Item` it receives, each in a batch of one.
+fn one_at_a_time(flock: &Flock, name: &str) -> crate::Runs {
+    let (runs, engine) = recorder();
+    flock
+        .agent(name)
+        .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(1)))
+        .with_engine(engine)
+        .register()
+        .unwrap();
+    runs
+}
+
 #[tokio::test(start_paused = true)]
 async fn private_artifacts_reach_only_listed_agents() {
     let flock = Flock::new();
-    let (alice, engine) = recorder();
-    flock
-        .agent("alice")
-        .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(1)))
-        .with_engine(engine)
-        .register()
-        .unwrap();
-    let (bob, engine) = recorder();
-    flock
-        .agent("bob")
-        .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(1)))
-        .with_engine(engine)
-        .register()
-        .unwrap();
+    let alice = one_at_a_time(&flock, "alice");
+    let bob = one_at_a_time(&flock, "bob");
     publish_as(&flock, 1, Visibility::private(["alice"])).await;
     publish_as(&flock, 2, Visibility::Public).await;
     flock.run_until_idle().await;
@@ -210,20 +210,8 @@ async fn engines_read_the_blackboard_through_their_identity() {
 #[tokio::test(start_paused = true)]
 async fn after_visibility_delivers_when_the_ttl_ends_to_whom_then_allows() {
     let flock = Flock::new();
-    let (alice, engine) = recorder();
-    flock
-        .agent("alice")
-        .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(1)))
-        .with_engine(engine)
-        .register()
-        .unwrap();
-    let (bob, engine) = recorder();
-    flock
-        .agent("bob")
-        .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(1)))
-        .with_engine(engine)
-        .register()
-        .unwrap();
+    let alice = one_at_a_time(&flock, "alice");
+    let bob = one_at_a_time(&flock, "bob");
     let embargo = Visibility::after(
         Duration::from_secs(60),
         Some(Visibility::private(["alice"])),
@@ -252,13 +240,7 @@ async fn after_visibility_delivers_when_the_ttl_ends_to_whom_then_allows() {
 #[tokio::test(start_paused = true)]
 async fn after_visibility_is_delivered_by_the_timer_alone() {
     let flock = Flock::new();
-    let (runs, engine) = recorder();
-    flock
-        .agent("waiter")
-        .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(1)))
-        .with_engine(engine)
-        .register()
-        .unwrap();
+    let runs = one_at_a_time(&flock, "waiter");
     publish_as(&flock, 1, Visibility::after(Duration::from_secs(5), None)).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     tokio::task::yield_now().await;
@@ -268,13 +250,7 @@ async fn after_visibility_is_delivered_by_the_timer_alone() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_reports_artifacts_whose_visibility_had_not_begun() {
     let flock = Flock::new();
-    let (runs, engine) = recorder();
-    flock
-        .agent("waiter")
-        .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(1)))
-        .with_engine(engine)
-        .register()
-        .unwrap();
+    let runs = one_at_a_time(&flock, "waiter");
     publish_as(
         &flock,
         1,
