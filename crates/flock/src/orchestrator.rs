@@ -1071,9 +1071,22 @@ impl Shared {
         let now = self.clock.now();
         let routes = self.routes.read();
         let waiting = self.waiting_per_subscription.lock();
+        // As dispatch does: an agent takes the artifact through its first matching
+        // subscription only, so only that subscription's bound applies.
+        let mut taken_by = None;
         for route in routes.get(artifact.type_name())? {
             let agent = &route.agent;
             let subscription = &agent.subscriptions[route.subscription as usize];
+            if taken_by == Some(route.agent_index)
+                || (agent.prevent_self_trigger && *artifact.produced_by == *agent.name)
+                || !artifact
+                    .visibility
+                    .allows(&agent.identity, artifact.created_at, now)
+                || subscription.matches(artifact) != MatchOutcome::Accepted
+            {
+                continue;
+            }
+            taken_by = Some(route.agent_index);
             let counted = waiting
                 .get(&(route.agent_index, route.subscription))
                 .copied()
@@ -1081,11 +1094,6 @@ impl Shared {
             if counted >= limit.get()
                 && subscription.batch().is_some()
                 && agent.join_shapes[route.subscription as usize].is_none()
-                && !(agent.prevent_self_trigger && *artifact.produced_by == *agent.name)
-                && artifact
-                    .visibility
-                    .allows(&agent.identity, artifact.created_at, now)
-                && subscription.matches(artifact) == MatchOutcome::Accepted
             {
                 return Some(PublishError::Full {
                     scope: format!(

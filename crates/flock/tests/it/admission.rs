@@ -165,3 +165,32 @@ fn zero_limits_are_rejected() {
     );
     assert!(Admission::new().max_waiting_per_subscription(0).is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn only_the_subscription_that_takes_the_artifact_is_checked() {
+    let admission = Admission::new()
+        .max_waiting_per_subscription(2)
+        .unwrap()
+        .on_full(OnFull::Reject);
+    let flock = Flock::builder().admission(admission).build();
+    let (runs, engine) = recorder();
+    flock
+        .agent("two_ways")
+        .consumes::<Item>(
+            Subscribe::new()
+                .filter(|i: &Item| i.id % 2 == 0)
+                .batch(BatchSpec::size(100)),
+        )
+        .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(100)))
+        .with_engine(engine)
+        .register()
+        .unwrap();
+    publish_ids(&flock, [1, 3]).await; // odd: subscription 1, now full
+    assert!(flock.publish(Item { id: 5 }).await.is_err());
+    // Even: subscription 0 takes it first, so subscription 1's bound does not apply.
+    flock.publish(Item { id: 2 }).await.unwrap();
+    flock.shutdown().await;
+    let mut batches: Vec<Vec<i64>> = runs.lock().iter().map(|r| r.ids.clone()).collect();
+    batches.sort();
+    assert_eq!(batches, vec![vec![1, 3], vec![2]]);
+}
