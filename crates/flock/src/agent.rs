@@ -10,8 +10,11 @@ use std::{
     },
 };
 
+use chrono::{DateTime, Utc};
 use flock_batch::JoinShape;
-use flock_core::{AgentIdentity, FlockType, Payload, TypeConflict, TypeRegistry, Visibility};
+use flock_core::{
+    AgentIdentity, Artifact, FlockType, Payload, TypeConflict, TypeRegistry, Visibility,
+};
 use flock_engines::{AgentComponent, Engine};
 use flock_subscription::{AllOf, Subscribe, Subscription, SubscriptionError};
 use tokio::sync::{OnceCell, Semaphore};
@@ -603,6 +606,17 @@ pub(crate) struct Agent {
     /// when every run scheduled before it has started.
     pub(crate) backlog: parking_lot::Mutex<std::collections::VecDeque<crate::orchestrator::Queued>>,
     pub(crate) prevent_self_trigger: bool,
+}
+
+impl Agent {
+    /// The first two steps of matching, before any subscription: self-trigger
+    /// prevention, then visibility at `now`.
+    pub(crate) fn may_receive(&self, artifact: &Artifact, now: DateTime<Utc>) -> bool {
+        !(self.prevent_self_trigger && *artifact.produced_by == *self.name)
+            && artifact
+                .visibility
+                .allows(&self.identity, artifact.created_at, now)
+    }
 }
 
 /// A registered agent.

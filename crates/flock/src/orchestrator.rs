@@ -868,12 +868,7 @@ impl Shared {
         let mut last_agent = None;
         for route in routes {
             let agent = &route.agent;
-            if last_agent == Some(route.agent_index)
-                || (agent.prevent_self_trigger && *artifact.produced_by == *agent.name)
-                || !artifact
-                    .visibility
-                    .allows(&agent.identity, artifact.created_at, now)
-            {
+            if last_agent == Some(route.agent_index) || !agent.may_receive(artifact, now) {
                 continue;
             }
             let subscription = &agent.subscriptions[route.subscription as usize];
@@ -892,25 +887,35 @@ impl Shared {
                     continue;
                 }
             }
+            let key_of = match subscription_key(agent, route.subscription, subscription, artifact) {
+                Ok(key_of) => key_of,
+                Err(NoKey::BatchKeyPanicked(panic)) => {
+                    tracing::error!(
+                        agent = %agent.name,
+                        subscription_index = route.subscription,
+                        artifact_id = %artifact.id,
+                        %panic,
+                        "batch key function panicked; the artifact does not match this subscription"
+                    );
+                    continue;
+                }
+                Err(NoKey::NoJoinKey(error)) => {
+                    tracing::error!(
+                        agent = %agent.name,
+                        subscription_index = route.subscription,
+                        artifact_id = %artifact.id,
+                        %error,
+                        "no join key; the artifact does not match this subscription"
+                    );
+                    continue;
+                }
+            };
             let Some(shape) = &agent.join_shapes[route.subscription as usize] else {
-                let partition = match subscription.batch_key(artifact) {
-                    Ok(partition) => partition,
-                    Err(panic) => {
-                        tracing::error!(
-                            agent = %agent.name,
-                            subscription_index = route.subscription,
-                            artifact_id = %artifact.id,
-                            %panic,
-                            "batch key function panicked; the artifact does not match this subscription"
-                        );
-                        continue;
-                    }
-                };
                 last_agent = Some(route.agent_index);
                 let key = BatchKey {
                     agent: route.agent_index,
                     subscription: route.subscription,
-                    partition,
+                    partition: key_of,
                 };
                 self.deliver(agent, key, subscription, Unit::One(artifact.clone()));
                 continue;
@@ -920,9 +925,7 @@ impl Shared {
                 subscription: route.subscription,
                 partition: None,
             };
-            let Some(join_key) = join_key(agent, route.subscription, subscription, artifact) else {
-                continue;
-            };
+            let join_key = key_of.expect("join subscriptions always key their artifacts");
             last_agent = Some(route.agent_index);
             let slot = subscription
                 .slot_of(artifact.type_name())
@@ -1078,11 +1081,9 @@ impl Shared {
             let agent = &route.agent;
             let subscription = &agent.subscriptions[route.subscription as usize];
             if taken_by == Some(route.agent_index)
-                || (agent.prevent_self_trigger && *artifact.produced_by == *agent.name)
-                || !artifact
-                    .visibility
-                    .allows(&agent.identity, artifact.created_at, now)
+                || !agent.may_receive(artifact, now)
                 || subscription.matches(artifact) != MatchOutcome::Accepted
+                || subscription_key(agent, route.subscription, subscription, artifact).is_err()
             {
                 continue;
             }
@@ -1392,29 +1393,33 @@ fn check_admission(
 
 // === joins ===
 
-/// The key an artifact joins under: its join spec's key, or its correlation id for an
-/// AND gate without one. A key function that panics or has no key for the type makes
-/// the artifact a non-match, reported.
-fn join_key(
+/// Why a subscription that accepted an artifact cannot file it under a key.
+enum NoKey {
+    /// The keyed batch's key function panicked (its message).
+    BatchKeyPanicked(String),
+    /// The join key could not be extracted.
+    NoJoinKey(flock_subscription::JoinKeyError),
+}
+
+/// The key a subscription files an accepted artifact under: the join key for a join
+/// or AND gate (the correlation id without a `JoinSpec`), the batch key for a keyed
+/// batch, `None` otherwise. Dispatch and admission both decide with it which
+/// subscription takes the artifact.
+fn subscription_key(
     agent: &Agent,
     subscription_index: u32,
     subscription: &Subscription,
     artifact: &Artifact,
-) -> Option<JoinKey> {
-    let Some(join) = subscription.join() else {
-        return Some(JoinKey::new(artifact.correlation_id));
-    };
-    join.key(artifact)
-        .inspect_err(|error| {
-            tracing::error!(
-                agent = %agent.name,
-                subscription_index,
-                artifact_id = %artifact.id,
-                %error,
-                "no join key; the artifact does not match this subscription"
-            );
-        })
-        .ok()
+) -> Result<Option<JoinKey>, NoKey> {
+    if agent.join_shapes[subscription_index as usize].is_none() {
+        return subscription
+            .batch_key(artifact)
+            .map_err(NoKey::BatchKeyPanicked);
+    }
+    match subscription.join() {
+        None => Ok(Some(JoinKey::new(artifact.correlation_id))),
+        Some(join) => join.key(artifact).map(Some).map_err(NoKey::NoJoinKey),
+    }
 }
 
 /// `count` per slot as (type, count), leaving out zeros.
