@@ -18,6 +18,7 @@ mod llm;
 mod nothing_lost;
 mod output_contract;
 mod publishing;
+mod races;
 mod registration;
 mod retries;
 mod shutdown;
@@ -329,4 +330,41 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RouteJoinSpans {
             }
         });
     }
+}
+
+/// Runs `test` on a thread of its own and fails if it has not finished within
+/// `limit` of real time: on tokio's paused clock a runtime that spins never lets
+/// time advance, so a hang would otherwise never end. Not a speed assertion: the
+/// limit is orders of magnitude above the test's normal time.
+pub(crate) fn finishes_within(
+    limit: std::time::Duration,
+    what: &str,
+    test: impl FnOnce() + Send + 'static,
+) {
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        test();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(limit) {
+        Ok(()) => worker.join().unwrap(),
+        // The test panicked: report its panic.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: still running after {limit:?}: the runtime hangs or spins")
+        }
+    }
+}
+
+/// A current-thread runtime with tokio's clock paused.
+pub(crate) fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
 }
