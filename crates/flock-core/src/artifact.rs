@@ -151,7 +151,7 @@ impl Artifact {
     /// A fresh artifact with default metadata: public, no tags, no correlation id,
     /// created now.
     pub fn new(payload: Payload, produced_by: impl Into<Arc<str>>) -> Self {
-        Self::new_at(payload, produced_by, Utc::now())
+        Self::new_at(payload, produced_by, crate::time::utc_now())
     }
 
     /// A fresh artifact created at `created_at` (runtimes with a clock of their own).

@@ -15,6 +15,7 @@ mod artifact;
 mod error;
 mod registry;
 mod store;
+mod time;
 mod types;
 
 pub use artifact::{Artifact, ArtifactId, EXTERNAL_PRODUCER, Payload};

@@ -133,6 +133,21 @@ pub trait BlackboardStore: Send + Sync + 'static {
     /// [`StoreError::Duplicate`] when its id is already stored, or a backend failure.
     async fn publish(&self, artifact: Arc<Artifact>) -> Result<(), StoreError>;
 
+    /// Stores several artifacts: all of them, or (on an error) none, where the
+    /// backend can. The runtime stores each run's outputs with one call, and a
+    /// failure fails the run's attempt, so a backend with transactions should
+    /// override this to keep a failed attempt from leaving part of its outputs
+    /// behind. The default stores them one by one and stops at the first error.
+    ///
+    /// # Errors
+    /// As [`BlackboardStore::publish`].
+    async fn publish_all(&self, artifacts: &[Arc<Artifact>]) -> Result<(), StoreError> {
+        for artifact in artifacts {
+            self.publish(artifact.clone()).await?;
+        }
+        Ok(())
+    }
+
     /// The artifact with this id.
     ///
     /// # Errors
@@ -201,8 +216,35 @@ impl InMemoryStore {
         Ok(())
     }
 
+    /// Stores several artifacts, all or none (a known or repeated id refuses them
+    /// all), without going through the async trait.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] naming the first known or repeated id.
+    pub fn insert_all(&self, artifacts: &[Arc<Artifact>]) -> Result<(), StoreError> {
+        let mut inner = self.inner.write();
+        for (i, artifact) in artifacts.iter().enumerate() {
+            if inner.by_id.contains_key(&artifact.id)
+                || artifacts[..i].iter().any(|a| a.id == artifact.id)
+            {
+                return Err(StoreError::Duplicate(artifact.id));
+            }
+        }
+        for artifact in artifacts {
+            let index = inner.log.len();
+            inner.by_id.insert(artifact.id, index);
+            inner
+                .by_type
+                .entry(artifact.type_name())
+                .or_default()
+                .push(index);
+            inner.log.push(artifact.clone());
+        }
+        Ok(())
+    }
+
     fn select(&self, filter: &ArtifactFilter) -> Vec<Arc<Artifact>> {
-        let now = filter.as_of.unwrap_or_else(Utc::now);
+        let now = filter.as_of.unwrap_or_else(crate::time::utc_now);
         let inner = self.inner.read();
         let limit = filter.limit.unwrap_or(usize::MAX);
         let mut out = Vec::new();
@@ -247,6 +289,10 @@ impl InMemoryStore {
 impl BlackboardStore for InMemoryStore {
     async fn publish(&self, artifact: Arc<Artifact>) -> Result<(), StoreError> {
         self.insert(artifact)
+    }
+
+    async fn publish_all(&self, artifacts: &[Arc<Artifact>]) -> Result<(), StoreError> {
+        self.insert_all(artifacts)
     }
 
     async fn get(&self, id: ArtifactId) -> Result<Option<Arc<Artifact>>, StoreError> {

@@ -18,4 +18,6 @@ pub use join::{
     IntoJoinSpec, IntoJoinWindow, InvalidJoinSpec, JoinKey, JoinKeyError, JoinSpec,
     JoinSpecBuilder, JoinWindow,
 };
-pub use subscription::{AllOf, MatchOutcome, Subscribe, Subscription, SubscriptionError, TypeSlot};
+pub use subscription::{
+    AllOf, KeyError, MatchOutcome, Subscribe, Subscription, SubscriptionError, TypeSlot,
+};

@@ -13,7 +13,8 @@ use std::{
 use flock_core::{Artifact, FlockType, Payload, TypeConflict, TypeRegistry};
 
 use crate::{
-    BatchSpec, IntoBatchSpec, IntoJoinSpec, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec,
+    BatchSpec, IntoBatchSpec, IntoJoinSpec, InvalidBatchSpec, InvalidJoinSpec, JoinKey,
+    JoinKeyError, JoinSpec,
 };
 
 /// Extracts the batch key of an artifact (keyed batches).
@@ -53,6 +54,19 @@ pub enum SubscriptionError {
         "keyed_by(..) groups batches by key, but the subscription does not batch; add .batch(..)"
     )]
     KeyWithoutBatch,
+}
+
+/// Why a subscription that accepted an artifact cannot file it under a key
+/// ([`Subscription::key_of`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The keyed batch's key function panicked (its message).
+    #[error("batch key function panicked: {0}")]
+    BatchKeyPanicked(String),
+    /// The join key could not be extracted.
+    #[error("no join key: {0}")]
+    NoJoinKey(#[from] JoinKeyError),
 }
 
 /// What a subscription makes of an artifact.
@@ -506,6 +520,24 @@ impl Subscription {
             None => Ok(None),
             Some(key) => catch_unwind(AssertUnwindSafe(|| key(&artifact.payload)))
                 .map_err(|panic| flock_core::panic_message(panic.as_ref())),
+        }
+    }
+
+    /// The key this subscription files an accepted artifact under: the join key of
+    /// an AND gate or join (the artifact's correlation id when the gate has no
+    /// [`JoinSpec`]), the batch key of a keyed batch, `None` otherwise. User key
+    /// functions that panic are contained.
+    ///
+    /// # Errors
+    /// [`KeyError`] when the key cannot be computed: the subscription does not take
+    /// the artifact then.
+    pub fn key_of(&self, artifact: &Artifact) -> Result<Option<JoinKey>, KeyError> {
+        if !self.is_gate() {
+            return self.batch_key(artifact).map_err(KeyError::BatchKeyPanicked);
+        }
+        match &self.join {
+            None => Ok(Some(JoinKey::new(artifact.correlation_id))),
+            Some(join) => join.key(artifact).map(Some).map_err(KeyError::NoJoinKey),
         }
     }
 

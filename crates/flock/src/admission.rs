@@ -138,3 +138,26 @@ impl Admission {
         None
     }
 }
+
+/// Units (artifacts, or complete join groups) waiting for their run, as the
+/// admission bounds count them: from admission until the run that processes them
+/// finishes. See [`Flock::admission_counts`](crate::Flock::admission_counts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdmissionCounts {
+    /// Units waiting in all.
+    pub total: usize,
+    /// Units waiting per subscription, for each subscription with any: (agent,
+    /// subscription index, units), in agent registration then declaration order.
+    pub per_subscription: Vec<(String, usize, usize)>,
+}
+
+impl AdmissionCounts {
+    /// Units waiting for one subscription.
+    pub fn of(&self, agent: &str, subscription_index: usize) -> usize {
+        self.per_subscription
+            .iter()
+            .find(|(a, s, _)| a == agent && *s == subscription_index)
+            .map_or(0, |(_, _, n)| *n)
+    }
+}

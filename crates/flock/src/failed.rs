@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use flock_core::{Artifact, ArtifactId, FlushReason};
 use uuid::Uuid;
 
-use crate::{agent::Agent, run::Work};
+use crate::{agent::Agent, work::Work};
 
 /// Why a run is among the failed runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

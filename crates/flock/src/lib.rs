@@ -118,14 +118,24 @@
 
 mod admission;
 mod agent;
+mod builder;
+mod clock;
+mod decision;
 mod failed;
-mod orchestrator;
+mod flock;
+mod inspect;
+mod options;
 mod policy;
 mod run;
+mod runtime;
+mod spans;
+mod work;
 
-pub use admission::{Admission, InvalidAdmission, OnFull};
+pub use admission::{Admission, AdmissionCounts, InvalidAdmission, OnFull};
 pub use agent::{AgentBuilder, AgentHandle, OutputCount, OutputVisibility, RegistrationError};
+pub use builder::FlockBuilder;
 pub use failed::{FailedRun, FailureKind, RetryFailedRunError};
+pub use flock::Flock;
 pub use flock_batch as batch;
 pub use flock_core as core;
 pub use flock_core::{
@@ -146,9 +156,8 @@ pub use flock_subscription::{
 pub use flock_trace_duckdb as trace;
 pub use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard, clear_traces};
 pub use flock_visibility as visibility;
-pub use orchestrator::{
-    ActiveBatch, Flock, FlockBuilder, PendingJoin, PublishOptions, ShutdownReport,
-};
+pub use inspect::{ActiveBatch, PendingJoin};
+pub use options::{PublishOptions, ShutdownReport};
 pub use policy::{InvalidRetryPolicy, RetryPolicy};
 
 /// The LLM engine for OpenAI-compatible chat-completion endpoints (feature `llm`, on

@@ -26,8 +26,8 @@ async fn active_batches_report_agent_subscription_items_spec_and_time_left() {
         .with_engine(engine)
         .register()
         .unwrap();
-    let before = chrono::Utc::now();
-    publish_ids(&flock, 1..=3).await;
+    let first = flock.publish(Item { id: 1 }).await.unwrap();
+    publish_ids(&flock, 2..=3).await;
     advance(Duration::from_secs(10)).await;
     let active = flock.active_batches();
     assert_eq!(active.len(), 1);
@@ -37,7 +37,9 @@ async fn active_batches_report_agent_subscription_items_spec_and_time_left() {
     assert_eq!(batch.items_waiting, 3);
     assert_eq!(batch.spec, spec);
     assert_eq!(batch.time_left, Some(Duration::from_secs(20)));
-    assert!(batch.created_at >= before);
+    // The first item's arrival, on the flock's clock.
+    let first = flock.get(first).await.unwrap().unwrap();
+    assert_eq!(batch.created_at, first.created_at);
 }
 
 /// Regression: the batcher stamped `created_at` with the system's wall clock, which

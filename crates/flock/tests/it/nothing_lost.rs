@@ -693,12 +693,15 @@ async fn run_case(case: &Case) -> Result<Option<Observed>, TestCaseError> {
                 } else {
                     let visibility = match hidden_from {
                         None => Visibility::Public,
+                        // The auditor may see every job, so it may see the
+                        // outputs derived from them too.
                         Some(h) => Visibility::private(
                             names
                                 .iter()
                                 .enumerate()
                                 .filter(|(i, _)| *i != h)
-                                .map(|(_, n)| n),
+                                .map(|(_, n)| n.as_str())
+                                .chain([AUDITOR]),
                         ),
                     };
                     flock
@@ -769,6 +772,7 @@ async fn run_case(case: &Case) -> Result<Option<Observed>, TestCaseError> {
                         "overdue join group after run_until_idle: {group:?}"
                     );
                 }
+                check_counts_at_rest(&flock)?;
                 continue;
             }
         };
@@ -785,7 +789,7 @@ async fn run_case(case: &Case) -> Result<Option<Observed>, TestCaseError> {
                 waiting,
                 limit,
             }) if case.admission.is_some() && !wait => {
-                check_refusal(&flock.active_batches(), &scope, waiting, limit)?;
+                check_refusal(&flock, &scope, waiting, limit)?;
             }
             Err(error) => return Err(TestCaseError::fail(format!("publish failed: {error}"))),
         }
@@ -816,6 +820,7 @@ async fn run_case(case: &Case) -> Result<Option<Observed>, TestCaseError> {
         flock.pending_joins().is_empty(),
         "join groups left after shutdown"
     );
+    check_counts_at_rest(&flock)?;
     let refused = flock.publish(Summary {
         agent: "late".into(),
         first: 0,
@@ -844,16 +849,21 @@ async fn run_case(case: &Case) -> Result<Option<Observed>, TestCaseError> {
     }))
 }
 
-/// A refusal by admission control names a bound that the batches really reached:
-/// the items waiting it reports are the items waiting in that scope.
+/// A refusal by admission control names a bound really reached: the units it
+/// reports are what the flock counts in that scope, and at least what visibly waits
+/// there in batches (the rest are in runs not yet finished).
 fn check_refusal(
-    active: &[flock::ActiveBatch],
+    flock: &Flock,
     scope: &str,
     waiting: usize,
     limit: usize,
 ) -> Result<(), TestCaseError> {
-    let counted: usize = if scope == "all batches" {
-        active.iter().map(|b| b.items_waiting).sum()
+    let counts = flock
+        .admission_counts()
+        .expect("a flock with bounds counts");
+    let active = flock.active_batches();
+    let (counted, visible): (usize, usize) = if scope == "the flock" {
+        (counts.total, active.iter().map(|b| b.items_waiting).sum())
     } else {
         let Some((agent, sub)) = scope
             .strip_prefix("agent '")
@@ -861,17 +871,53 @@ fn check_refusal(
         else {
             return Err(TestCaseError::fail(format!("unknown scope {scope:?}")));
         };
-        active
+        let visible = active
             .iter()
             .filter(|b| b.agent == agent && b.subscription_index.to_string() == sub)
             .map(|b| b.items_waiting)
-            .sum()
+            .sum();
+        (counts.of(agent, sub.parse().unwrap()), visible)
     };
     prop_assert!(
         waiting >= limit,
         "refused below the limit: {waiting} < {limit}"
     );
-    prop_assert_eq!(waiting, counted, "refusal reports what waits in {}", scope);
+    prop_assert_eq!(
+        waiting,
+        counted,
+        "refusal reports what is counted in {}",
+        scope
+    );
+    prop_assert!(
+        counted >= visible,
+        "{scope} counts {counted} units, fewer than the {visible} waiting in its batches"
+    );
+    Ok(())
+}
+
+/// When no run is live, the admission counts are exactly the units waiting in
+/// batches: every finished run released what it held.
+fn check_counts_at_rest(flock: &Flock) -> Result<(), TestCaseError> {
+    let Some(counts) = flock.admission_counts() else {
+        return Ok(());
+    };
+    let mut visible: BTreeMap<(String, usize), usize> = BTreeMap::new();
+    for batch in flock.active_batches() {
+        *visible
+            .entry((batch.agent.clone(), batch.subscription_index))
+            .or_default() += batch.items_waiting;
+    }
+    let counted: BTreeMap<(String, usize), usize> = counts
+        .per_subscription
+        .iter()
+        .map(|(agent, sub, n)| ((agent.clone(), *sub), *n))
+        .collect();
+    prop_assert_eq!(&counted, &visible, "admission counts at rest");
+    prop_assert_eq!(
+        counts.total,
+        visible.values().sum::<usize>(),
+        "total at rest"
+    );
     Ok(())
 }
 

@@ -1,202 +1,33 @@
-//! Declaring agents: the `AgentBuilder`, its validation, and the registered `Agent`.
+//! The agent builder: declaring what an agent consumes and publishes, and
+//! validating the declaration at registration.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
     num::NonZeroUsize,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicUsize},
-    },
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::Arc,
 };
 
-use chrono::{DateTime, Utc};
 use flock_batch::JoinShape;
-use flock_core::{
-    AgentIdentity, Artifact, FlockType, Payload, TypeConflict, TypeRegistry, Visibility,
-};
+use flock_core::{AgentIdentity, FlockType, TypeConflict, TypeRegistry, Visibility, panic_message};
 use flock_engines::{AgentComponent, Engine};
 use flock_subscription::{AllOf, Subscribe, Subscription, SubscriptionError};
-use tokio::sync::{OnceCell, Semaphore};
 
-use crate::{Flock, RetryPolicy};
-
-/// How many outputs of one type an agent's run publishes: its output contract, checked
-/// after every engine call. A run whose outputs break it fails with an error naming
-/// the type and both counts (published as a `WorkflowError`, retried under the agent's
-/// [`RetryPolicy`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum OutputCount {
-    /// Exactly one per run: [`AgentBuilder::publishes`].
-    ExactlyOne,
-    /// Any number per run, none included: [`AgentBuilder::publishes_many`].
-    Any,
-    /// Exactly one per input item (an artifact, or a join group), so a batch of 100
-    /// publishes 100: [`AgentBuilder::publishes_per_input`].
-    PerInput,
-}
-
-impl OutputCount {
-    /// The builder call that declares this count, for messages.
-    pub(crate) fn declaration(self, type_name: &str) -> String {
-        match self {
-            Self::ExactlyOne => format!(".publishes::<{type_name}>()"),
-            Self::Any => format!(".publishes_many::<{type_name}>()"),
-            Self::PerInput => format!(".publishes_per_input::<{type_name}>()"),
-        }
-    }
-}
-
-/// Why an agent could not be registered. Every check happens at registration, never
-/// at the first artifact.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RegistrationError {
-    /// The agent name is empty or blank.
-    #[error("agent name must not be empty")]
-    EmptyName,
-    /// Another agent has this name.
-    #[error("an agent named '{0}' is already registered; agent names must be unique")]
-    DuplicateAgent(String),
-    /// The agent consumes nothing.
-    #[error("agent '{0}' consumes nothing; add at least one .consumes::<T>(..)")]
-    NoSubscriptions(String),
-    /// The agent has no engine.
-    #[error("agent '{0}' has no engine; add .with_engine(..)")]
-    NoEngine(String),
-    /// A subscription is invalid.
-    #[error("agent '{agent}', subscription {index}: {source}")]
-    InvalidSubscription {
-        /// The agent.
-        agent: String,
-        /// The subscription's index, in declaration order.
-        index: usize,
-        /// What is wrong with it.
-        source: SubscriptionError,
-    },
-    /// A batch subscription on an engine that cannot evaluate batches.
-    #[error(
-        "agent '{agent}', subscription {index} batches, but engine `{engine}` has no batch evaluation; implement Engine::evaluate_batch and supports_batch, or drop .batch(..)"
-    )]
-    BatchUnsupported {
-        /// The agent.
-        agent: String,
-        /// The subscription's index.
-        index: usize,
-        /// The engine's name.
-        engine: String,
-    },
-    /// A one-at-a-time subscription on an engine that only evaluates batches.
-    #[error(
-        "agent '{agent}', subscription {index} delivers one artifact (or one join group) at a time, but engine `{engine}` only evaluates batches; add .batch(..) to the subscription"
-    )]
-    SingleUnsupported {
-        /// The agent.
-        agent: String,
-        /// The subscription's index.
-        index: usize,
-        /// The engine's name.
-        engine: String,
-    },
-    /// `max_concurrency(0)`.
-    #[error("agent '{0}': max_concurrency must be at least 1, got 0")]
-    ZeroConcurrency(String),
-    /// `max_iterations(0)`.
-    #[error("agent '{0}': max_iterations must be at least 1, got 0")]
-    ZeroIterations(String),
-    /// One output type declared with two different counts.
-    #[error(
-        "agent '{agent}' declares output type '{type_name}' twice, as {first} and as {second}; keep one"
-    )]
-    ConflictingOutput {
-        /// The agent.
-        agent: String,
-        /// The type.
-        type_name: &'static str,
-        /// The first declaration.
-        first: String,
-        /// The second declaration.
-        second: String,
-    },
-    /// An artifact type name is taken by another Rust type.
-    #[error("agent '{agent}': {source}")]
-    TypeConflict {
-        /// The agent.
-        agent: String,
-        /// The conflict.
-        source: TypeConflict,
-    },
-    /// The flock has shut down.
-    #[error("cannot register agent '{0}': the flock has shut down")]
-    Closed(String),
-    /// Under the flock's admission bounds with `OnFull::Wait`, a batch of this
-    /// subscription could stop filling while publishes wait for it to make room:
-    /// publishing would wait forever.
-    #[error(
-        "agent '{agent}', subscription {index}: {reason}; add a timeout to the batch (a timeout always makes room), raise the limit, or use OnFull::Reject"
-    )]
-    WouldBlock {
-        /// The agent.
-        agent: String,
-        /// The subscription's index.
-        index: usize,
-        /// How publishing would get stuck.
-        reason: String,
-    },
-}
+use super::{
+    Agent, AgentHandle, OutputCount, OutputDecl, OutputVisibility, RegistrationError,
+    VisibilityRule, visibility_rule,
+};
+use crate::{RetryPolicy, runtime::Runtime};
 
 type RegisterType = fn(&TypeRegistry) -> Result<(), TypeConflict>;
-
-/// The visibility an agent gives one of its outputs: fixed, or computed from the
-/// output value (Python Flock's `TenantVisibility(tenant_id_extractor=...)`).
-///
-/// Implemented for [`Visibility`] and for closures `Fn(&T) -> Visibility`.
-pub trait OutputVisibility<T>: Send + Sync + 'static {
-    /// The visibility of `output`.
-    fn visibility_for(&self, output: &T) -> Visibility;
-}
-
-impl<T> OutputVisibility<T> for Visibility {
-    fn visibility_for(&self, _output: &T) -> Visibility {
-        self.clone()
-    }
-}
-
-impl<T, F> OutputVisibility<T> for F
-where
-    F: Fn(&T) -> Visibility + Send + Sync + 'static,
-{
-    fn visibility_for(&self, output: &T) -> Visibility {
-        self(output)
-    }
-}
-
-/// An erased visibility rule: `None` for outputs of another type (never happens once
-/// outputs are checked against the declaration).
-pub(crate) type VisibilityRule = Arc<dyn Fn(&Payload) -> Option<Visibility> + Send + Sync>;
-
-fn visibility_rule<T: FlockType>(visibility: impl OutputVisibility<T>) -> VisibilityRule {
-    Arc::new(move |payload: &Payload| {
-        payload
-            .downcast_ref::<T>()
-            .map(|output| visibility.visibility_for(output))
-    })
-}
-
-/// One declared output type of a registered agent.
-pub(crate) struct OutputDecl {
-    pub(crate) count: OutputCount,
-    /// `None`: public.
-    pub(crate) visibility: Option<VisibilityRule>,
-}
 
 /// Declares an agent: what it consumes, what it publishes, and its engine.
 ///
 /// Start one with [`Flock::agent`]; finish with [`AgentBuilder::register`].
 #[must_use = "an agent does nothing until .register() is called"]
 pub struct AgentBuilder {
-    flock: Flock,
+    runtime: Arc<Runtime>,
     name: String,
     description: Option<String>,
     subscriptions: Vec<Result<Subscription, SubscriptionError>>,
@@ -237,9 +68,9 @@ impl fmt::Debug for AgentBuilder {
 }
 
 impl AgentBuilder {
-    pub(crate) fn new(flock: Flock, name: String) -> Self {
+    pub(crate) fn new(runtime: Arc<Runtime>, name: String) -> Self {
         Self {
-            flock,
+            runtime,
             name,
             description: None,
             subscriptions: Vec::new(),
@@ -308,8 +139,12 @@ impl AgentBuilder {
         self
     }
 
-    /// Declares an output type, exactly one per run (every run must publish one `T`),
-    /// published with public visibility.
+    /// Declares an output type, exactly one per run (every run must publish one `T`).
+    ///
+    /// Its visibility is derived from the run's inputs: visible to whoever could see
+    /// every input (public when the inputs are public; a tenant's when they are that
+    /// tenant's; see [`Visibility::derived_from`]). Give an explicit visibility with
+    /// [`publishes_with`](Self::publishes_with).
     ///
     /// The output contract is checked after each engine call: an output of an
     /// undeclared type, or another count than declared, fails the run with an error
@@ -460,10 +295,17 @@ impl AgentBuilder {
     /// `max_iterations(0)`, an output type declared with two counts, or an artifact
     /// type name conflict.
     pub fn register(self) -> Result<AgentHandle, RegistrationError> {
-        let agent = self.validate()?;
+        // Validation asks user code (the engine's capabilities, components'
+        // priorities): a panic there is an error, not a crash.
+        let agent = catch_unwind(AssertUnwindSafe(|| self.validate())).map_err(|panic| {
+            RegistrationError::Panicked {
+                agent: self.name.trim().to_owned(),
+                message: panic_message(panic.as_ref()),
+            }
+        })??;
         let name = agent.name.clone();
-        self.flock.shared.register(agent)?;
-        Ok(AgentHandle { name })
+        self.runtime.register(agent)?;
+        Ok(AgentHandle::new(name))
     }
 
     fn validate(&self) -> Result<Agent, RegistrationError> {
@@ -478,9 +320,9 @@ impl AgentBuilder {
         let Some(engine) = self.engine.clone() else {
             return Err(RegistrationError::NoEngine(name));
         };
-        if self.max_concurrency == 0 {
+        let Some(max_concurrency) = NonZeroUsize::new(self.max_concurrency) else {
             return Err(RegistrationError::ZeroConcurrency(name));
-        }
+        };
         let max_iterations = match self.max_iterations {
             None => None,
             Some(n) => {
@@ -531,7 +373,7 @@ impl AgentBuilder {
                 });
             }
             subscription
-                .register_types(&self.flock.shared.registry)
+                .register_types(&self.runtime.registry())
                 .map_err(|source| RegistrationError::TypeConflict {
                     agent: name.clone(),
                     source,
@@ -539,7 +381,7 @@ impl AgentBuilder {
             subscriptions.push(subscription);
         }
         for register in &self.types {
-            register(&self.flock.shared.registry).map_err(|source| {
+            register(&self.runtime.registry()).map_err(|source| {
                 RegistrationError::TypeConflict {
                     agent: name.clone(),
                     source,
@@ -547,6 +389,7 @@ impl AgentBuilder {
             })?;
         }
         Ok(Agent {
+            index: 0,
             identity: Arc::new(AgentIdentity {
                 name: name.clone(),
                 labels: self.labels.clone(),
@@ -566,68 +409,8 @@ impl AgentBuilder {
             },
             retry: self.retry,
             max_iterations,
-            runs_since_idle: AtomicUsize::new(0),
-            initialized: OnceCell::new(),
-            terminated: AtomicBool::new(false),
-            permits: Arc::new(Semaphore::new(self.max_concurrency)),
-            backlog: parking_lot::Mutex::new(std::collections::VecDeque::new()),
+            max_concurrency,
             prevent_self_trigger: self.prevent_self_trigger,
         })
-    }
-}
-
-/// A registered agent, as the runtime holds it.
-pub(crate) struct Agent {
-    pub(crate) name: Arc<str>,
-    #[expect(
-        dead_code,
-        reason = "kept for inspection and traces, which read it later"
-    )]
-    pub(crate) description: Option<String>,
-    pub(crate) identity: Arc<AgentIdentity>,
-    pub(crate) subscriptions: Vec<Subscription>,
-    /// Per subscription: the shape of its groups, for AND gates and joins.
-    pub(crate) join_shapes: Vec<Option<JoinShape>>,
-    /// Declared output types: how many of each a run publishes, and their visibility.
-    pub(crate) outputs: BTreeMap<&'static str, OutputDecl>,
-    pub(crate) engine: Arc<dyn Engine>,
-    /// Sorted by priority.
-    pub(crate) components: Vec<Arc<dyn AgentComponent>>,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) max_iterations: Option<NonZeroUsize>,
-    /// Runs scheduled since the flock was last idle (the circuit breaker's count).
-    pub(crate) runs_since_idle: AtomicUsize,
-    /// Set once every component's `initialize` succeeded.
-    pub(crate) initialized: OnceCell<()>,
-    /// Set once `on_terminate` ran.
-    pub(crate) terminated: AtomicBool,
-    pub(crate) permits: Arc<Semaphore>,
-    /// Runs waiting for one of `permits`, in scheduling order: a run starts only
-    /// when every run scheduled before it has started.
-    pub(crate) backlog: parking_lot::Mutex<std::collections::VecDeque<crate::orchestrator::Queued>>,
-    pub(crate) prevent_self_trigger: bool,
-}
-
-impl Agent {
-    /// The first two steps of matching, before any subscription: self-trigger
-    /// prevention, then visibility at `now`.
-    pub(crate) fn may_receive(&self, artifact: &Artifact, now: DateTime<Utc>) -> bool {
-        !(self.prevent_self_trigger && *artifact.produced_by == *self.name)
-            && artifact
-                .visibility
-                .allows(&self.identity, artifact.created_at, now)
-    }
-}
-
-/// A registered agent.
-#[derive(Debug, Clone)]
-pub struct AgentHandle {
-    name: Arc<str>,
-}
-
-impl AgentHandle {
-    /// The agent's name.
-    pub fn name(&self) -> &str {
-        &self.name
     }
 }

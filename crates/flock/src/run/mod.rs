@@ -1,0 +1,207 @@
+//! One agent run: its attempts under the agent's retry policy, publishing the
+//! outputs through the [`Host`], or, when every attempt failed, keeping the inputs
+//! as a failed run and publishing a `WorkflowError`.
+//!
+//! A run knows the runtime only through [`Host`]: it reads the clock, views the
+//! blackboard, publishes outputs and records failures there, and never touches the
+//! runtime's state.
+
+mod attempt;
+mod outputs;
+
+use std::{
+    future::Future,
+    sync::{Arc, atomic::AtomicBool},
+};
+
+use flock_core::{
+    AgentIdentity, Artifact, ArtifactId, BlackboardView, Payload, PublishError, WorkflowError,
+};
+use flock_engines::{EngineContext, EngineError, RunFailure};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+pub(crate) use attempt::observe;
+
+use crate::{
+    agent::Agent,
+    clock::Now,
+    failed::{FailedRun, FailureKind},
+    spans,
+    work::Work,
+};
+
+/// What a run needs from the runtime.
+pub(crate) trait Host: Send + Sync {
+    /// Now, on the runtime's clock.
+    fn now(&self) -> Now;
+    /// The blackboard as `identity` sees it.
+    fn view(&self, identity: Arc<AgentIdentity>) -> BlackboardView;
+    /// Stores outputs (all or none, where the store can) and dispatches them.
+    ///
+    /// # Errors
+    /// The store's error: nothing was dispatched.
+    fn publish_outputs(
+        &self,
+        outputs: Vec<Arc<Artifact>>,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+    /// Keeps a failed run.
+    fn record_failure(&self, run: FailedRun);
+}
+
+/// An agent's component lifecycle: runtime state, kept beside the declaration.
+#[derive(Debug, Default)]
+pub(crate) struct Lifecycle {
+    /// Set once every component's `initialize` succeeded.
+    pub(crate) initialized: OnceCell<()>,
+    /// Set once `on_terminate` ran.
+    pub(crate) terminated: AtomicBool,
+}
+
+/// The correlation id all inputs share, if they share one.
+pub(crate) fn common_correlation(artifacts: &[Arc<Artifact>]) -> Option<Uuid> {
+    let first = artifacts.first()?.correlation_id?;
+    artifacts
+        .iter()
+        .all(|a| a.correlation_id == Some(first))
+        .then_some(first)
+}
+
+/// Runs `work` on `agent`: up to the retry policy's attempts, then the outputs or a
+/// `WorkflowError` and a failed run.
+pub(crate) async fn execute<H: Host>(host: &H, agent: &Arc<Agent>, life: &Lifecycle, work: &Work) {
+    let correlation_id = common_correlation(work.artifacts());
+    let mut ctx = EngineContext::new(agent.name.clone())
+        .with_correlation_id(correlation_id)
+        .with_blackboard(host.view(agent.identity.clone()));
+    if let Work::Batch(flushed) = work {
+        ctx = ctx.with_batch(flushed.metrics());
+    }
+    let max_attempts = agent.retry.max_attempts();
+    let mut consumed = false;
+    let mut attempt = 0;
+    let error = loop {
+        attempt += 1;
+        ctx = ctx.with_attempt(attempt);
+        let result = match attempt::once(agent, life, &ctx, work, &mut consumed).await {
+            Ok(payloads) => {
+                let outputs = outputs::artifacts(host.now(), agent, payloads, correlation_id, work);
+                match host.publish_outputs(outputs.clone()).await {
+                    Ok(()) => Ok(outputs),
+                    Err(error) => Err(EngineError::new(format!(
+                        "the run's outputs could not be stored: {error}"
+                    ))),
+                }
+            }
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(outputs) => {
+                for artifact in &outputs {
+                    for component in &agent.components {
+                        let hook = component.after_publish(&ctx, artifact);
+                        observe(component.as_ref(), "after_publish", hook).await;
+                    }
+                }
+                return;
+            }
+            Err(error) => {
+                let will_retry = attempt < max_attempts;
+                let failure = RunFailure::new(&error, attempt, will_retry);
+                for component in &agent.components {
+                    let hook = component.on_error(&ctx, &failure);
+                    observe(component.as_ref(), "on_error", hook).await;
+                }
+                if !will_retry {
+                    break error;
+                }
+                let delay = agent.retry.delay_after(attempt);
+                tracing::warn!(
+                    agent = %agent.name,
+                    attempt,
+                    max_attempts,
+                    retry_in_ms = spans::duration_ms(delay),
+                    error = %error,
+                    "agent run failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    };
+    fail(
+        host,
+        agent,
+        work.clone(),
+        FailureKind::Failed,
+        error.to_string(),
+        attempt,
+    )
+    .await;
+}
+
+/// Gives up on `work`: keeps it as a failed run, then publishes the `WorkflowError`,
+/// visible only to whoever could see every input (the message may quote them).
+pub(crate) async fn fail<H: Host>(
+    host: &H,
+    agent: &Arc<Agent>,
+    work: Work,
+    kind: FailureKind,
+    message: String,
+    attempts: u32,
+) {
+    spans::run_failed(&tracing::Span::current(), &message);
+    let input_ids: Vec<ArtifactId> = work.artifacts().iter().map(|a| a.id).collect();
+    tracing::error!(
+        agent = %agent.name,
+        error = %message,
+        attempts,
+        inputs = input_ids.len(),
+        "agent run failed; publishing WorkflowError, inputs kept in Flock::failed_runs()"
+    );
+    let report = WorkflowError {
+        agent: agent.name.to_string(),
+        error: message.clone(),
+        attempts,
+        input_ids,
+        flush_reason: work.flush_reason(),
+    };
+    let now = host.now();
+    let artifact = outputs::derived(
+        now,
+        agent,
+        Payload::new(report),
+        outputs::inputs_visibility(&work),
+        common_correlation(work.artifacts()),
+    );
+    let id = artifact.id;
+    // Kept before the error is published, so whoever reacts to the WorkflowError
+    // finds the failed run.
+    host.record_failure(FailedRun::new(
+        agent.clone(),
+        work,
+        kind,
+        message,
+        attempts,
+        id,
+        now.wall,
+    ));
+    if let Err(error) = host.publish_outputs(vec![artifact]).await {
+        tracing::error!(
+            agent = %agent.name,
+            %error,
+            "could not store the WorkflowError; the failed run is kept in Flock::failed_runs()"
+        );
+    }
+}
+
+/// Refuses `work` (the agent's circuit breaker is open): a failed run of kind
+/// `CircuitOpen`, never executed.
+pub(crate) async fn refuse<H: Host>(host: &H, agent: &Arc<Agent>, work: Work) {
+    let max = agent.max_iterations.map_or(0, |n| n.get());
+    let message = format!(
+        "circuit breaker open: agent '{}' reached max_iterations {max} runs since the flock \
+         was last idle; this run was refused and its inputs are kept in Flock::failed_runs()",
+        agent.name
+    );
+    fail(host, agent, work, FailureKind::CircuitOpen, message, 0).await;
+}
