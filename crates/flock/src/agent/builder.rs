@@ -10,7 +10,7 @@ use std::{
 };
 
 use flock_batch::JoinShape;
-use flock_core::{AgentIdentity, FlockType, TypeConflict, TypeRegistry, Visibility, panic_message};
+use flock_core::{AgentIdentity, FlockType, TypeConflict, TypeRegistry, panic_message};
 use flock_engines::{AgentComponent, Engine};
 use flock_subscription::{AllOf, Subscribe, Subscription, SubscriptionError};
 
@@ -143,7 +143,7 @@ impl AgentBuilder {
     ///
     /// Its visibility is derived from the run's inputs: visible to whoever could see
     /// every input (public when the inputs are public; a tenant's when they are that
-    /// tenant's; see [`Visibility::derived_from`]). Give an explicit visibility with
+    /// tenant's; see [`Visibility::derived_from`](crate::Visibility::derived_from)(crate::Visibility::derived_from)). Give an explicit visibility with
     /// [`publishes_with`](Self::publishes_with).
     ///
     /// The output contract is checked after each engine call: an output of an
@@ -156,7 +156,7 @@ impl AgentBuilder {
     }
 
     /// Declares an output type, exactly one per run, with its visibility: a fixed
-    /// [`Visibility`], or a function of the output value.
+    /// [`Visibility`](crate::Visibility), or a function of the output value.
     ///
     /// ```
     /// # use flock::prelude::*;
@@ -308,7 +308,7 @@ impl AgentBuilder {
         Ok(AgentHandle::new(name))
     }
 
-    fn validate(&self) -> Result<Agent, RegistrationError> {
+    pub(crate) fn validate(&self) -> Result<Agent, RegistrationError> {
         let name = self.name.trim();
         if name.is_empty() {
             return Err(RegistrationError::EmptyName);
@@ -373,7 +373,7 @@ impl AgentBuilder {
                 });
             }
             subscription
-                .register_types(&self.runtime.registry())
+                .register_types(self.runtime.registry())
                 .map_err(|source| RegistrationError::TypeConflict {
                     agent: name.clone(),
                     source,
@@ -381,7 +381,7 @@ impl AgentBuilder {
             subscriptions.push(subscription);
         }
         for register in &self.types {
-            register(&self.runtime.registry()).map_err(|source| {
+            register(self.runtime.registry()).map_err(|source| {
                 RegistrationError::TypeConflict {
                     agent: name.clone(),
                     source,

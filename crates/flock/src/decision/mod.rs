@@ -12,6 +12,7 @@
 //! artifacts, re-arm the timer, wake waiters). The core never awaits, spawns, reads
 //! a clock or calls user code.
 
+mod ready;
 mod route;
 mod schedule;
 mod waiting;
@@ -19,15 +20,14 @@ mod waiting;
 #[cfg(test)]
 mod tests;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use flock_batch::{
-    Batcher, Deferrals, DiscardReason, Discarded, Joiner, PendingBatch, PendingGroup,
-};
+use flock_batch::{Batcher, Deferrals, DiscardReason, Joiner, PendingBatch, PendingGroup};
 use flock_core::{Artifact, FlushReason, PublishError};
 use flock_subscription::JoinKey;
 use tracing::Span;
 
+pub(crate) use ready::{Drained, JoinDone, Ready};
 pub(crate) use route::{Routed, Routing, Take, Way};
 pub(crate) use schedule::{Run, RunInput, Ticket};
 use schedule::{Scheduled, Scheduler};
@@ -69,47 +69,6 @@ pub(crate) enum Refused {
     Closed,
     /// An admission bound is reached.
     Full(PublishError),
-}
-
-/// A join group that completed: what its `join.complete` span records.
-#[derive(Debug, Clone)]
-pub(crate) struct JoinDone {
-    pub(crate) subscription: u32,
-    pub(crate) key: JoinKey,
-    pub(crate) size: usize,
-    pub(crate) wait: Duration,
-}
-
-/// What a core call made ready, for the driver to carry out.
-#[derive(Default)]
-#[must_use = "what became ready must be carried out, or runs never start and artifacts are lost"]
-pub(crate) struct Ready {
-    /// Runs holding a slot: start them.
-    pub(crate) start: Vec<Run>,
-    /// Runs the circuit breaker refused: record them as failed.
-    pub(crate) refused: Vec<Run>,
-    /// Join groups completed whose run did not start in this step.
-    pub(crate) completed: Vec<(Arc<Agent>, JoinDone)>,
-    /// Join groups discarded: trace them.
-    pub(crate) discarded: Vec<(Arc<Agent>, Discarded<BatchKey, JoinKey, Arc<Artifact>>)>,
-    /// Artifacts whose visibility began: route and collect them (counted
-    /// dispatching until then).
-    pub(crate) released: Vec<Arc<Artifact>>,
-    /// Batches flushed, and their artifacts.
-    pub(crate) flushed: (usize, usize),
-    /// An earlier deadline appeared: re-arm the timer.
-    pub(crate) rearm: bool,
-    /// The flock became quiet and someone waits for it.
-    pub(crate) quiet: bool,
-    /// Admission counts went down (or shutdown began) and publishers wait.
-    pub(crate) room: bool,
-}
-
-/// What shutdown left when it drained.
-#[derive(Default)]
-pub(crate) struct Drained {
-    pub(crate) discarded: Vec<(Arc<Agent>, Discarded<BatchKey, JoinKey, Arc<Artifact>>)>,
-    pub(crate) deferred_undelivered: usize,
 }
 
 /// The runtime's state.
