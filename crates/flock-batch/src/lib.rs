@@ -246,6 +246,14 @@ impl<K: Clone + Eq + Hash, T> Batcher<K, T> {
         pending.into_iter().map(|(_, p)| p).collect()
     }
 
+    /// The batch of `key`, if one is collecting: its items, in arrival order, and
+    /// its deadline.
+    pub fn collecting(&self, key: &K) -> Option<(&[T], Option<Instant>)> {
+        self.accumulators
+            .get(key)
+            .map(|acc| (acc.items.as_slice(), acc.deadline))
+    }
+
     /// How many batches are collecting.
     pub fn batches(&self) -> usize {
         self.accumulators.len()

@@ -266,6 +266,17 @@ impl Flock {
         report
     }
 
+    /// Live events from now on: artifacts published, batches filling and flushing,
+    /// runs starting, finishing and failing, join groups completing and discarded.
+    /// See [`FlockEvent`](crate::FlockEvent).
+    ///
+    /// The flock builds events only once this has been called; a receiver that
+    /// falls more than 16,384 events behind loses the oldest (it gets
+    /// `RecvError::Lagged`), without slowing the flock down.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<crate::FlockEvent> {
+        self.runtime.subscribe()
+    }
+
     // === failed runs ===
 
     /// The runs that failed for good or that a circuit breaker refused, oldest first,

@@ -13,6 +13,7 @@
 //! a clock or calls user code.
 
 mod ready;
+mod report;
 mod route;
 mod schedule;
 mod waiting;
@@ -22,7 +23,9 @@ mod tests;
 
 use std::sync::Arc;
 
-use flock_batch::{Batcher, Deferrals, DiscardReason, Joiner, PendingBatch, PendingGroup};
+use flock_batch::{
+    Batcher, Deferrals, DiscardReason, Discarded, Joiner, PendingBatch, PendingGroup,
+};
 use flock_core::{Artifact, FlushReason, PublishError};
 use flock_subscription::JoinKey;
 use tracing::Span;
@@ -85,6 +88,8 @@ pub(crate) struct Core {
     /// Callers waiting for quiet, and publishers waiting for room.
     idle_watchers: usize,
     room_watchers: usize,
+    /// Whether someone listens to live events.
+    events: bool,
 }
 
 impl Core {
@@ -100,6 +105,29 @@ impl Core {
             phase: Phase::Open,
             idle_watchers: 0,
             room_watchers: 0,
+            events: false,
+        }
+    }
+
+    /// Reports live events from now on (see [`Ready::events`]).
+    pub(crate) fn enable_events(&mut self) {
+        self.events = true;
+    }
+
+    /// Reports the discarded join groups (trace, events).
+    fn discarded(
+        &self,
+        discarded: Vec<Discarded<BatchKey, JoinKey, Arc<Artifact>>>,
+        ready: &mut Ready,
+    ) {
+        for discarded in discarded {
+            let agent = self.agents[discarded.pool.agent as usize].clone();
+            if self.events {
+                ready
+                    .events
+                    .push(report::join_discarded(&agent, &discarded));
+            }
+            ready.discarded.push((agent, discarded));
         }
     }
 
@@ -226,12 +254,13 @@ impl Core {
                 };
                 let joined = self.joiner.push(pool, shape, key, slot, artifact, now.mono);
                 ready.rearm |= joined.earlier_deadline.is_some();
-                ready
-                    .discarded
-                    .extend(joined.discarded.into_iter().map(|d| (agent.clone(), d)));
+                self.discarded(joined.discarded, ready);
                 let Some(group) = joined.completed else {
                     return;
                 };
+                if self.events {
+                    ready.events.push(report::join_completed(&agent, &group));
+                }
                 let done = JoinDone {
                     subscription,
                     key: group.key.clone(),
@@ -290,8 +319,25 @@ impl Core {
             subscription,
             partition,
         };
+        let added = self.events.then(|| (key.clone(), unit.clone()));
         let pushed = self.batcher.push(key, spec, unit, now.mono);
         ready.rearm |= pushed.earlier_deadline.is_some();
+        if let Some((key, unit)) = added {
+            let event = match &pushed.flushed {
+                Some(batch) => {
+                    report::item_added(agent, &key, &spec, batch.items.len(), None, now, &unit)
+                }
+                None => {
+                    let (items, deadline) =
+                        self.batcher.collecting(&key).expect("the batch just grew");
+                    report::item_added(agent, &key, &spec, items.len(), deadline, now, &unit)
+                }
+            };
+            ready.events.push(event);
+            if let Some(batch) = &pushed.flushed {
+                ready.events.push(report::batch_flushed(agent, batch));
+            }
+        }
         match pushed.flushed {
             Some(batch) => {
                 let units = batch.items.len();
@@ -322,6 +368,7 @@ impl Core {
         let charge = self.waiting.is_counting().then_some((subscription, units));
         let run = Run {
             ticket: Ticket {
+                id: 0,
                 agent: agent.index,
                 slot: false,
                 charge,
@@ -357,6 +404,7 @@ impl Core {
         let agent = self.agents[agent as usize].clone();
         let run = Run {
             ticket: Ticket {
+                id: 0,
                 agent: agent.index,
                 slot: false,
                 charge: None,
@@ -385,10 +433,8 @@ impl Core {
             ready.released = self.deferred.poll_due(now.mono);
             self.dispatching += ready.released.len();
         }
-        for discarded in self.joiner.poll_expired(now.mono) {
-            let agent = self.agents[discarded.pool.agent as usize].clone();
-            ready.discarded.push((agent, discarded));
-        }
+        let expired = self.joiner.poll_expired(now.mono);
+        self.discarded(expired, &mut ready);
         let due = self.batcher.poll_expired(now.mono);
         self.schedule_batches(due, &mut ready);
         self.settle(&mut ready);
@@ -417,6 +463,9 @@ impl Core {
                 .map(|u| u.artifacts().len())
                 .sum::<usize>();
             let agent = self.agents[batch.key.agent as usize].clone();
+            if self.events {
+                ready.events.push(report::batch_flushed(&agent, &batch));
+            }
             let subscription = batch.key.subscription;
             let units = batch.items.len();
             self.schedule(
@@ -531,14 +580,12 @@ impl Core {
             return None;
         }
         self.phase = Phase::Drained;
-        let discarded = self
-            .joiner
-            .drain(DiscardReason::Shutdown, now.mono)
-            .into_iter()
-            .map(|d| (self.agents[d.pool.agent as usize].clone(), d))
-            .collect();
+        let mut ready = Ready::default();
+        let incomplete = self.joiner.drain(DiscardReason::Shutdown, now.mono);
+        self.discarded(incomplete, &mut ready);
         Some(Drained {
-            discarded,
+            discarded: ready.discarded,
+            events: ready.events,
             deferred_undelivered: self.deferred.len(),
         })
     }

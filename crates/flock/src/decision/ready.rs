@@ -44,11 +44,14 @@ pub(crate) struct Ready {
     pub(crate) quiet: bool,
     /// Admission counts went down (or shutdown began) and publishers wait.
     pub(crate) room: bool,
+    /// Live events, when someone listens.
+    pub(crate) events: Vec<crate::events::FlockEvent>,
 }
 
 /// What shutdown left when it drained.
 #[derive(Default)]
 pub(crate) struct Drained {
     pub(crate) discarded: Vec<Discard>,
+    pub(crate) events: Vec<crate::events::FlockEvent>,
     pub(crate) deferred_undelivered: usize,
 }

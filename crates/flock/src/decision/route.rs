@@ -60,6 +60,13 @@ pub(crate) enum Routed {
     Deferred(Instant),
 }
 
+impl Default for Routed {
+    /// Nowhere.
+    fn default() -> Self {
+        Self::Takes(SmallVec::new())
+    }
+}
+
 impl Routed {
     /// The subscriptions taking the artifact now.
     pub(crate) fn takes(&self) -> &[Take] {

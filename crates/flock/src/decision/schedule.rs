@@ -16,6 +16,8 @@ use crate::{
 #[derive(Debug)]
 #[must_use = "a ticket must come back to the core, or the run counts as live forever"]
 pub(crate) struct Ticket {
+    /// Identifies the run within the flock (in creation order).
+    pub(crate) id: u64,
     pub(crate) agent: u32,
     /// Whether the run holds one of its agent's slots (a refused run does not).
     pub(crate) slot: bool,
@@ -85,6 +87,8 @@ pub(crate) struct Scheduler {
     /// Runs created and not finished: started, queued, or refused and not yet
     /// recorded.
     live: usize,
+    /// The next run's id.
+    next_id: u64,
 }
 
 impl Scheduler {
@@ -106,6 +110,8 @@ impl Scheduler {
     /// agent, or (circuit breaker) refuses it.
     pub(crate) fn schedule(&mut self, mut run: Run) -> Scheduled {
         self.live += 1;
+        self.next_id += 1;
+        run.ticket.id = self.next_id;
         let slots = &mut self.agents[run.ticket.agent as usize];
         slots.since_idle += 1;
         if slots

@@ -67,9 +67,31 @@ pub(crate) fn common_correlation(artifacts: &[Arc<Artifact>]) -> Option<Uuid> {
         .then_some(first)
 }
 
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    /// Its outputs are on the blackboard.
+    Done {
+        /// How many.
+        outputs: usize,
+    },
+    /// It is kept as a failed run, and a `WorkflowError` was published.
+    Failed {
+        /// The failed run's id.
+        failed_run: Uuid,
+        /// The last error.
+        error: String,
+    },
+}
+
 /// Runs `work` on `agent`: up to the retry policy's attempts, then the outputs or a
 /// `WorkflowError` and a failed run.
-pub(crate) async fn execute<H: Host>(host: &H, agent: &Arc<Agent>, life: &Lifecycle, work: &Work) {
+pub(crate) async fn execute<H: Host>(
+    host: &H,
+    agent: &Arc<Agent>,
+    life: &Lifecycle,
+    work: &Work,
+) -> Outcome {
     let correlation_id = common_correlation(work.artifacts());
     let mut ctx = EngineContext::new(agent.name.clone())
         .with_correlation_id(correlation_id)
@@ -103,7 +125,9 @@ pub(crate) async fn execute<H: Host>(host: &H, agent: &Arc<Agent>, life: &Lifecy
                         observe(component.as_ref(), "after_publish", hook).await;
                     }
                 }
-                return;
+                return Outcome::Done {
+                    outputs: outputs.len(),
+                };
             }
             Err(error) => {
                 let will_retry = attempt < max_attempts;
@@ -136,7 +160,7 @@ pub(crate) async fn execute<H: Host>(host: &H, agent: &Arc<Agent>, life: &Lifecy
         error.to_string(),
         attempt,
     )
-    .await;
+    .await
 }
 
 /// Gives up on `work`: keeps it as a failed run, then publishes the `WorkflowError`,
@@ -148,7 +172,7 @@ pub(crate) async fn fail<H: Host>(
     kind: FailureKind,
     message: String,
     attempts: u32,
-) {
+) -> Outcome {
     spans::run_failed(&tracing::Span::current(), &message);
     let input_ids: Vec<ArtifactId> = work.artifacts().iter().map(|a| a.id).collect();
     tracing::error!(
@@ -176,15 +200,17 @@ pub(crate) async fn fail<H: Host>(
     let id = artifact.id;
     // Kept before the error is published, so whoever reacts to the WorkflowError
     // finds the failed run.
-    host.record_failure(FailedRun::new(
+    let failed = FailedRun::new(
         agent.clone(),
         work,
         kind,
-        message,
+        message.clone(),
         attempts,
         id,
         now.wall,
-    ));
+    );
+    let failed_run = failed.id;
+    host.record_failure(failed);
     if let Err(error) = host.publish_outputs(vec![artifact]).await {
         tracing::error!(
             agent = %agent.name,
@@ -192,16 +218,20 @@ pub(crate) async fn fail<H: Host>(
             "could not store the WorkflowError; the failed run is kept in Flock::failed_runs()"
         );
     }
+    Outcome::Failed {
+        failed_run,
+        error: message,
+    }
 }
 
 /// Refuses `work` (the agent's circuit breaker is open): a failed run of kind
 /// `CircuitOpen`, never executed.
-pub(crate) async fn refuse<H: Host>(host: &H, agent: &Arc<Agent>, work: Work) {
+pub(crate) async fn refuse<H: Host>(host: &H, agent: &Arc<Agent>, work: Work) -> Outcome {
     let max = agent.max_iterations.map_or(0, |n| n.get());
     let message = format!(
         "circuit breaker open: agent '{}' reached max_iterations {max} runs since the flock \
          was last idle; this run was refused and its inputs are kept in Flock::failed_runs()",
         agent.name
     );
-    fail(host, agent, work, FailureKind::CircuitOpen, message, 0).await;
+    fail(host, agent, work, FailureKind::CircuitOpen, message, 0).await
 }

@@ -3,35 +3,31 @@
 //! publish, external or an agent's output, comes through [`Runtime::publish`].
 
 mod host;
+mod idle;
+mod runs;
 mod timer;
 
-use std::{
-    panic::AssertUnwindSafe,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
 };
 
-use flock_core::{
-    Artifact, BlackboardStore, FlushReason, InMemoryStore, PublishError, TypeRegistry,
-    panic_message,
-};
-use futures::FutureExt;
+use flock_core::{Artifact, BlackboardStore, InMemoryStore, PublishError, TypeRegistry};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
-use tracing::{Instrument, Span};
+use tokio::sync::{Notify, broadcast};
+use tracing::Span;
 
 use crate::{
     admission::{Admission, OnFull},
     agent::{Agent, RegistrationError},
     clock::{Clock, Now},
-    decision::{Core, Drained, Ready, Refused, Routed, Routing, Run, Source, Ticket},
-    failed::{FailedRun, FailureKind},
-    run::{self, Lifecycle},
+    decision::{Core, Ready, Refused, Routed, Routing, Source},
+    events::FlockEvent,
+    failed::FailedRun,
+    run::Lifecycle,
     spans,
-    work::Work,
 };
+use idle::Unwatch;
 
 /// The runtime of one flock: the core under its lock, and what drives it.
 pub(crate) struct Runtime {
@@ -54,7 +50,13 @@ pub(crate) struct Runtime {
     lifecycles: RwLock<Vec<Arc<Lifecycle>>>,
     /// Dead letters: runs given up, oldest first.
     failed: Mutex<Vec<FailedRun>>,
+    /// Live events, sent only once someone subscribed.
+    events: broadcast::Sender<FlockEvent>,
+    events_on: AtomicBool,
 }
+
+/// Live events a subscriber may fall behind by before it loses the oldest.
+const EVENTS_CAPACITY: usize = 16_384;
 
 impl Runtime {
     pub(crate) fn new(store: Option<Arc<dyn BlackboardStore>>, admission: Admission) -> Self {
@@ -79,6 +81,40 @@ impl Runtime {
             timer_started: AtomicBool::new(false),
             lifecycles: RwLock::new(Vec::new()),
             failed: Mutex::new(Vec::new()),
+            events: broadcast::channel(EVENTS_CAPACITY).0,
+            events_on: AtomicBool::new(false),
+        }
+    }
+
+    /// A receiver of live events from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<FlockEvent> {
+        let receiver = self.events.subscribe();
+        self.core.lock().enable_events();
+        self.events_on.store(true, Ordering::Release);
+        receiver
+    }
+
+    /// Whether someone listens to live events.
+    pub(crate) fn events_on(&self) -> bool {
+        self.events_on.load(Ordering::Acquire)
+    }
+
+    /// Sends a live event (dropped when nobody listens right now).
+    pub(crate) fn send(&self, event: FlockEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Reports an artifact accepted onto the blackboard.
+    fn published(&self, artifact: &Artifact) {
+        if self.events_on() {
+            self.send(FlockEvent::ArtifactPublished {
+                id: artifact.id,
+                type_name: artifact.type_name(),
+                produced_by: artifact.produced_by.to_string(),
+                correlation_id: artifact.correlation_id,
+                created_at: artifact.created_at,
+                visibility: artifact.visibility.clone(),
+            });
         }
     }
 
@@ -135,19 +171,17 @@ impl Runtime {
         source: Source,
         now: Now,
     ) -> Result<(), PublishError> {
-        let routed = self.routing.read().route(&artifact, now);
+        let mut routed = self.routing.read().route(&artifact, now);
         if let Some(memory) = &self.memory {
             // The default store answers at once: admit, store and collect in one step.
             let fast = {
                 let mut core = self.core.lock();
                 match core.reserve(&routed, source) {
                     Ok(()) => Some(match memory.insert(artifact.clone()) {
-                        Ok(()) => Ok(core.collect(
-                            artifact.clone(),
-                            routed.clone(),
-                            now,
-                            &Span::current(),
-                        )),
+                        Ok(()) => {
+                            let routed = std::mem::take(&mut routed);
+                            Ok(core.collect(artifact.clone(), routed, now, &Span::current()))
+                        }
                         Err(error) => Err((error, core.cancel(&routed))),
                     }),
                     Err(Refused::Full(_)) if self.on_full == OnFull::Wait => None,
@@ -155,7 +189,7 @@ impl Runtime {
                 }
             };
             if let Some(ready) = fast {
-                return self.finish_publish(ready).await;
+                return self.finish_publish(&artifact, ready).await;
             }
         }
         self.reserve(&routed, source).await?;
@@ -164,21 +198,25 @@ impl Runtime {
             None => self.store.publish(artifact.clone()).await,
         };
         let ready = match stored {
-            Ok(()) => Ok(self
-                .core
-                .lock()
-                .collect(artifact, routed, self.now(), &Span::current())),
+            Ok(()) => {
+                Ok(self
+                    .core
+                    .lock()
+                    .collect(artifact.clone(), routed, self.now(), &Span::current()))
+            }
             Err(error) => Err((error, self.core.lock().cancel(&routed))),
         };
-        self.finish_publish(ready).await
+        self.finish_publish(&artifact, ready).await
     }
 
     async fn finish_publish(
         self: &Arc<Self>,
+        artifact: &Artifact,
         ready: Result<Ready, (flock_core::StoreError, Ready)>,
     ) -> Result<(), PublishError> {
         match ready {
             Ok(ready) => {
+                self.published(artifact);
                 self.act(ready);
                 // A publishing loop that never waits would otherwise starve the runs
                 // it starts on the same thread (a current-thread runtime): every so
@@ -247,6 +285,7 @@ impl Runtime {
         }
         for (artifact, routed) in outputs.into_iter().zip(routed) {
             let span = spans::artifact_publish(&artifact);
+            self.published(&artifact);
             let ready = self.core.lock().collect(artifact, routed, now, &span);
             span.in_scope(|| self.act(ready));
         }
@@ -281,7 +320,11 @@ impl Runtime {
             rearm,
             quiet,
             room,
+            events,
         } = ready;
+        for event in events {
+            self.send(event);
+        }
         for (agent, discarded) in &discarded {
             spans::join_discard(agent, discarded);
         }
@@ -315,176 +358,12 @@ impl Runtime {
         }
     }
 
-    /// Spawns a run that holds a slot; its ticket comes back to the core when it
-    /// finishes, whatever happens in it.
-    fn spawn_run(self: &Arc<Self>, run: Run) {
-        let Run {
-            ticket,
-            agent,
-            input,
-            cause,
-            joined,
-        } = run;
-        let runtime = self.clone();
-        let life = self.lifecycle(agent.index);
-        let ticket = TicketGuard::new(self.clone(), ticket);
-        tokio::spawn(async move {
-            // Built here, not under the core's lock: proportional to the batch, and
-            // the run is already counted live.
-            let work = input.into_work();
-            let span = match &joined {
-                Some(done) => {
-                    let join = spans::join_complete(
-                        &cause,
-                        &agent,
-                        done.subscription,
-                        &done.key,
-                        done.size,
-                        done.wait,
-                    );
-                    spans::run(&join, &agent, &work)
-                }
-                None => spans::run(&cause, &agent, &work),
-            };
-            let executed = AssertUnwindSafe(
-                run::execute(&runtime, &agent, &life, &work).instrument(span.clone()),
-            )
-            .catch_unwind()
-            .await;
-            if let Err(panic) = executed {
-                // User code outside every contained call (a component's name in an
-                // error message, say): the run fails, its slot is released below.
-                let message = format!("run panicked: {}", panic_message(panic.as_ref()));
-                run::fail(&runtime, &agent, work, FailureKind::Failed, message, 0)
-                    .instrument(span)
-                    .await;
-            }
-            ticket.finish();
-        });
-    }
-
-    /// Records a run the circuit breaker refused.
-    fn spawn_refusal(self: &Arc<Self>, run: Run) {
-        let runtime = self.clone();
-        let ticket = TicketGuard::new(self.clone(), run.ticket);
-        tokio::spawn(async move {
-            let work = run.input.into_work();
-            let span = spans::run(&run.cause, &run.agent, &work);
-            run::refuse(&runtime, &run.agent, work)
-                .instrument(span)
-                .await;
-            ticket.finish();
-        });
-    }
-
     /// Starts the timer on first need, and wakes it to re-arm.
     fn rearm(self: &Arc<Self>) {
         if !self.timer_started.swap(true, Ordering::AcqRel) {
             tokio::spawn(timer::run(Arc::downgrade(self), self.timer.clone()));
         }
         self.timer.notify_one();
-    }
-
-    // === time, idle, shutdown ===
-
-    /// Carries out everything due now; returns how many batches flushed.
-    pub(crate) fn tick(self: &Arc<Self>) -> usize {
-        let ready = self.core.lock().tick(self.now());
-        let flushed = ready.flushed.0;
-        self.act(ready);
-        flushed
-    }
-
-    /// Flushes every batch with `reason`; returns (batches, artifacts).
-    pub(crate) fn flush_all(self: &Arc<Self>, reason: FlushReason) -> (usize, usize) {
-        let ready = self.core.lock().flush_all(reason, self.now());
-        let flushed = ready.flushed;
-        self.act(ready);
-        flushed
-    }
-
-    /// Waits until nothing is due, dispatching or live.
-    pub(crate) async fn wait_idle(self: &Arc<Self>) {
-        loop {
-            let notified = self.idle.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let (ready, quiet) = {
-                let mut core = self.core.lock();
-                let ready = core.tick(self.now());
-                let quiet = core.is_quiet();
-                if !quiet {
-                    core.watch_idle();
-                }
-                (ready, quiet)
-            };
-            self.act(ready);
-            if quiet {
-                return;
-            }
-            let _watching = Unwatch(self, Core::unwatch_idle);
-            notified.await;
-        }
-    }
-
-    /// Shuts down: refuses external publishes, then flushes (reason `shutdown`) and
-    /// waits until no batch, dispatch or run is left. Returns the batches and
-    /// artifacts it flushed and what the drain left.
-    pub(crate) async fn shutdown(self: &Arc<Self>) -> ((usize, usize), Drained) {
-        let ready = self.core.lock().begin_shutdown();
-        self.act(ready);
-        let mut flushed = (0, 0);
-        loop {
-            self.wait_idle().await;
-            let (ready, drained) = {
-                let mut core = self.core.lock();
-                let now = self.now();
-                let ready = core.flush_all(FlushReason::Shutdown, now);
-                let drained = if ready.flushed.0 == 0 {
-                    core.try_drain(now)
-                } else {
-                    None
-                };
-                (ready, drained)
-            };
-            flushed.0 += ready.flushed.0;
-            flushed.1 += ready.flushed.1;
-            self.act(ready);
-            if let Some(drained) = drained {
-                // The timer ends: nothing can start any more.
-                self.timer.notify_one();
-                for (agent, discarded) in &drained.discarded {
-                    spans::join_discard(agent, discarded);
-                }
-                return (flushed, drained);
-            }
-        }
-    }
-
-    /// Calls `on_terminate` on the components of every initialized agent, once.
-    pub(crate) async fn terminate_agents(&self) {
-        let agents: Vec<Arc<Agent>> = self.routing.read().agents().to_vec();
-        for agent in agents {
-            let life = self.lifecycle(agent.index);
-            if life.initialized.initialized() && !life.terminated.swap(true, Ordering::AcqRel) {
-                for component in &agent.components {
-                    let hook = component.on_terminate(&agent.name);
-                    run::observe(component.as_ref(), "on_terminate", hook).await;
-                }
-            }
-        }
-    }
-
-    /// Runs a failed run again; `false` once shutdown began.
-    pub(crate) fn run_again(self: &Arc<Self>, agent: u32, work: Work) -> bool {
-        let ready = self.core.lock().schedule_again(agent, work);
-        match ready {
-            Some(ready) => {
-                self.act(ready);
-                true
-            }
-            None => false,
-        }
     }
 }
 
@@ -512,46 +391,5 @@ fn refusal(refused: Refused) -> PublishError {
     match refused {
         Refused::Closed => PublishError::Closed,
         Refused::Full(full) => full,
-    }
-}
-
-/// Stops watching (for quiet, or for room) when dropped, also when the waiting
-/// future is cancelled.
-struct Unwatch<'a>(&'a Runtime, fn(&mut Core));
-
-impl Drop for Unwatch<'_> {
-    fn drop(&mut self) {
-        (self.1)(&mut self.0.core.lock());
-    }
-}
-
-/// A run's ticket, given back to the core exactly once: by [`TicketGuard::finish`]
-/// when the run ends, or on drop when its task was cancelled.
-struct TicketGuard {
-    runtime: Arc<Runtime>,
-    ticket: Option<Ticket>,
-}
-
-impl TicketGuard {
-    fn new(runtime: Arc<Runtime>, ticket: Ticket) -> Self {
-        Self {
-            runtime,
-            ticket: Some(ticket),
-        }
-    }
-
-    fn finish(mut self) {
-        let ticket = self.ticket.take().expect("a ticket is given back once");
-        let ready = self.runtime.core.lock().finish(ticket);
-        self.runtime.act(ready);
-    }
-}
-
-impl Drop for TicketGuard {
-    fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            let ready = self.runtime.core.lock().abandon(ticket);
-            self.runtime.act(ready);
-        }
     }
 }

@@ -13,6 +13,7 @@ mod batching;
 mod circuit_breaker;
 mod duplicates;
 mod errors;
+mod events;
 mod fuzz_json;
 mod hooks;
 mod inspection;
