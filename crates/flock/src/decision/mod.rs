@@ -15,6 +15,7 @@
 mod ready;
 mod report;
 mod route;
+mod runs;
 mod schedule;
 mod waiting;
 
@@ -40,7 +41,7 @@ use crate::{
     admission::Admission,
     agent::{Agent, RegistrationError},
     clock::Now,
-    work::{BatchKey, Unit, Work},
+    work::{BatchKey, Unit},
 };
 
 /// Where a publish comes from, for [`Core::reserve`].
@@ -395,33 +396,6 @@ impl Core {
         }
     }
 
-    /// Runs a failed run's work again for its agent (not counted by admission).
-    pub(crate) fn schedule_again(&mut self, agent: u32, work: Work) -> Option<Ready> {
-        if self.phase != Phase::Open {
-            return None;
-        }
-        let mut ready = Ready::default();
-        let agent = self.agents[agent as usize].clone();
-        let run = Run {
-            ticket: Ticket {
-                id: 0,
-                agent: agent.index,
-                slot: false,
-                charge: None,
-            },
-            agent,
-            input: RunInput::Again(work),
-            cause: Span::none(),
-            joined: None,
-        };
-        match self.scheduler.schedule(run) {
-            Scheduled::Start(run) => ready.start.push(run),
-            Scheduled::Refused(run) => ready.refused.push(run),
-            Scheduled::Queued => {}
-        }
-        Some(ready)
-    }
-
     // === time ===
 
     /// Everything due at `now`: deferred artifacts whose visibility began (not once
@@ -496,37 +470,6 @@ impl Core {
         .into_iter()
         .flatten()
         .min()
-    }
-
-    // === runs ===
-
-    /// A run finished: its charge is released and its slot goes to the next queued
-    /// run of its agent.
-    pub(crate) fn finish(&mut self, ticket: Ticket) -> Ready {
-        let mut ready = Ready::default();
-        self.release(&ticket, &mut ready);
-        ready.start.extend(self.scheduler.finish(&ticket));
-        self.settle(&mut ready);
-        ready
-    }
-
-    /// A run's task was dropped unfinished (the tokio runtime is shutting down): its
-    /// agent's queued runs are dropped with it.
-    pub(crate) fn abandon(&mut self, ticket: Ticket) -> Ready {
-        let mut ready = Ready::default();
-        self.release(&ticket, &mut ready);
-        for run in self.scheduler.abandon(&ticket) {
-            self.release(&run.ticket, &mut ready);
-        }
-        self.settle(&mut ready);
-        ready
-    }
-
-    fn release(&mut self, ticket: &Ticket, ready: &mut Ready) {
-        if let Some((subscription, units)) = ticket.charge {
-            self.waiting.release(ticket.agent, subscription, units);
-            ready.room |= self.room_watchers > 0;
-        }
     }
 
     // === idle and shutdown ===
