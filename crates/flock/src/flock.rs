@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     AgentBuilder, FlockBuilder,
+    agent::Registrar,
     decision::{Phase, Source},
     failed::{FailedRun, RetryFailedRunError},
     options::{PublishOptions, ShutdownReport},

@@ -18,16 +18,27 @@ use super::{
     Agent, AgentHandle, OutputCount, OutputDecl, OutputVisibility, RegistrationError,
     VisibilityRule, visibility_rule,
 };
-use crate::{RetryPolicy, runtime::Runtime};
+use crate::RetryPolicy;
 
 type RegisterType = fn(&TypeRegistry) -> Result<(), TypeConflict>;
+
+/// Where a validated agent is registered: the runtime, as the builder sees it.
+pub(crate) trait Registrar: Send + Sync {
+    /// The flock's artifact types.
+    fn registry(&self) -> &TypeRegistry;
+    /// Adds the agent to the flock.
+    ///
+    /// # Errors
+    /// A closed flock, a duplicate name, admission bounds the agent could wedge.
+    fn register(&self, agent: Agent) -> Result<(), RegistrationError>;
+}
 
 /// Declares an agent: what it consumes, what it publishes, and its engine.
 ///
 /// Start one with [`Flock::agent`]; finish with [`AgentBuilder::register`].
 #[must_use = "an agent does nothing until .register() is called"]
 pub struct AgentBuilder {
-    runtime: Arc<Runtime>,
+    runtime: Arc<dyn Registrar>,
     name: String,
     description: Option<String>,
     subscriptions: Vec<Result<Subscription, SubscriptionError>>,
@@ -68,7 +79,7 @@ impl fmt::Debug for AgentBuilder {
 }
 
 impl AgentBuilder {
-    pub(crate) fn new(runtime: Arc<Runtime>, name: String) -> Self {
+    pub(crate) fn new(runtime: Arc<dyn Registrar>, name: String) -> Self {
         Self {
             runtime,
             name,

@@ -14,6 +14,7 @@ use flock_engines::{AgentComponent, Engine};
 use flock_subscription::Subscription;
 
 pub use builder::AgentBuilder;
+pub(crate) use builder::Registrar;
 pub use error::RegistrationError;
 
 use crate::RetryPolicy;

@@ -13,7 +13,11 @@ use flock_subscription::{BatchSpec, Subscribe};
 use tracing::Span;
 
 use super::{Core, Phase, Ready, Refused, Routed, Routing, RunInput, Source};
-use crate::{Admission, AgentBuilder, OnFull, agent::Agent, clock::Now, runtime::Runtime};
+use crate::{
+    Admission, AgentBuilder, OnFull,
+    agent::{Agent, Registrar, RegistrationError},
+    clock::Now,
+};
 
 /// A core and its routing, with explicit time.
 struct Fixture {
@@ -21,7 +25,7 @@ struct Fixture {
     routing: Routing,
     t0: Instant,
     wall0: DateTime<Utc>,
-    builder_runtime: Arc<Runtime>,
+    types: Arc<Types>,
 }
 
 impl Fixture {
@@ -31,7 +35,7 @@ impl Fixture {
             routing: Routing::default(),
             t0: Instant::now_for_tests(),
             wall0: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
-            builder_runtime: Arc::new(Runtime::new(None, Admission::new())),
+            types: Arc::default(),
         }
     }
 
@@ -44,7 +48,7 @@ impl Fixture {
     }
 
     fn agent(&self, name: &str) -> AgentBuilder {
-        AgentBuilder::new(self.builder_runtime.clone(), name.to_owned())
+        AgentBuilder::new(self.types.clone(), name.to_owned())
     }
 
     fn register(&mut self, builder: AgentBuilder) -> Arc<Agent> {
@@ -73,6 +77,21 @@ impl Fixture {
         Ok(self
             .core
             .collect(Arc::new(artifact), routed, now, &Span::none()))
+    }
+}
+
+/// What the builder needs for validation: a type registry. Registration itself
+/// goes to the core under test.
+#[derive(Default)]
+struct Types(flock_core::TypeRegistry);
+
+impl Registrar for Types {
+    fn registry(&self) -> &flock_core::TypeRegistry {
+        &self.0
+    }
+
+    fn register(&self, _: Agent) -> Result<(), RegistrationError> {
+        unreachable!("the tests register agents with the core")
     }
 }
 

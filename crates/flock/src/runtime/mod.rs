@@ -19,7 +19,7 @@ use tracing::Span;
 
 use crate::{
     admission::{Admission, OnFull},
-    agent::{Agent, RegistrationError},
+    agent::{Agent, Registrar, RegistrationError},
     clock::{Clock, Now},
     decision::{Core, Ready, Refused, Routed, Routing, Source},
     events::FlockEvent,
@@ -118,10 +118,6 @@ impl Runtime {
         }
     }
 
-    pub(crate) fn registry(&self) -> &TypeRegistry {
-        &self.registry
-    }
-
     pub(crate) fn store(&self) -> &Arc<dyn BlackboardStore> {
         &self.store
     }
@@ -144,16 +140,6 @@ impl Runtime {
     }
 
     // === agents ===
-
-    pub(crate) fn register(&self, agent: Agent) -> Result<(), RegistrationError> {
-        let mut core = self.core.lock();
-        let agent = core.register(agent)?;
-        self.lifecycles.write().push(Arc::default());
-        // Under the core's lock: a take routed to the new agent only exists once the
-        // core knows it.
-        self.routing.write().add(agent);
-        Ok(())
-    }
 
     fn lifecycle(&self, agent: u32) -> Arc<Lifecycle> {
         self.lifecycles.read()[agent as usize].clone()
@@ -364,6 +350,22 @@ impl Runtime {
             tokio::spawn(timer::run(Arc::downgrade(self), self.timer.clone()));
         }
         self.timer.notify_one();
+    }
+}
+
+impl Registrar for Runtime {
+    fn registry(&self) -> &TypeRegistry {
+        &self.registry
+    }
+
+    fn register(&self, agent: Agent) -> Result<(), RegistrationError> {
+        let mut core = self.core.lock();
+        let agent = core.register(agent)?;
+        self.lifecycles.write().push(Arc::default());
+        // Under the core's lock: a take routed to the new agent only exists once the
+        // core knows it.
+        self.routing.write().add(agent);
+        Ok(())
     }
 }
 
