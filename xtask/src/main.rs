@@ -372,7 +372,7 @@ fn traces(rest: &[String]) -> Result<()> {
         "--quiet",
         "--no-default-features",
         "--package",
-        "flock-trace-duckdb",
+        "flock-rs-trace-duckdb",
         "--bin",
         "flock-traces",
     ];
