@@ -43,6 +43,7 @@
 
 mod error;
 #[cfg(feature = "llm-mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "llm-mock")))]
 pub mod mock;
 mod wire;
 
