@@ -130,6 +130,9 @@ pub use admission::{Admission, InvalidAdmission, OnFull};
 pub use agent::{AgentBuilder, AgentHandle, OutputCount, OutputVisibility, RegistrationError};
 pub use failed::{FailedRun, FailureKind, RetryFailedRunError};
 pub use flock_batch as batch;
+/// The `chrono` this crate's timestamps and [`TimeDelta`](chrono::TimeDelta) durations
+/// come from: `use flock::chrono::TimeDelta;` needs no `chrono` dependency of your own.
+pub use chrono;
 pub use flock_core as core;
 pub use flock_core::{
     AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, BlackboardView,
@@ -144,7 +147,8 @@ pub use flock_engines::{
 };
 pub use flock_subscription as subscription;
 pub use flock_subscription::{
-    AllOf, BatchSpec, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec, JoinWindow, Subscribe,
+    AllOf, BatchSpec, BatchSpecBuilder, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec,
+    JoinWindow, Subscribe,
 };
 pub use flock_trace_duckdb as trace;
 pub use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard, clear_traces};
@@ -188,7 +192,7 @@ pub mod prelude {
     pub use crate::llm::{JsonSchema, LlmEngine};
     pub use crate::{
         AgentComponent, AgentIdentity, AllOf, Artifact, ArtifactFilter, BatchInputs, BatchItem,
-        BatchMetrics, BatchSpec, BatchSummary, Engine, EngineContext, EngineError, FailedRun,
+        BatchMetrics, BatchSpec, BatchSpecBuilder, BatchSummary, Engine, EngineContext, EngineError, FailedRun,
         FailureKind, Flock, FlockType, FlushReason, Inputs, JoinSpec, Outputs, PublishOptions,
         RetryPolicy, SimpleBatchEngine, Subscribe, Visibility, WorkflowError, batch_fn,
         batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,

@@ -6,6 +6,7 @@ mod bad_input;
 mod batch_metrics;
 mod batching;
 mod circuit_breaker;
+mod config;
 mod duplicates;
 mod errors;
 mod fuzz_json;
