@@ -42,9 +42,11 @@ struct EmailBatchReceipt {
 async fn main() -> anyhow::Result<()> {
     let args = Args::from_env(
         "The guide's \"Monitor batch efficiency\": every flush's BatchMetrics, printed by a monitor agent.",
-        &[
-            Opt::value("--speed", "N", "simulated time runs N times faster than real time (default 100)"),
-        ],
+        &[Opt::value(
+            "--speed",
+            "N",
+            "simulated time runs N times faster than real time (default 100)",
+        )],
     );
     let speed: f64 = args.value("--speed", 100.0);
     anyhow::ensure!(speed > 0.0, "--speed must be positive, got {speed}");

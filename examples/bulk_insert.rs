@@ -98,9 +98,21 @@ async fn main() -> anyhow::Result<()> {
         "The guide's \"Database Bulk Insert\": log rows 500 per DuckDB appender insert, against one INSERT per row.",
         &[
             Opt::value("--rows", "N", "log entries in the stream (default 5250)"),
-            Opt::value("--per-row", "N", "rows written one INSERT at a time, for the comparison (default 1000)"),
-            Opt::value("--speed", "N", "simulated time runs N times faster than real time (default 100; 1 for the guide's real 10 s timeout)"),
-            Opt::value("--db", "PATH", "keep the database at PATH (default: a temporary file, removed)"),
+            Opt::value(
+                "--per-row",
+                "N",
+                "rows written one INSERT at a time, for the comparison (default 1000)",
+            ),
+            Opt::value(
+                "--speed",
+                "N",
+                "simulated time runs N times faster than real time (default 100; 1 for the guide's real 10 s timeout)",
+            ),
+            Opt::value(
+                "--db",
+                "PATH",
+                "keep the database at PATH (default: a temporary file, removed)",
+            ),
         ],
     );
     let rows: usize = args.value("--rows", 5_250);

@@ -68,7 +68,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::from_env(
         "The guide's \"BatchSpec + JoinSpec\": temperature and pressure joined by device within 30 s, 5 pairs per quality report.",
         &[
-            Opt::value("--speed", "N", "simulated time runs N times faster than real time (default 100; 1 for real durations)"),
+            Opt::value(
+                "--speed",
+                "N",
+                "simulated time runs N times faster than real time (default 100; 1 for real durations)",
+            ),
             Opt::value("--seed", "N", "the random seed (default 11)"),
         ],
     );

@@ -70,7 +70,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::from_env(
         "The guide's \"IoT Sensor Aggregation\": statistics per device over 1,000 readings or 10 minutes.",
         &[
-            Opt::value("--speed", "N", "simulated time runs N times faster than real time (default 1000)"),
+            Opt::value(
+                "--speed",
+                "N",
+                "simulated time runs N times faster than real time (default 1000)",
+            ),
             Opt::value("--seed", "N", "the random seed (default 5)"),
         ],
     );

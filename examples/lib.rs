@@ -208,7 +208,10 @@ fn usage(program: &str, about: &str, opts: &[Opt]) -> String {
         .collect();
     rows.push(("-h, --help".to_owned(), "print this help and exit"));
     let width = rows.iter().map(|(left, _)| left.len()).max().unwrap_or(0);
-    let mut text = format!("usage: {program} [OPTIONS]\n\n{}\n\noptions:\n", about.trim());
+    let mut text = format!(
+        "usage: {program} [OPTIONS]\n\n{}\n\noptions:\n",
+        about.trim()
+    );
     for (left, help) in rows {
         text.push_str(&format!("  {left:<width$}  {help}\n"));
     }
@@ -321,10 +324,7 @@ mod tests {
         assert_eq!(mistake(&["--fats"]), "invalid option '--fats'");
         assert_eq!(mistake(&["-x"]), "invalid option '-x'");
         assert_eq!(mistake(&["fast"]), "unexpected argument \"fast\"");
-        assert_eq!(
-            mistake(&["--seed"]),
-            "missing argument for option '--seed'"
-        );
+        assert_eq!(mistake(&["--seed"]), "missing argument for option '--seed'");
         assert_eq!(mistake(&["--fast=yes"]), "--fast takes no value, got 'yes'");
         assert_eq!(
             run(&["--seed", "x"]).try_value("--seed", 7_u64),

@@ -51,9 +51,16 @@ async fn main() -> anyhow::Result<()> {
                 "--fast",
                 "a 300 ms timeout and a proportionally faster stream (about 2 s instead of 2 minutes)",
             ),
-            Opt::value("--timeout-ms", "MS", "the batch timeout in milliseconds (default 30000)"),
+            Opt::value(
+                "--timeout-ms",
+                "MS",
+                "the batch timeout in milliseconds (default 30000)",
+            ),
             Opt::value("--seed", "N", "the random seed of the stream (default 7)"),
-            Opt::flag("--trace", "record spans in .flock/traces.duckdb (as FLOCK_TRACE_FILE=true)"),
+            Opt::flag(
+                "--trace",
+                "record spans in .flock/traces.duckdb (as FLOCK_TRACE_FILE=true)",
+            ),
         ],
     );
     let default_timeout = if args.flag("--fast") {

@@ -49,7 +49,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::from_env(
         "The guide's \"BatchSpec + Predicates\": only orders over $1,000 are batched, 10 at a time.",
         &[
-            Opt::value("--speed", "N", "simulated time runs N times faster than real time (default 600)"),
+            Opt::value(
+                "--speed",
+                "N",
+                "simulated time runs N times faster than real time (default 600)",
+            ),
             Opt::value("--seed", "N", "the random seed (default 21)"),
         ],
     );

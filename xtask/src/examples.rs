@@ -379,7 +379,8 @@ path = "quick.rs"
 
     #[test]
     fn the_workspace_examples_parse() {
-        let manifest = fs::read_to_string(crate::project_root().join("examples/Cargo.toml")).unwrap();
+        let manifest =
+            fs::read_to_string(crate::project_root().join("examples/Cargo.toml")).unwrap();
         let runs = parse_examples(&manifest).unwrap();
         assert!(
             runs.iter()

@@ -144,16 +144,18 @@ fn localize(dependencies: &str, root: &Path) -> Result<String> {
             .nth(1)
             .and_then(|rest| rest.split('"').next())
             .with_context(|| format!("no path in `{line}`"))?;
-        let inside = path
-            .strip_prefix(CLONE_PREFIX)
-            .with_context(|| format!("the README's path `{path}` does not start with `{CLONE_PREFIX}`"))?;
+        let inside = path.strip_prefix(CLONE_PREFIX).with_context(|| {
+            format!("the README's path `{path}` does not start with `{CLONE_PREFIX}`")
+        })?;
         let local: PathBuf = root.join(inside);
         ensure!(
             local.join("Cargo.toml").is_file(),
             "the README's path `{path}` names no crate of this repository ({} has no Cargo.toml)",
             local.display()
         );
-        let local = local.to_str().context("the repository's path is not UTF-8")?;
+        let local = local
+            .to_str()
+            .context("the repository's path is not UTF-8")?;
         lines.push(line.replacen(path, local, 1));
     }
     ensure!(
@@ -226,7 +228,9 @@ mod tests {
         let expected = format!("path = \"{}\"", root.join("crates/flock").display());
         assert!(local.contains(&expected), "{local}");
         assert!(local.contains("serde = \"1\""));
-        let other = quick.dependencies.replace(FACADE_FEATURES, "features = [\"otlp\"]");
+        let other = quick
+            .dependencies
+            .replace(FACADE_FEATURES, "features = [\"otlp\"]");
         let err = localize(&other, &root).unwrap_err().to_string();
         assert!(err.contains("make them agree"), "{err}");
     }

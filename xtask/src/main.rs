@@ -23,7 +23,7 @@ usage: cargo xtask <task> [args]
 
 tasks:
   test [ARGS..]            run every test of the workspace (unit, integration, doc)
-  ci                       fmt check, clippy -D warnings, tests, every example: what CI runs
+  ci                       fmt check, clippy, tests, examples, fresh-app, package, docs, msrv: what CI runs
   example NAME [ARGS..]    run one example, e.g. `cargo xtask example payment_batching`
   examples [NAME..]        run every example (or these) with its fast flags; fails if one fails
   bench [ARGS..]           run every benchmark target of the workspace; ARGS go to cargo bench,
@@ -141,7 +141,11 @@ fn ci() -> Result<()> {
     }
     clippy()?;
     test(&[])?;
-    examples::examples(&[])
+    examples::examples(&[])?;
+    fresh_app::fresh_app()?;
+    release::package()?;
+    release::docs()?;
+    release::msrv()
 }
 
 /// Every benchmark of the workspace, in release mode, with the development DuckDB.

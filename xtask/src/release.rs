@@ -71,7 +71,9 @@ fn published(metadata: &Value) -> Result<Vec<Published>> {
         if package["publish"].as_array().is_some_and(Vec::is_empty) {
             continue;
         }
-        let manifest = package["manifest_path"].as_str().context("no manifest_path")?;
+        let manifest = package["manifest_path"]
+            .as_str()
+            .context("no manifest_path")?;
         published.push(Published {
             name: package["name"].as_str().context("no name")?.to_owned(),
             dir: Path::new(manifest)
@@ -150,11 +152,7 @@ fn check_listed_files(krate: &Published) -> Result<()> {
         .copied()
         .collect();
     if !missing.is_empty() {
-        bail!(
-            "the package of {} lacks {}",
-            krate.name,
-            missing.join(", ")
-        );
+        bail!("the package of {} lacks {}", krate.name, missing.join(", "));
     }
     Ok(())
 }
@@ -166,7 +164,10 @@ fn check_includes_stay_inside(dir: &Path) -> Result<()> {
     for file in rust_files(&dir.join("src"))? {
         let text = fs::read_to_string(&file)?;
         for included in included_paths(&text) {
-            let resolved = file.parent().context("file without a parent")?.join(included);
+            let resolved = file
+                .parent()
+                .context("file without a parent")?
+                .join(included);
             let inside = resolved
                 .canonicalize()
                 .is_ok_and(|path| path.starts_with(&root));
@@ -256,10 +257,17 @@ pub(crate) fn docs() -> Result<()> {
         let mut cmd = cargo_command(&args)?;
         cmd.env("RUSTDOCFLAGS", rustdoc_args.join(" "))
             .env("RUSTC_BOOTSTRAP", "1");
-        eprintln!("xtask: cargo {} (docs.rs settings of {})", args.join(" "), krate.name);
+        eprintln!(
+            "xtask: cargo {} (docs.rs settings of {})",
+            args.join(" "),
+            krate.name
+        );
         let status = cmd.status().context("failed to start cargo doc")?;
         if !status.success() {
-            bail!("the docs of {} do not build as docs.rs builds them", krate.name);
+            bail!(
+                "the docs of {} do not build as docs.rs builds them",
+                krate.name
+            );
         }
     }
     Ok(())
@@ -310,11 +318,18 @@ pub(crate) fn msrv() -> Result<()> {
     if toolchain_installed(&toolchain) {
         let target = crate::target_dir()?.join("msrv");
         let mut cmd = Command::new("rustup");
-        cmd.args(["run", &toolchain, "cargo", "check", "--workspace", "--all-targets"])
-            .args(["--no-default-features", "--locked"])
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("RUSTC")
-            .env_remove("CARGO");
+        cmd.args([
+            "run",
+            &toolchain,
+            "cargo",
+            "check",
+            "--workspace",
+            "--all-targets",
+        ])
+        .args(["--no-default-features", "--locked"])
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTC")
+        .env_remove("CARGO");
         for (key, value) in crate::duckdb::prebuilt_env()? {
             cmd.env(key, value);
         }
@@ -360,10 +375,12 @@ fn workspace_rust_version(manifest: &Path) -> Result<Version> {
         let line = line.trim();
         if line.starts_with('[') {
             in_package = line == "[workspace.package]";
-        } else if in_package
-            && let Some(value) = line.strip_prefix("rust-version")
-        {
-            let value = value.trim().trim_start_matches('=').trim().trim_matches('"');
+        } else if in_package && let Some(value) = line.strip_prefix("rust-version") {
+            let value = value
+                .trim()
+                .trim_start_matches('=')
+                .trim()
+                .trim_matches('"');
             return parse_version(value)
                 .with_context(|| format!("rust-version `{value}` is not a version"));
         }
@@ -426,7 +443,10 @@ mod tests {
     #[test]
     fn includes_outside_the_package_are_found() {
         let text = r#"#[doc = include_str!("../guide/a.md")] const B: &[u8] = include_bytes!("../../../x.bin");"#;
-        assert_eq!(included_paths(text), vec!["../guide/a.md", "../../../x.bin"]);
+        assert_eq!(
+            included_paths(text),
+            vec!["../guide/a.md", "../../../x.bin"]
+        );
         let facade = crate::project_root().join("crates/flock");
         check_includes_stay_inside(&facade).unwrap();
         let dir = std::env::temp_dir().join(format!("xtask-includes-{}", std::process::id()));

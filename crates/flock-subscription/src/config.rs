@@ -27,7 +27,8 @@ struct BatchSpecFields {
 /// `{ "size": 25, "timeout": "30s" }`; either field may be left out (not both).
 impl Serialize for BatchSpec {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = usize::from(self.max_size().is_some()) + usize::from(self.max_wait().is_some());
+        let fields =
+            usize::from(self.max_size().is_some()) + usize::from(self.max_wait().is_some());
         let mut state = serializer.serialize_struct("BatchSpec", fields)?;
         match self.max_size() {
             Some(size) => state.serialize_field("size", &size.get())?,
@@ -35,7 +36,8 @@ impl Serialize for BatchSpec {
         }
         match self.max_wait() {
             Some(timeout) => {
-                state.serialize_field("timeout", &humantime::format_duration(timeout).to_string())?;
+                state
+                    .serialize_field("timeout", &humantime::format_duration(timeout).to_string())?;
             }
             None => state.skip_field("timeout")?,
         }
@@ -93,7 +95,9 @@ impl de::Visitor<'_> for JoinWindowVisitor {
 
     fn visit_u64<E: de::Error>(self, value: u64) -> Result<JoinWindow, E> {
         let count = usize::try_from(value).map_err(|_| {
-            E::custom(format_args!("join window of {value} artifacts is too large"))
+            E::custom(format_args!(
+                "join window of {value} artifacts is too large"
+            ))
         })?;
         count.into_join_window().map_err(E::custom)
     }
@@ -188,7 +192,10 @@ mod tests {
                 r#"{"size":5,"timout":"30s"}"#,
                 "unknown field `timout`, expected `size` or `timeout`",
             ),
-            (r#"{"size":-1}"#, "invalid value: integer `-1`, expected usize"),
+            (
+                r#"{"size":-1}"#,
+                "invalid value: integer `-1`, expected usize",
+            ),
             (
                 r#"{"size":5,"timeout":30}"#,
                 "invalid type: integer `30`, expected a duration such as \"30s\"",
@@ -213,7 +220,10 @@ mod tests {
             ("0", "join window must be at least 1 artifact, got 0"),
             ("-3", "join window must be at least 1 artifact, got -3"),
             (r#""0s""#, "join window must be greater than zero, got 0s"),
-            (r#""soon""#, "invalid duration \"soon\": expected number at 0"),
+            (
+                r#""soon""#,
+                "invalid duration \"soon\": expected number at 0",
+            ),
             (
                 "1.5",
                 "invalid type: floating point `1.5`, expected a join window",

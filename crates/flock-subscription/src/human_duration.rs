@@ -153,7 +153,9 @@ mod tests {
                 "invalid type: integer `30`, expected a duration such as \"30s\", \"5m\" or \"250ms\"",
             ),
         ] {
-            let err = serde_json::from_str::<Holder>(json).unwrap_err().to_string();
+            let err = serde_json::from_str::<Holder>(json)
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with(message), "{json}: {err}");
         }
     }

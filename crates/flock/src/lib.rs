@@ -128,11 +128,11 @@ mod run;
 
 pub use admission::{Admission, InvalidAdmission, OnFull};
 pub use agent::{AgentBuilder, AgentHandle, OutputCount, OutputVisibility, RegistrationError};
-pub use failed::{FailedRun, FailureKind, RetryFailedRunError};
-pub use flock_batch as batch;
 /// The `chrono` this crate's timestamps and [`TimeDelta`](chrono::TimeDelta) durations
 /// come from: `use flock::chrono::TimeDelta;` needs no `chrono` dependency of your own.
 pub use chrono;
+pub use failed::{FailedRun, FailureKind, RetryFailedRunError};
+pub use flock_batch as batch;
 pub use flock_core as core;
 pub use flock_core::{
     AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, BlackboardView,
@@ -192,9 +192,9 @@ pub mod prelude {
     pub use crate::llm::{JsonSchema, LlmEngine};
     pub use crate::{
         AgentComponent, AgentIdentity, AllOf, Artifact, ArtifactFilter, BatchInputs, BatchItem,
-        BatchMetrics, BatchSpec, BatchSpecBuilder, BatchSummary, Engine, EngineContext, EngineError, FailedRun,
-        FailureKind, Flock, FlockType, FlushReason, Inputs, JoinSpec, Outputs, PublishOptions,
-        RetryPolicy, SimpleBatchEngine, Subscribe, Visibility, WorkflowError, batch_fn,
-        batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
+        BatchMetrics, BatchSpec, BatchSpecBuilder, BatchSummary, Engine, EngineContext,
+        EngineError, FailedRun, FailureKind, Flock, FlockType, FlushReason, Inputs, JoinSpec,
+        Outputs, PublishOptions, RetryPolicy, SimpleBatchEngine, Subscribe, Visibility,
+        WorkflowError, batch_fn, batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
     };
 }

@@ -214,9 +214,7 @@ impl Serialize for RetryPolicy {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (backoff, delay, max_delay) = match self.backoff {
             Backoff::Fixed(delay) => (BackoffKind::Fixed, delay, None),
-            Backoff::Exponential { initial, max } => {
-                (BackoffKind::Exponential, initial, Some(max))
-            }
+            Backoff::Exponential { initial, max } => (BackoffKind::Exponential, initial, Some(max)),
         };
         RetryPolicyFields {
             max_attempts: self.max_attempts(),

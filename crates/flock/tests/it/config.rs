@@ -61,7 +61,10 @@ fn an_agent_configuration_reads_from_toml_and_round_trips() {
         json,
         r#"{"batch":{"size":25,"timeout":"30s"},"window":"30s","retry":{"max_attempts":3,"backoff":"exponential","delay":"100ms","max_delay":"5s"},"admission":{"max_waiting":100000,"on_full":"reject"}}"#
     );
-    assert_eq!(serde_json::from_str::<AgentConfig>(&json).unwrap(), expected);
+    assert_eq!(
+        serde_json::from_str::<AgentConfig>(&json).unwrap(),
+        expected
+    );
 }
 
 #[test]
@@ -95,7 +98,10 @@ fn retry_policies_round_trip_in_every_shape() {
 fn admission_round_trips_and_defaults_to_wait() {
     let none: Admission = serde_json::from_str("{}").unwrap();
     assert_eq!(none, Admission::new());
-    assert_eq!(serde_json::to_string(&none).unwrap(), r#"{"on_full":"wait"}"#);
+    assert_eq!(
+        serde_json::to_string(&none).unwrap(),
+        r#"{"on_full":"wait"}"#
+    );
     let both = Admission::new()
         .max_waiting(10)
         .unwrap()
@@ -110,7 +116,10 @@ fn admission_round_trips_and_defaults_to_wait() {
 fn invalid_configurations_are_errors_naming_the_problem() {
     fn check<T: for<'de> Deserialize<'de> + std::fmt::Debug>(json: &str, message: &str) {
         let err = serde_json::from_str::<T>(json).unwrap_err().to_string();
-        assert!(err.starts_with(message), "{json}: {err:?} lacks {message:?}");
+        assert!(
+            err.starts_with(message),
+            "{json}: {err:?} lacks {message:?}"
+        );
     }
     check::<RetryPolicy>(
         r#"{"max_attempts": 0}"#,
