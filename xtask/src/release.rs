@@ -19,7 +19,14 @@ use crate::{cargo, cargo_command};
 
 // === the workspace as cargo sees it ===
 
-/// A member of the workspace that is published (no `publish = false`).
+/// The members of the workspace: those published (no `publish = false`), and the
+/// names of the others.
+struct Members {
+    published: Vec<Published>,
+    unpublished: Vec<String>,
+}
+
+/// A member of the workspace that is published.
 struct Published {
     name: String,
     dir: PathBuf,
@@ -59,16 +66,22 @@ fn host_triple() -> Result<String> {
 }
 
 fn published(metadata: &Value) -> Result<Vec<Published>> {
+    Ok(members(metadata)?.published)
+}
+
+fn members(metadata: &Value) -> Result<Members> {
     let members = metadata["workspace_members"]
         .as_array()
         .context("metadata without workspace_members")?;
     let mut published = Vec::new();
+    let mut unpublished = Vec::new();
     for package in metadata["packages"].as_array().into_iter().flatten() {
         if !members.contains(&package["id"]) {
             continue;
         }
         // `publish` is null when unrestricted, `[]` for `publish = false`.
         if package["publish"].as_array().is_some_and(Vec::is_empty) {
+            unpublished.push(package["name"].as_str().context("no name")?.to_owned());
             continue;
         }
         let manifest = package["manifest_path"]
@@ -86,7 +99,10 @@ fn published(metadata: &Value) -> Result<Vec<Published>> {
     if published.is_empty() {
         bail!("no published crate in the workspace");
     }
-    Ok(published)
+    Ok(Members {
+        published,
+        unpublished,
+    })
 }
 
 // === cargo xtask package ===
@@ -106,23 +122,30 @@ const FACADE_FILES: [&str; 2] = ["README.md", "guide/batch-processing.md"];
 /// would compile DuckDB from C++ (25+ minutes); without it the crates link the
 /// development DuckDB instead, so verification proves the same thing (the package
 /// holds everything it needs) at a fraction of the cost. `publish = false` members
-/// (examples, xtask) are skipped by cargo. Before that, cheap checks: every
+/// (examples, xtask) are excluded (`--workspace` alone would package them too).
+/// Before that, cheap checks: every
 /// `include_str!`/`include_bytes!` stays inside its package (docs.rs and cargo
 /// see only the package), and the listed files are in it.
 pub(crate) fn package() -> Result<()> {
-    let published = published(&metadata()?)?;
+    let Members {
+        published,
+        unpublished,
+    } = members(&metadata()?)?;
     for krate in &published {
         check_includes_stay_inside(&krate.dir)
             .with_context(|| format!("crate {} reads files outside its package", krate.name))?;
         check_listed_files(krate)?;
     }
-    cargo(&[
+    let mut args = vec![
         "package",
         "--workspace",
         "--no-default-features",
         "--allow-dirty",
-    ])
-    .context("`cargo package` failed for a published crate")?;
+    ];
+    for name in &unpublished {
+        args.extend(["--exclude", name.as_str()]);
+    }
+    cargo(&args).context("`cargo package` failed for a published crate")?;
     let names: Vec<&str> = published.iter().map(|k| k.name.as_str()).collect();
     println!("packaged and verified: {}", names.join(", "));
     Ok(())

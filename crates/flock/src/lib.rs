@@ -174,8 +174,8 @@ pub mod llm {
 #[cfg_attr(docsrs, doc(cfg(feature = "llm")))]
 pub use llm::LlmEngine;
 
-/// Guides, from `crates/flock/guide/` in the repository (part of the package, so
-/// docs.rs renders them). Every Rust block in them is a doctest of this crate, so the
+/// Guides, from this crate's `guide/` directory (part of the package, so docs.rs
+/// renders them). Every Rust block in them is a doctest of this crate, so the
 /// guides compile and run with the API they teach.
 // They teach the default features (the LLM engine among them).
 #[cfg(all(any(doc, doctest), feature = "llm"))]
