@@ -76,7 +76,8 @@ pub(crate) async fn publish_ids(flock: &Flock, ids: impl IntoIterator<Item = i64
     }
 }
 
-pub(crate) fn spec(size: usize) -> flock::subscription::BatchSpecBuilder {
+/// A size-only spec, built from the prelude (`BatchSpecBuilder` is in it).
+pub(crate) fn spec(size: usize) -> BatchSpecBuilder {
     BatchSpec::size(size)
 }
 
