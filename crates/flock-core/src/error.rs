@@ -27,11 +27,17 @@ pub enum PublishError {
         known: Vec<String>,
     },
     /// The payload does not deserialize into the named type.
-    #[error("payload does not fit artifact type '{type_name}': {source}")]
+    #[error(
+        "payload does not fit artifact type '{type_name}'{}: {source}",
+        at_field(.path.as_deref())
+    )]
     InvalidPayload {
         /// The type the payload was meant for.
         type_name: String,
-        /// What serde reported (it names the field).
+        /// Where in the payload it does not fit, as `items[2].price`; `None` when the
+        /// payload as a whole does not (a missing field is named by `source`).
+        path: Option<String>,
+        /// What serde reported.
         source: serde_json::Error,
     },
     /// The JSON is not of the form `{"type": "...", "payload": {...}}`.
@@ -63,6 +69,11 @@ pub enum PublishError {
     /// The store refused the artifact.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn at_field(path: Option<&str>) -> String {
+    path.map(|path| format!(" at field '{path}'"))
+        .unwrap_or_default()
 }
 
 fn known_list(known: &[String]) -> String {

@@ -156,7 +156,7 @@ impl Subscription {
         self.join.as_ref()
     }
 
-    /// Whether batches are kept per key ([`Subscribe::keyed_by`]).
+    /// Whether batches are kept per key ([`Subscribe::keyed_by`](crate::Subscribe::keyed_by)).
     pub fn is_keyed(&self) -> bool {
         self.batch_key.is_some()
     }

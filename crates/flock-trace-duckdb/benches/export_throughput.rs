@@ -1,7 +1,7 @@
 //! Rough export throughput: how fast spans made with `tracing` reach the DuckDB
 //! file, and what one span costs the instrumented thread.
 //!
-//! `cargo xtask cargo bench -p flock-trace-duckdb --no-default-features --bench export_throughput [-- N]`
+//! `cargo xtask cargo bench -p flock-rs-trace-duckdb --no-default-features --bench export_throughput [-- N]`
 //!
 //! Not a criterion benchmark: one run of N spans (default 200 000) shaped like
 //! the runtime's `batch.flush` spans, with the queue sized to hold them all so

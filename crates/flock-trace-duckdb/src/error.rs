@@ -72,6 +72,7 @@ pub enum TraceError {
 
     /// The OTLP exporter could not be built.
     #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
     #[error("cannot build the otlp exporter for endpoint `{endpoint}`")]
     Otlp {
         /// The configured endpoint.

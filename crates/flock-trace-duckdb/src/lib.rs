@@ -87,6 +87,9 @@
 //! # Ok::<(), flock_trace_duckdb::TraceError>(())
 //! ```
 
+// docs.rs (`--cfg docsrs`) marks every feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod error;
 mod exporter;
 #[cfg(feature = "otlp")]

@@ -224,6 +224,7 @@ impl TraceConfig {
     /// `http://localhost:4318/v1/traces` for Jaeger or Tempo), through a batch
     /// processor of its own. [`ExportReport`] counts the file's spans only.
     #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
     #[must_use]
     pub fn otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.otlp_endpoint = Some(endpoint.into());

@@ -69,7 +69,7 @@ impl FlockBuilder {
     }
 
     /// Never traces into DuckDB, whatever the environment says (install your own
-    /// subscriber, e.g. with [`TraceGuard::layer`], to compose it differently).
+    /// subscriber, e.g. with [`TraceGuard::layer`](crate::TraceGuard::layer), to compose it differently).
     pub fn no_trace(mut self) -> Self {
         self.trace = TraceChoice::Off;
         self

@@ -116,6 +116,9 @@
 //! collector. `llm` (default) adds the LLM engine; `llm-mock` also its local
 //! OpenAI-compatible test server (`flock::llm::mock`).
 
+// docs.rs (`--cfg docsrs`) marks every feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod admission;
 mod agent;
 mod builder;
@@ -135,6 +138,9 @@ mod work;
 pub use admission::{Admission, AdmissionCounts, InvalidAdmission, OnFull};
 pub use agent::{AgentBuilder, AgentHandle, OutputCount, OutputVisibility, RegistrationError};
 pub use builder::FlockBuilder;
+/// The `chrono` this crate's timestamps and [`TimeDelta`](chrono::TimeDelta) durations
+/// come from: `use flock::chrono::TimeDelta;` needs no `chrono` dependency of your own.
+pub use chrono;
 pub use events::FlockEvent;
 pub use failed::{FailedRun, FailureKind, RetryFailedRunError};
 pub use flock::Flock;
@@ -153,7 +159,8 @@ pub use flock_engines::{
 };
 pub use flock_subscription as subscription;
 pub use flock_subscription::{
-    AllOf, BatchSpec, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec, JoinWindow, Subscribe,
+    AllOf, BatchSpec, BatchSpecBuilder, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec,
+    JoinWindow, Subscribe,
 };
 pub use flock_trace_duckdb as trace;
 pub use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard, clear_traces};
@@ -169,33 +176,36 @@ pub use policy::{InvalidRetryPolicy, RetryPolicy};
 /// without a direct `schemars` dependency, add
 /// `#[schemars(crate = "flock::llm::schemars")]` to the type).
 #[cfg(feature = "llm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "llm")))]
 pub mod llm {
     pub use flock_engines::llm::schemars::{self, JsonSchema};
     pub use flock_engines::llm::*;
 }
 #[cfg(feature = "llm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "llm")))]
 pub use llm::LlmEngine;
 
-/// Guides, from `docs/guide/` in the repository. Every Rust block in them is a
-/// doctest of this crate, so the guides compile and run with the API they teach.
+/// Guides, from this crate's `guide/` directory (part of the package, so docs.rs
+/// renders them). Every Rust block in them is a doctest of this crate, so the
+/// guides compile and run with the API they teach.
 // They teach the default features (the LLM engine among them).
 #[cfg(all(any(doc, doctest), feature = "llm"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "llm")))]
 pub mod guide {
-    // `include_str!` reaches outside the crate: the guides live with the other docs,
-    // where readers of the repository find them. Only doc and doctest builds read it.
-    #[doc = include_str!("../../../docs/guide/batch-processing.md")]
+    #[doc = include_str!("../guide/batch-processing.md")]
     pub mod batch_processing {}
 }
 
 /// Everything an application needs: `use flock::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "llm")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "llm")))]
     pub use crate::llm::{JsonSchema, LlmEngine};
     pub use crate::{
         AgentComponent, AgentIdentity, AllOf, Artifact, ArtifactFilter, BatchInputs, BatchItem,
-        BatchMetrics, BatchSpec, BatchSummary, Engine, EngineContext, EngineError, FailedRun,
-        FailureKind, Flock, FlockType, FlushReason, Inputs, JoinSpec, Outputs, PublishOptions,
-        RetryPolicy, SimpleBatchEngine, Subscribe, Visibility, WorkflowError, batch_fn,
-        batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
+        BatchMetrics, BatchSpec, BatchSpecBuilder, BatchSummary, Engine, EngineContext,
+        EngineError, FailedRun, FailureKind, Flock, FlockType, FlushReason, Inputs, JoinSpec,
+        Outputs, PublishOptions, RetryPolicy, SimpleBatchEngine, Subscribe, Visibility,
+        WorkflowError, batch_fn, batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
     };
 }

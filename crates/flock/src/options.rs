@@ -54,7 +54,7 @@ impl PublishOptions {
     }
 }
 
-/// What [`Flock::shutdown`] did.
+/// What [`Flock::shutdown`](crate::Flock::shutdown) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {

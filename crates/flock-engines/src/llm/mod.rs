@@ -44,6 +44,7 @@
 mod builder;
 mod error;
 #[cfg(feature = "llm-mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "llm-mock")))]
 pub mod mock;
 mod wire;
 

@@ -35,7 +35,7 @@ pub(crate) trait Registrar: Send + Sync {
 
 /// Declares an agent: what it consumes, what it publishes, and its engine.
 ///
-/// Start one with [`Flock::agent`]; finish with [`AgentBuilder::register`].
+/// Start one with [`Flock::agent`](crate::Flock::agent); finish with [`AgentBuilder::register`].
 #[must_use = "an agent does nothing until .register() is called"]
 pub struct AgentBuilder {
     runtime: Arc<dyn Registrar>,

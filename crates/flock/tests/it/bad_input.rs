@@ -339,7 +339,7 @@ async fn malformed_or_mistyped_json_is_refused_with_what_is_wrong() {
         ),
         (
             "{\"type\": \"payments.Transaction\", \"payload\": {\"transaction_id\": \"t1\", \"amount\": \"12.50\"}}",
-            "payload does not fit artifact type 'payments.Transaction': invalid type: string \"12.50\", expected f64".to_owned(),
+            "payload does not fit artifact type 'payments.Transaction' at field 'amount': invalid type: string \"12.50\", expected f64".to_owned(),
         ),
         (
             "{\"type\": \"payments.Transaction\", \"payload\": null}",

@@ -11,6 +11,7 @@ mod bad_input;
 mod batch_metrics;
 mod batching;
 mod circuit_breaker;
+mod config;
 mod duplicates;
 mod errors;
 mod events;
@@ -82,7 +83,8 @@ pub(crate) async fn publish_ids(flock: &Flock, ids: impl IntoIterator<Item = i64
     }
 }
 
-pub(crate) fn spec(size: usize) -> flock::subscription::BatchSpecBuilder {
+/// A size-only spec, built from the prelude (`BatchSpecBuilder` is in it).
+pub(crate) fn spec(size: usize) -> BatchSpecBuilder {
     BatchSpec::size(size)
 }
 
