@@ -23,8 +23,10 @@ pub use error::{PublishError, StoreError, TypeConflict};
 pub use flock_macros::FlockType;
 pub use flock_visibility::{AgentIdentity, Visibility};
 pub use registry::TypeRegistry;
-pub use store::{ArtifactFilter, BlackboardStore, BlackboardView, InMemoryStore};
-pub use types::{FlushReason, WorkflowError};
+pub use store::{
+    ArtifactFilter, BlackboardStore, BlackboardView, FailureRecord, InMemoryStore, RunCommit,
+};
+pub use types::{FailureKind, FlushReason, WorkflowError};
 
 use serde::{Serialize, de::DeserializeOwned};
 

@@ -20,9 +20,20 @@ struct Entry {
 ///
 /// Types are registered when an agent consumes or publishes them, when a typed value
 /// is published, or explicitly; after that, JSON can be published by type name.
-#[derive(Default)]
+///
+/// Cloning is cheap and clones share their entries: a durable store decodes what it
+/// reads back with the registry of the flock built on it.
+#[derive(Default, Clone)]
 pub struct TypeRegistry {
-    entries: RwLock<FxHashMap<&'static str, Entry>>,
+    entries: std::sync::Arc<RwLock<FxHashMap<&'static str, Entry>>>,
+}
+
+impl std::fmt::Debug for TypeRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypeRegistry")
+            .field("types", &self.names())
+            .finish()
+    }
 }
 
 impl TypeRegistry {
@@ -96,6 +107,24 @@ impl TypeRegistry {
                 source: err.into_inner(),
             }
         })
+    }
+
+    /// Decodes a payload read back from a store: typed when its type is registered,
+    /// [`Payload::raw_json`] otherwise.
+    ///
+    /// # Errors
+    /// [`PublishError::InvalidPayload`] when a registered type does not accept the
+    /// stored JSON (the type changed since it was stored).
+    pub fn decode_stored(
+        &self,
+        type_name: &str,
+        payload: serde_json::Value,
+    ) -> Result<Payload, PublishError> {
+        if self.contains(type_name) {
+            self.decode(type_name, payload)
+        } else {
+            Ok(Payload::raw_json(type_name, payload))
+        }
     }
 
     /// Decodes an envelope `{"type": "...", "payload": {...}}`.

@@ -4,21 +4,11 @@
 use std::{fmt, sync::Arc};
 
 use chrono::{DateTime, Utc};
+pub use flock_core::FailureKind;
 use flock_core::{Artifact, ArtifactId, FlushReason};
 use uuid::Uuid;
 
 use crate::{agent::Agent, work::Work};
-
-/// Why a run is among the failed runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum FailureKind {
-    /// Every attempt failed: an engine error or panic, a component hook, or outputs
-    /// that broke the output contract.
-    Failed,
-    /// The agent's circuit breaker (`max_iterations`) refused the run; it never ran.
-    CircuitOpen,
-}
 
 /// A run that did not complete, with everything needed to inspect or retry it: the
 /// dead-letter entry [`Flock::failed_runs`](crate::Flock::failed_runs) returns.
