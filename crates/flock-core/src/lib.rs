@@ -24,7 +24,8 @@ pub use flock_macros::FlockType;
 pub use flock_visibility::{AgentIdentity, Visibility};
 pub use registry::TypeRegistry;
 pub use store::{
-    ArtifactFilter, BlackboardStore, BlackboardView, FailureRecord, InMemoryStore, RunCommit,
+    ArtifactFilter, BlackboardStore, BlackboardView, FailureRecord, InMemoryStore,
+    InvalidRetention, Retention, RunCommit,
 };
 pub use types::{FailureKind, FlushReason, WorkflowError};
 

@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc};
 
-use flock_core::BlackboardStore;
+use flock_core::{BlackboardStore, Retention};
 use flock_trace_duckdb::{TraceConfig, TraceError};
 use parking_lot::Mutex;
 
@@ -15,6 +15,7 @@ pub struct FlockBuilder {
     store: Option<Arc<dyn BlackboardStore>>,
     trace: TraceChoice,
     admission: Admission,
+    retention: Retention,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +60,22 @@ impl FlockBuilder {
     /// ```
     pub fn trace(mut self, config: TraceConfig) -> Self {
         self.trace = TraceChoice::On(config);
+        self
+    }
+
+    /// How long the default in-memory store keeps artifacts (default: for the life of
+    /// the flock); see [`Retention`]. Artifacts still waiting in a batch, a join
+    /// group, a deferral, a run or a failed run are never evicted. Ignored with
+    /// [`FlockBuilder::store`].
+    ///
+    /// ```
+    /// use flock::{Flock, Retention};
+    ///
+    /// // Keep only what is still waiting or running: memory stays bounded.
+    /// let flock = Flock::builder().retention(Retention::new().drop_consumed()).build();
+    /// ```
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
         self
     }
 
@@ -111,7 +128,7 @@ impl FlockBuilder {
             Err(error) => (None, Some(error)),
         };
         let flock = Flock {
-            runtime: Arc::new(Runtime::new(self.store, self.admission)),
+            runtime: Arc::new(Runtime::new(self.store, self.retention, self.admission)),
             tracing: Arc::new(Tracing {
                 file: guard.as_ref().map(|g| g.path().to_owned()),
                 guard: Mutex::new(guard),

@@ -148,8 +148,8 @@ pub use flock_batch as batch;
 pub use flock_core as core;
 pub use flock_core::{
     AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, BlackboardView,
-    FlockType, FlushReason, InMemoryStore, Payload, PublishError, StoreError, Visibility,
-    WorkflowError,
+    FlockType, FlushReason, InMemoryStore, InvalidRetention, Payload, PublishError, Retention,
+    StoreError, Visibility, WorkflowError,
 };
 pub use flock_engines as engines;
 pub use flock_engines::{

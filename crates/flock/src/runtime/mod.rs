@@ -12,7 +12,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use flock_core::{Artifact, BlackboardStore, InMemoryStore, PublishError, TypeRegistry};
+use flock_core::{Artifact, BlackboardStore, InMemoryStore, PublishError, Retention, TypeRegistry};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, broadcast};
 use tracing::Span;
@@ -59,20 +59,28 @@ pub(crate) struct Runtime {
 const EVENTS_CAPACITY: usize = 16_384;
 
 impl Runtime {
-    pub(crate) fn new(store: Option<Arc<dyn BlackboardStore>>, admission: Admission) -> Self {
+    /// A runtime on `store` (the in-memory store under `retention` when `None`).
+    pub(crate) fn new(
+        store: Option<Arc<dyn BlackboardStore>>,
+        retention: Retention,
+        admission: Admission,
+    ) -> Self {
         let (store, memory) = match store {
             Some(store) => (store, None),
             None => {
-                let memory = Arc::new(InMemoryStore::new());
+                let memory = Arc::new(InMemoryStore::with_retention(retention));
                 (memory.clone() as Arc<dyn BlackboardStore>, Some(memory))
             }
         };
+        // A durable store decodes what it reads back with the flock's types: share
+        // its registry.
+        let registry = store.types().unwrap_or_default();
         Self {
             core: Mutex::new(Core::new(admission)),
             routing: RwLock::new(Routing::default()),
             store,
             memory,
-            registry: TypeRegistry::new(),
+            registry,
             clock: Clock::new(),
             on_full: admission.on_full,
             idle: Notify::new(),

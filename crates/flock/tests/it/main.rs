@@ -27,6 +27,7 @@ mod output_contract;
 mod publishing;
 mod races;
 mod registration;
+mod retention;
 mod retries;
 mod shutdown;
 mod stress;
