@@ -166,7 +166,7 @@ pub use flock_trace_duckdb as trace;
 pub use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard, clear_traces};
 pub use flock_visibility as visibility;
 pub use inspect::{ActiveBatch, PendingJoin};
-pub use options::{PublishOptions, ShutdownReport};
+pub use options::{PublishOptions, RecoveryReport, ShutdownReport};
 pub use policy::{InvalidRetryPolicy, RetryPolicy};
 
 /// The LLM engine for OpenAI-compatible chat-completion endpoints (feature `llm`, on

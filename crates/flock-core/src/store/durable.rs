@@ -47,6 +47,9 @@ pub struct FailureRecord {
     /// Item boundaries in `inputs` when the items were join groups: the length of
     /// each group, in order (empty otherwise).
     pub groups: Vec<usize>,
+    /// The subscription (its index in the agent's declaration), when the run was a
+    /// batch.
+    pub subscription: Option<usize>,
     /// The flush reason, when the run was a batch.
     pub flush_reason: Option<FlushReason>,
     /// When it was given up.

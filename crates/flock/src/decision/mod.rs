@@ -31,7 +31,7 @@ use flock_core::{Artifact, FlushReason, PublishError};
 use flock_subscription::JoinKey;
 use tracing::Span;
 
-pub(crate) use ready::{Drained, JoinDone, Ready};
+pub(crate) use ready::{Discard, Drained, Held, JoinDone, Ready, Released};
 pub(crate) use route::{Routed, Routing, Take, Way};
 pub(crate) use schedule::{Run, RunInput, Ticket};
 use schedule::{Scheduled, Scheduler};
@@ -80,7 +80,7 @@ pub(crate) struct Core {
     agents: Vec<Arc<Agent>>,
     batcher: Batcher<BatchKey, Unit>,
     joiner: Joiner<BatchKey, JoinKey, Arc<Artifact>>,
-    deferred: Deferrals<Arc<Artifact>>,
+    deferred: Deferrals<Held>,
     waiting: Waiting,
     scheduler: Scheduler,
     /// Artifacts accepted (or released) and not yet collected.
@@ -202,13 +202,32 @@ impl Core {
         now: Now,
         cause: &Span,
     ) -> Ready {
+        self.collect_for(
+            Held {
+                artifact,
+                only: None,
+            },
+            routed,
+            now,
+            cause,
+        )
+    }
+
+    /// [`Core::collect`], for the agents `held.only` names when it names some.
+    pub(crate) fn collect_for(
+        &mut self,
+        held: Held,
+        routed: Routed,
+        now: Now,
+        cause: &Span,
+    ) -> Ready {
         let mut ready = Ready::default();
         self.dispatching -= 1;
         match routed {
-            Routed::Deferred(at) => ready.rearm |= self.deferred.push(at, artifact),
+            Routed::Deferred(at) => ready.rearm |= self.deferred.push(at, held),
             Routed::Takes(takes) => {
                 for take in takes {
-                    self.take(artifact.clone(), take, now, cause, &mut ready);
+                    self.take(held.artifact.clone(), take, now, cause, &mut ready);
                 }
             }
         }
@@ -404,7 +423,12 @@ impl Core {
     pub(crate) fn tick(&mut self, now: Now) -> Ready {
         let mut ready = Ready::default();
         if self.phase == Phase::Open {
-            ready.released = self.deferred.poll_due(now.mono);
+            ready.released = self
+                .deferred
+                .poll_due(now.mono)
+                .into_iter()
+                .map(|(at, held)| Released { at, held })
+                .collect();
             self.dispatching += ready.released.len();
         }
         let expired = self.joiner.poll_expired(now.mono);

@@ -37,16 +37,44 @@ pub(crate) trait Host: Send + Sync {
     fn now(&self) -> Now;
     /// The blackboard as `identity` sees it.
     fn view(&self, identity: Arc<AgentIdentity>) -> BlackboardView;
-    /// Stores outputs (all or none, where the store can) and dispatches them.
+    /// Stores a successful run's outputs together with the consumption of its
+    /// inputs (one fact, where the store is durable), then dispatches the outputs.
     ///
     /// # Errors
-    /// The store's error: nothing was dispatched.
-    fn publish_outputs(
+    /// The store's error: nothing was stored or dispatched.
+    fn commit_run(
         &self,
+        agent: &Agent,
+        run_id: Uuid,
+        work: &Work,
         outputs: Vec<Arc<Artifact>>,
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
-    /// Keeps a failed run.
-    fn record_failure(&self, run: FailedRun);
+    /// Keeps a failed run (durably, with its inputs consumed, where the store is
+    /// durable), then publishes its `WorkflowError`.
+    fn commit_failure(
+        &self,
+        run: FailedRun,
+        error: Arc<Artifact>,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// The id recorded for a join group `agent` discarded: as [`run_id`] of its
+/// artifacts.
+pub(crate) fn discard_id(agent: &str, inputs: &[ArtifactId]) -> Uuid {
+    let namespace = Uuid::new_v5(&Uuid::NAMESPACE_OID, agent.as_bytes());
+    let mut name = Vec::with_capacity(16 * inputs.len());
+    for id in inputs {
+        name.extend_from_slice(id.0.as_bytes());
+    }
+    Uuid::new_v5(&namespace, &name)
+}
+
+/// The id of `agent`'s run over `work`'s inputs: a UUID v5 of the agent's name and
+/// the input ids, so every attempt, a retry of the failed run, and a re-run after a
+/// crash see the same id.
+pub(crate) fn run_id(agent: &str, work: &Work) -> Uuid {
+    let inputs: Vec<ArtifactId> = work.artifacts().iter().map(|a| a.id).collect();
+    discard_id(agent, &inputs)
 }
 
 /// An agent's component lifecycle: runtime state, kept beside the declaration.
@@ -93,7 +121,9 @@ pub(crate) async fn execute<H: Host>(
     work: &Work,
 ) -> Outcome {
     let correlation_id = common_correlation(work.artifacts());
+    let run_id = run_id(&agent.name, work);
     let mut ctx = EngineContext::new(agent.name.clone())
+        .with_run_id(run_id)
         .with_correlation_id(correlation_id)
         .with_blackboard(host.view(agent.identity.clone()));
     if let Work::Batch(flushed) = work {
@@ -108,7 +138,7 @@ pub(crate) async fn execute<H: Host>(
         let result = match attempt::once(agent, life, &ctx, work, &mut consumed).await {
             Ok(payloads) => {
                 let outputs = outputs::artifacts(host.now(), agent, payloads, correlation_id, work);
-                match host.publish_outputs(outputs.clone()).await {
+                match host.commit_run(agent, run_id, work, outputs.clone()).await {
                     Ok(()) => Ok(outputs),
                     Err(error) => Err(EngineError::new(format!(
                         "the run's outputs could not be stored: {error}"
@@ -198,10 +228,10 @@ pub(crate) async fn fail<H: Host>(
         common_correlation(work.artifacts()),
     );
     let id = artifact.id;
-    // Kept before the error is published, so whoever reacts to the WorkflowError
-    // finds the failed run.
+    let run_id = run_id(&agent.name, &work);
     let failed = FailedRun::new(
         agent.clone(),
+        run_id,
         work,
         kind,
         message.clone(),
@@ -210,14 +240,7 @@ pub(crate) async fn fail<H: Host>(
         now.wall,
     );
     let failed_run = failed.id;
-    host.record_failure(failed);
-    if let Err(error) = host.publish_outputs(vec![artifact]).await {
-        tracing::error!(
-            agent = %agent.name,
-            %error,
-            "could not store the WorkflowError; the failed run is kept in Flock::failed_runs()"
-        );
-    }
+    host.commit_failure(failed, artifact).await;
     Outcome::Failed {
         failed_run,
         error: message,

@@ -83,6 +83,8 @@ impl Runtime {
                 for (agent, discarded) in &drained.discarded {
                     spans::join_discard(agent, discarded);
                 }
+                // Not recorded as consumed: with a durable store, a restarted flock
+                // collects them again, and the groups may still complete.
                 for event in &drained.events {
                     self.send(event.clone());
                 }

@@ -36,6 +36,7 @@ impl Runtime {
             // Built here, not under the core's lock: proportional to the batch, and
             // the run is already counted live.
             let work = input.into_work();
+            let recovered = runtime.was_replayed(&work);
             let span = match &joined {
                 Some(done) => {
                     let join = spans::join_complete(
@@ -46,9 +47,9 @@ impl Runtime {
                         done.size,
                         done.wait,
                     );
-                    spans::run(&join, &agent, &work)
+                    spans::run(&join, &agent, &work, recovered)
                 }
-                None => spans::run(&cause, &agent, &work),
+                None => spans::run(&cause, &agent, &work, recovered),
             };
             let visibility = runtime.events_on().then(|| {
                 let visibility =
@@ -86,6 +87,20 @@ impl Runtime {
         });
     }
 
+    /// Whether recovery collected any of `work`'s inputs again (forgetting them:
+    /// each is reported with its first run).
+    fn was_replayed(&self, work: &crate::work::Work) -> bool {
+        let mut replayed = self.replayed.lock();
+        if replayed.is_empty() {
+            return false;
+        }
+        let before = replayed.len();
+        for artifact in work.artifacts() {
+            replayed.remove(&artifact.id);
+        }
+        replayed.len() < before
+    }
+
     /// Records a run the circuit breaker refused.
     pub(super) fn spawn_refusal(self: &Arc<Self>, run: Run) {
         let runtime = self.clone();
@@ -93,7 +108,8 @@ impl Runtime {
         let ticket = TicketGuard::new(self.clone(), run.ticket);
         tokio::spawn(async move {
             let work = run.input.into_work();
-            let span = spans::run(&run.cause, &run.agent, &work);
+            let recovered = runtime.was_replayed(&work);
+            let span = spans::run(&run.cause, &run.agent, &work, recovered);
             let visibility = runtime
                 .events_on()
                 .then(|| Visibility::derived_from(work.artifacts().iter().map(|a| &a.visibility)));
