@@ -133,7 +133,9 @@ mod spans;
 mod work;
 
 pub use admission::{Admission, AdmissionCounts, InvalidAdmission, OnFull};
-pub use agent::{AgentBuilder, AgentHandle, OutputCount, OutputVisibility, RegistrationError};
+pub use agent::{
+    AgentBuilder, AgentHandle, AgentInfo, OutputCount, OutputVisibility, RegistrationError,
+};
 pub use builder::FlockBuilder;
 pub use events::FlockEvent;
 pub use failed::{FailedRun, FailureKind, RetryFailedRunError};
@@ -156,7 +158,9 @@ pub use flock_subscription::{
     AllOf, BatchSpec, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec, JoinWindow, Subscribe,
 };
 pub use flock_trace_duckdb as trace;
-pub use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard, clear_traces};
+pub use flock_trace_duckdb::{
+    ExportReport, ExportStats, TraceConfig, TraceError, TraceGuard, clear_traces,
+};
 pub use flock_visibility as visibility;
 pub use inspect::{ActiveBatch, PendingJoin};
 pub use options::{PublishOptions, ShutdownReport};

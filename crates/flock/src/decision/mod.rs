@@ -12,6 +12,7 @@
 //! artifacts, re-arm the timer, wake waiters). The core never awaits, spawns, reads
 //! a clock or calls user code.
 
+mod inspect;
 mod ready;
 mod report;
 mod route;
@@ -23,9 +24,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use flock_batch::{
-    Batcher, Deferrals, DiscardReason, Discarded, Joiner, PendingBatch, PendingGroup,
-};
+use flock_batch::{Batcher, Deferrals, DiscardReason, Discarded, Joiner};
 use flock_core::{Artifact, FlushReason, PublishError};
 use flock_subscription::JoinKey;
 use tracing::Span;
@@ -588,27 +587,5 @@ impl Core {
             events: ready.events,
             deferred_undelivered: self.deferred.len(),
         })
-    }
-
-    // === inspection ===
-
-    /// The batches collecting, oldest first.
-    pub(crate) fn pending_batches(&self, now: Now) -> Vec<PendingBatch<BatchKey>> {
-        self.batcher.pending(now.mono)
-    }
-
-    /// The incomplete join groups, oldest first.
-    pub(crate) fn pending_groups(&self, now: Now) -> Vec<PendingGroup<BatchKey, JoinKey>> {
-        self.joiner.pending(now.mono)
-    }
-
-    /// The admission counts, when the flock has bounds.
-    pub(crate) fn admission_counts(&self) -> Option<crate::AdmissionCounts> {
-        self.waiting.counts(&self.agents)
-    }
-
-    /// Items waiting in batches and join groups (what a dropped flock loses).
-    pub(crate) fn held(&self) -> (usize, usize) {
-        (self.batcher.waiting(), self.joiner.waiting())
     }
 }

@@ -9,7 +9,7 @@ mod timer;
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicBool, AtomicU64, Ordering},
 };
 
 use flock_core::{Artifact, BlackboardStore, InMemoryStore, PublishError, TypeRegistry};
@@ -53,6 +53,8 @@ pub(crate) struct Runtime {
     /// Live events, sent only once someone subscribed.
     events: broadcast::Sender<FlockEvent>,
     events_on: AtomicBool,
+    /// External publishes refused at an admission bound (`OnFull::Reject`).
+    rejected: AtomicU64,
 }
 
 /// Live events a subscriber may fall behind by before it loses the oldest.
@@ -83,6 +85,7 @@ impl Runtime {
             failed: Mutex::new(Vec::new()),
             events: broadcast::channel(EVENTS_CAPACITY).0,
             events_on: AtomicBool::new(false),
+            rejected: AtomicU64::new(0),
         }
     }
 
@@ -115,6 +118,22 @@ impl Runtime {
                 created_at: artifact.created_at,
                 visibility: artifact.visibility.clone(),
             });
+        }
+    }
+
+    /// External publishes refused at an admission bound so far.
+    pub(crate) fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The error for a refused publish, counting admission rejections.
+    fn refusal(&self, refused: Refused) -> PublishError {
+        match refused {
+            Refused::Closed => PublishError::Closed,
+            Refused::Full(full) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                full
+            }
         }
     }
 
@@ -185,7 +204,7 @@ impl Runtime {
                         Err(error) => Err((error, core.cancel(&routed))),
                     }),
                     Err(Refused::Full(_)) if self.on_full == OnFull::Wait => None,
-                    Err(refused) => return Err(refusal(refused)),
+                    Err(refused) => return Err(self.refusal(refused)),
                 }
             };
             if let Some(ready) = fast {
@@ -242,7 +261,7 @@ impl Runtime {
                 match core.reserve(routed, source) {
                     Ok(()) => return Ok(()),
                     Err(Refused::Full(_)) if self.on_full == OnFull::Wait => core.watch_room(),
-                    Err(refused) => return Err(refusal(refused)),
+                    Err(refused) => return Err(self.refusal(refused)),
                 }
             }
             let _watching = Unwatch(self, Core::unwatch_room);
@@ -384,12 +403,5 @@ impl Drop for Runtime {
         }
         // Let the timer see that the flock is gone.
         self.timer.notify_one();
-    }
-}
-
-fn refusal(refused: Refused) -> PublishError {
-    match refused {
-        Refused::Closed => PublishError::Closed,
-        Refused::Full(full) => full,
     }
 }
