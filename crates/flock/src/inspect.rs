@@ -124,6 +124,13 @@ impl Flock {
             .waiting_with_correlation(correlation_id, now)
     }
 
+    /// The flock's wall clock: the UTC time artifacts are stamped with and
+    /// visibility is judged at (one reading advanced by the monotonic clock, so it
+    /// follows tokio's paused clock in tests).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.runtime.now().wall
+    }
+
     /// Runs scheduled and not finished: running, waiting for one of their agent's
     /// slots, or refused by a circuit breaker and not yet recorded.
     pub fn runs_in_flight(&self) -> usize {

@@ -125,6 +125,7 @@ mod events;
 mod failed;
 mod flock;
 mod inspect;
+mod invoke;
 mod options;
 mod policy;
 mod run;
@@ -163,6 +164,7 @@ pub use flock_trace_duckdb::{
 };
 pub use flock_visibility as visibility;
 pub use inspect::{ActiveBatch, PendingJoin};
+pub use invoke::InvokeError;
 pub use options::{PublishOptions, ShutdownReport};
 pub use policy::{InvalidRetryPolicy, RetryPolicy};
 

@@ -334,7 +334,7 @@ impl Core {
             };
             ready.events.push(event);
             if let Some(batch) = &pushed.flushed {
-                ready.events.push(report::batch_flushed(agent, batch));
+                ready.events.push(report::batch_flushed(agent, batch, now));
             }
         }
         match pushed.flushed {
@@ -394,8 +394,10 @@ impl Core {
         }
     }
 
-    /// Runs a failed run's work again for its agent (not counted by admission).
-    pub(crate) fn schedule_again(&mut self, agent: u32, work: Work) -> Option<Ready> {
+    /// Runs `work` for `agent` (a failed run again, or a direct invocation), not
+    /// counted by admission; returns what to carry out and the run's id. `None`
+    /// once shutdown began.
+    pub(crate) fn schedule_again(&mut self, agent: u32, work: Work) -> Option<(Ready, u64)> {
         if self.phase != Phase::Open {
             return None;
         }
@@ -418,7 +420,7 @@ impl Core {
             Scheduled::Refused(run) => ready.refused.push(run),
             Scheduled::Queued => {}
         }
-        Some(ready)
+        Some((ready, self.scheduler.last_id()))
     }
 
     // === time ===
@@ -435,7 +437,7 @@ impl Core {
         let expired = self.joiner.poll_expired(now.mono);
         self.discarded(expired, &mut ready);
         let due = self.batcher.poll_expired(now.mono);
-        self.schedule_batches(due, &mut ready);
+        self.schedule_batches(due, now, &mut ready);
         self.settle(&mut ready);
         ready
     }
@@ -444,7 +446,7 @@ impl Core {
     pub(crate) fn flush_all(&mut self, reason: FlushReason, now: Now) -> Ready {
         let mut ready = Ready::default();
         let batches = self.batcher.flush_all(reason, now.mono);
-        self.schedule_batches(batches, &mut ready);
+        self.schedule_batches(batches, now, &mut ready);
         self.settle(&mut ready);
         ready
     }
@@ -452,6 +454,7 @@ impl Core {
     fn schedule_batches(
         &mut self,
         batches: Vec<flock_batch::Batch<BatchKey, Unit>>,
+        now: Now,
         ready: &mut Ready,
     ) {
         for batch in batches {
@@ -463,7 +466,9 @@ impl Core {
                 .sum::<usize>();
             let agent = self.agents[batch.key.agent as usize].clone();
             if self.events {
-                ready.events.push(report::batch_flushed(&agent, &batch));
+                ready
+                    .events
+                    .push(report::batch_flushed(&agent, &batch, now));
             }
             let subscription = batch.key.subscription;
             let units = batch.items.len();

@@ -24,7 +24,7 @@ use crate::{
     decision::{Core, Ready, Refused, Routed, Routing, Source},
     events::FlockEvent,
     failed::FailedRun,
-    run::Lifecycle,
+    run::{self, Lifecycle},
     spans,
 };
 use idle::Unwatch;
@@ -55,6 +55,8 @@ pub(crate) struct Runtime {
     events_on: AtomicBool,
     /// External publishes refused at an admission bound (`OnFull::Reject`).
     rejected: AtomicU64,
+    /// Callers waiting for a run to end (`Flock::invoke`), by run id.
+    waiters: Mutex<rustc_hash::FxHashMap<u64, tokio::sync::oneshot::Sender<run::Outcome>>>,
 }
 
 /// Live events a subscriber may fall behind by before it loses the oldest.
@@ -86,6 +88,7 @@ impl Runtime {
             events: broadcast::channel(EVENTS_CAPACITY).0,
             events_on: AtomicBool::new(false),
             rejected: AtomicU64::new(0),
+            waiters: Mutex::default(),
         }
     }
 
