@@ -13,7 +13,6 @@ mod bad_input;
 mod browser;
 mod events;
 mod metrics;
-mod sigterm;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
