@@ -63,7 +63,6 @@ pub(crate) fn payments_agent(flock: &Flock, name: &str, size: usize, tenant: Opt
 
 /// A flock served on a free port of 127.0.0.1, stopped by [`Served::stop`].
 pub(crate) struct Served {
-    pub(crate) flock: Flock,
     pub(crate) base: String,
     pub(crate) http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -83,7 +82,6 @@ impl Served {
             let _ = stopped.await;
         }));
         Self {
-            flock,
             base,
             http: reqwest::Client::new(),
             stop: Some(stop),
