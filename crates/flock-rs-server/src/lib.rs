@@ -45,5 +45,11 @@ mod state;
 mod view;
 
 pub use config::{Access, DEFAULT_PORT, InvalidToken, ServerConfig};
+
+/// The guide's chapter on operating a flock, `docs/guide/operating.md`: its Rust
+/// blocks run as doctests of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide/operating.md")]
+mod guide {}
 pub use error::{ApiError, ServeError};
 pub use server::{Listening, ServeExt, Server, serve};

@@ -20,17 +20,19 @@ use serde_json::json;
 
 use crate::{Payment, PaymentReport, Served, payments_agent};
 
-const CHROMIUM: &[&str] = &["/usr/bin/chromium", "/usr/bin/chromium-browser"];
-const CHROMEDRIVER: &[&str] = &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"];
+const CHROMIUM: &[&str] = &["chromium", "chromium-browser", "google-chrome"];
+const CHROMEDRIVER: &[&str] = &["chromedriver"];
 
-fn find(candidates: &[&str], package: &str) -> PathBuf {
-    candidates
+/// The first of `names` on the `PATH` (Debian puts chromedriver in /usr/bin).
+fn find(names: &[&str], package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names
         .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "the browser test needs headless Chromium: none of {candidates:?} exists; \
+                "the browser test needs headless Chromium: none of {names:?} is on the PATH; \
                  install Debian's `{package}` package (apt-get install chromium chromium-driver), \
                  as .ci/run does"
             )
