@@ -77,7 +77,14 @@
 //!   `cargo xtask example NAME` in the repository (`payment_batching --fast`,
 //!   `simple_batch`, `review_sentiment`, `support_tickets`, `bulk_insert`,
 //!   `rate_limit`, `iot_stats`, `vip_orders`, `factory_qc`, `tenant_batching`,
-//!   `batch_metrics`); `cargo xtask examples` runs them all.
+//!   `batch_metrics`, `dashboard`); `cargo xtask examples` runs them all.
+//! - **Operating a flock**: the `flock-rs-server` crate serves a flock over HTTP
+//!   (Python Flock's `/api/v1` paths plus batches, joins, flushes and failed runs),
+//!   with live events, an embedded dashboard, Prometheus metrics, bearer tokens
+//!   through visibility, and a graceful SIGTERM; `docs/guide/operating.md`. The
+//!   facade's part is what it reads: [`Flock::events`], [`Flock::active_batches`]
+//!   (with each batch's visibility), [`Flock::agents`], [`Flock::runs_in_flight`],
+//!   [`Flock::invoke`].
 //!
 //! # Crates
 //!

@@ -83,3 +83,44 @@ async fn admission_rejections_are_counted() {
     );
     served.stop().await;
 }
+
+/// Spans exported to the DuckDB trace file are counted while the program runs
+/// (this test binary's one global subscriber: no other test here traces).
+#[tokio::test]
+async fn spans_exported_by_the_trace_pipeline_are_counted_live() {
+    let dir = std::env::temp_dir().join(format!("flock-server-traces-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = flock::TraceConfig::new(dir.join("traces.duckdb"))
+        .export_interval(std::time::Duration::from_millis(50));
+    let flock = Flock::builder().trace(config).try_build().unwrap();
+    payments_agent(&flock, "payments", 2, None);
+    let served = Served::open(flock.clone()).await;
+    for id in 1..=2 {
+        served.post("/api/v1/artifacts", payment(id)).await;
+    }
+    flock.run_until_idle().await;
+    let exported = eventually("spans exported", || async {
+        let text = served
+            .http
+            .get(served.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("flock_trace_spans_exported_total "))?;
+        let n: u64 = line.rsplit(' ').next()?.parse().ok()?;
+        (n > 0).then_some(text)
+    })
+    .await;
+    assert!(
+        exported.contains("flock_trace_spans_failed_total 0"),
+        "{exported}"
+    );
+    let report = served.stop().await;
+    assert!(report.traces.is_some_and(|t| t.is_complete()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
