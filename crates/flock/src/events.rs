@@ -58,6 +58,8 @@ pub enum FlockEvent {
     },
     /// A batch flushed: its run is counted and about to start.
     BatchFlushed {
+        /// When it flushed, on the flock's clock.
+        at: DateTime<Utc>,
         /// The agent.
         agent: String,
         /// The subscription's index.

@@ -77,7 +77,14 @@
 //!   `cargo xtask example NAME` in the repository (`payment_batching --fast`,
 //!   `simple_batch`, `review_sentiment`, `support_tickets`, `bulk_insert`,
 //!   `rate_limit`, `iot_stats`, `vip_orders`, `factory_qc`, `tenant_batching`,
-//!   `batch_metrics`); `cargo xtask examples` runs them all.
+//!   `batch_metrics`, `dashboard`); `cargo xtask examples` runs them all.
+//! - **Operating a flock**: the `flock-rs-server` crate serves a flock over HTTP
+//!   (Python Flock's `/api/v1` paths plus batches, joins, flushes and failed runs),
+//!   with live events, an embedded dashboard, Prometheus metrics, bearer tokens
+//!   through visibility, and a graceful SIGTERM; `docs/guide/operating.md`. The
+//!   facade's part is what it reads: [`Flock::events`], [`Flock::active_batches`]
+//!   (with each batch's visibility), [`Flock::agents`], [`Flock::runs_in_flight`],
+//!   [`Flock::invoke`].
 //!
 //! # Crates
 //!
@@ -128,6 +135,7 @@ mod events;
 mod failed;
 mod flock;
 mod inspect;
+mod invoke;
 mod options;
 mod policy;
 mod run;
@@ -136,7 +144,9 @@ mod spans;
 mod work;
 
 pub use admission::{Admission, AdmissionCounts, InvalidAdmission, OnFull};
-pub use agent::{AgentBuilder, AgentHandle, OutputCount, OutputVisibility, RegistrationError};
+pub use agent::{
+    AgentBuilder, AgentHandle, AgentInfo, OutputCount, OutputVisibility, RegistrationError,
+};
 pub use builder::FlockBuilder;
 /// The `chrono` this crate's timestamps and [`TimeDelta`](chrono::TimeDelta) durations
 /// come from: `use flock::chrono::TimeDelta;` needs no `chrono` dependency of your own.
@@ -163,9 +173,12 @@ pub use flock_subscription::{
     JoinWindow, Subscribe,
 };
 pub use flock_trace_duckdb as trace;
-pub use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard, clear_traces};
+pub use flock_trace_duckdb::{
+    ExportReport, ExportStats, TraceConfig, TraceError, TraceGuard, clear_traces,
+};
 pub use flock_visibility as visibility;
 pub use inspect::{ActiveBatch, PendingJoin};
+pub use invoke::InvokeError;
 pub use options::{PublishOptions, RecoveryReport, ShutdownReport};
 pub use policy::{InvalidRetryPolicy, RetryPolicy};
 

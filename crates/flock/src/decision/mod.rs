@@ -12,6 +12,7 @@
 //! artifacts, re-arm the timer, wake waiters). The core never awaits, spawns, reads
 //! a clock or calls user code.
 
+mod inspect;
 mod ready;
 mod report;
 mod route;
@@ -24,9 +25,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use flock_batch::{
-    Batcher, Deferrals, DiscardReason, Discarded, Joiner, PendingBatch, PendingGroup,
-};
+use flock_batch::{Batcher, Deferrals, DiscardReason, Discarded, Joiner};
 use flock_core::{Artifact, FlushReason, PublishError};
 use flock_subscription::JoinKey;
 use tracing::Span;
@@ -355,7 +354,7 @@ impl Core {
             };
             ready.events.push(event);
             if let Some(batch) = &pushed.flushed {
-                ready.events.push(report::batch_flushed(agent, batch));
+                ready.events.push(report::batch_flushed(agent, batch, now));
             }
         }
         match pushed.flushed {
@@ -434,7 +433,7 @@ impl Core {
         let expired = self.joiner.poll_expired(now.mono);
         self.discarded(expired, &mut ready);
         let due = self.batcher.poll_expired(now.mono);
-        self.schedule_batches(due, &mut ready);
+        self.schedule_batches(due, now, &mut ready);
         self.settle(&mut ready);
         ready
     }
@@ -443,7 +442,7 @@ impl Core {
     pub(crate) fn flush_all(&mut self, reason: FlushReason, now: Now) -> Ready {
         let mut ready = Ready::default();
         let batches = self.batcher.flush_all(reason, now.mono);
-        self.schedule_batches(batches, &mut ready);
+        self.schedule_batches(batches, now, &mut ready);
         self.settle(&mut ready);
         ready
     }
@@ -451,6 +450,7 @@ impl Core {
     fn schedule_batches(
         &mut self,
         batches: Vec<flock_batch::Batch<BatchKey, Unit>>,
+        now: Now,
         ready: &mut Ready,
     ) {
         for batch in batches {
@@ -462,7 +462,9 @@ impl Core {
                 .sum::<usize>();
             let agent = self.agents[batch.key.agent as usize].clone();
             if self.events {
-                ready.events.push(report::batch_flushed(&agent, &batch));
+                ready
+                    .events
+                    .push(report::batch_flushed(&agent, &batch, now));
             }
             let subscription = batch.key.subscription;
             let units = batch.items.len();
@@ -555,27 +557,5 @@ impl Core {
             events: ready.events,
             deferred_undelivered: self.deferred.len(),
         })
-    }
-
-    // === inspection ===
-
-    /// The batches collecting, oldest first.
-    pub(crate) fn pending_batches(&self, now: Now) -> Vec<PendingBatch<BatchKey>> {
-        self.batcher.pending(now.mono)
-    }
-
-    /// The incomplete join groups, oldest first.
-    pub(crate) fn pending_groups(&self, now: Now) -> Vec<PendingGroup<BatchKey, JoinKey>> {
-        self.joiner.pending(now.mono)
-    }
-
-    /// The admission counts, when the flock has bounds.
-    pub(crate) fn admission_counts(&self) -> Option<crate::AdmissionCounts> {
-        self.waiting.counts(&self.agents)
-    }
-
-    /// Items waiting in batches and join groups (what a dropped flock loses).
-    pub(crate) fn held(&self) -> (usize, usize) {
-        (self.batcher.waiting(), self.joiner.waiting())
     }
 }

@@ -101,6 +101,11 @@ impl Scheduler {
         });
     }
 
+    /// The id of the run scheduled last.
+    pub(crate) fn last_id(&self) -> u64 {
+        self.next_id
+    }
+
     /// Runs created and not finished.
     pub(crate) fn live(&self) -> usize {
         self.live

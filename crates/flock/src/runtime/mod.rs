@@ -10,7 +10,7 @@ mod timer;
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicBool, AtomicU64, Ordering},
 };
 
 use flock_core::{
@@ -31,7 +31,7 @@ use crate::{
     events::FlockEvent,
     failed::FailedRun,
     options::RecoveryReport,
-    run::Lifecycle,
+    run::{self, Lifecycle},
     spans,
     work::Work,
 };
@@ -68,6 +68,10 @@ pub(crate) struct Runtime {
     /// Artifacts collected again by recovery whose run has not started: their
     /// flush is marked `recovered`.
     replayed: Mutex<FxHashSet<ArtifactId>>,
+    /// External publishes refused at an admission bound (`OnFull::Reject`).
+    rejected: AtomicU64,
+    /// Callers waiting for a run to end (`Flock::invoke`), by run id.
+    waiters: Mutex<rustc_hash::FxHashMap<u64, tokio::sync::oneshot::Sender<run::Outcome>>>,
 }
 
 /// Live events a subscriber may fall behind by before it loses the oldest.
@@ -109,6 +113,8 @@ impl Runtime {
             recovery: tokio::sync::OnceCell::new(),
             replaying: AtomicBool::new(false),
             replayed: Mutex::new(FxHashSet::default()),
+            rejected: AtomicU64::new(0),
+            waiters: Mutex::default(),
         }
     }
 
@@ -141,6 +147,22 @@ impl Runtime {
                 created_at: artifact.created_at,
                 visibility: artifact.visibility.clone(),
             });
+        }
+    }
+
+    /// External publishes refused at an admission bound so far.
+    pub(crate) fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The error for a refused publish, counting admission rejections.
+    fn refusal(&self, refused: Refused) -> PublishError {
+        match refused {
+            Refused::Closed => PublishError::Closed,
+            Refused::Full(full) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                full
+            }
         }
     }
 
@@ -197,7 +219,7 @@ impl Runtime {
                         Err(error) => Err((error, core.cancel(&routed))),
                     }),
                     Err(Refused::Full(_)) if self.on_full == OnFull::Wait => None,
-                    Err(refused) => return Err(refusal(refused)),
+                    Err(refused) => return Err(self.refusal(refused)),
                 }
             };
             if let Some(ready) = fast {
@@ -254,7 +276,7 @@ impl Runtime {
                 match core.reserve(routed, source) {
                     Ok(()) => return Ok(()),
                     Err(Refused::Full(_)) if self.on_full == OnFull::Wait => core.watch_room(),
-                    Err(refused) => return Err(refusal(refused)),
+                    Err(refused) => return Err(self.refusal(refused)),
                 }
             }
             let _watching = Unwatch(self, Core::unwatch_room);
@@ -511,12 +533,5 @@ impl Drop for Runtime {
         }
         // Let the timer see that the flock is gone.
         self.timer.notify_one();
-    }
-}
-
-fn refusal(refused: Refused) -> PublishError {
-    match refused {
-        Refused::Closed => PublishError::Closed,
-        Refused::Full(full) => full,
     }
 }

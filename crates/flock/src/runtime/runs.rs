@@ -80,9 +80,7 @@ impl Runtime {
                         .await
                 }
             };
-            if let Some(visibility) = visibility {
-                runtime.send(ended(id, &agent, outcome, visibility));
-            }
+            runtime.ended(id, &agent, outcome, visibility);
             ticket.finish();
         });
     }
@@ -116,11 +114,22 @@ impl Runtime {
             let outcome = run::refuse(&runtime, &run.agent, work)
                 .instrument(span)
                 .await;
-            if let Some(visibility) = visibility {
-                runtime.send(ended(id, &run.agent, outcome, visibility));
-            }
+            runtime.ended(id, &run.agent, outcome, visibility);
             ticket.finish();
         });
+    }
+}
+
+impl Runtime {
+    /// A run ended: its event (when events are on, with the visibility computed
+    /// at its start), and whoever waits for it.
+    fn ended(&self, run: u64, agent: &Agent, outcome: Outcome, visibility: Option<Visibility>) {
+        if let Some(waiter) = self.waiters.lock().remove(&run) {
+            let _ = waiter.send(outcome.clone());
+        }
+        if let Some(visibility) = visibility {
+            self.send(ended(run, agent, outcome, visibility));
+        }
     }
 }
 
@@ -169,6 +178,8 @@ impl TicketGuard {
 impl Drop for TicketGuard {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
+            // Whoever waits for the run learns that it will not end.
+            self.runtime.waiters.lock().remove(&ticket.id);
             let ready = self.runtime.core.lock().abandon(ticket);
             self.runtime.act(ready);
         }

@@ -18,6 +18,7 @@ mod events;
 mod fuzz_json;
 mod hooks;
 mod inspection;
+mod invoke;
 mod joins;
 mod keyed;
 #[cfg(feature = "llm-mock")]
