@@ -7,7 +7,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use flock::{ArtifactId, prelude::*};
+use flock::{ArtifactId, ShutdownReport, prelude::*};
 use serde::{Deserialize, Serialize};
 
 use crate::support::{
@@ -17,7 +17,7 @@ use crate::support::{
     },
     runs::{
         Flushers, Probed, check_audit, check_batch, check_failures, check_one_key,
-        check_publisher_order, check_runs,
+        check_publisher_order, check_runs, check_shutdown_report,
     },
 };
 
@@ -206,6 +206,7 @@ struct Outcome {
     /// Every load's id, by its probe number.
     ids: HashMap<u32, ArtifactId>,
     flushers: Flushers,
+    report: ShutdownReport,
     audited: Audited,
 }
 
@@ -368,6 +369,7 @@ async fn scenario(round: u32) {
             first_manual,
             shutdown,
         },
+        report,
         audited,
     };
     if let Err(error) = check(&flock, &outcome).await {
@@ -457,7 +459,9 @@ async fn check(flock: &Flock, outcome: &Outcome) -> Result<(), String> {
         .query(&ArtifactFilter::new().type_name("probe.Summary"))
         .await
         .unwrap();
-    check_audit(&ran, &agents, &summaries, &outcome.audited.lock())
+    let audited = outcome.audited.lock();
+    check_shutdown_report(&outcome.report, &attempts, &audited)?;
+    check_audit(&ran, &agents, &summaries, &audited)
 }
 
 #[test]

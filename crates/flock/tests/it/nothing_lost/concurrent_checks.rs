@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 
 use super::{
-    concurrent::{Accepted, Case, Idle, Observed, WITNESS},
-    model::{agent_name, expected_sub, key_of},
+    concurrent::{Accepted, Idle, Observed, WITNESS},
+    model::{Concurrent, agent_name, expected_sub, key_of},
 };
 use crate::support::{
     probe::Attempt,
@@ -22,7 +22,12 @@ use crate::support::{
 /// The first attempt of each run, by agent and input.
 type Firsts<'a> = HashMap<(usize, u32), &'a Attempt>;
 
-pub(crate) fn check(case: &Case, o: &Observed) -> Result<(), String> {
+pub(crate) fn check(case: &Concurrent, o: &Observed) -> Result<(), String> {
+    ensure!(
+        o.left.is_empty(),
+        "batches left after shutdown: {:?}",
+        o.left
+    );
     ensure!(
         o.later.is_empty(),
         "engines called after shutdown returned: {:?}",
@@ -172,7 +177,7 @@ pub(crate) fn check(case: &Case, o: &Observed) -> Result<(), String> {
 /// whose deadline was still to come when the call began, or was still hidden by its
 /// `After` visibility when the call began.
 fn check_idle(
-    case: &Case,
+    case: &Concurrent,
     o: &Observed,
     by_n: &HashMap<u32, &Accepted>,
     firsts: &Firsts<'_>,
@@ -183,7 +188,9 @@ fn check_idle(
         if let Some(timeout) = batch.spec.max_wait() {
             ensure!(
                 batch.created_at + timeout > idle.called,
-                "round {round}: run_until_idle returned with a batch due before it was called: {batch:?}"
+                "round {round}: run_until_idle returned with a batch due before it was called \
+                 ({}): {batch:?}",
+                idle.called
             );
         }
     }
@@ -215,23 +222,25 @@ fn check_idle(
                 continue;
             }
             // Not started when the call returned: legitimate only in a batch that was
-            // not due when the call began (the deadline of a batch starting with an
-            // `After` job depends on when it was released: not checked).
+            // not due when the call began. When the run was due: on arrival for an
+            // unbatched job, at its batch's deadline otherwise (not known for a
+            // batch that starts with an `After` job, released by a timer).
             let head = by_n[&first.first()];
-            let due = match (&first.batch, timeout) {
-                (Some(_), None) => false,
-                (Some(_), Some(_)) if head.visible_from.is_some() => false,
-                (Some(_), Some(ms)) => {
-                    head.created_at + std::time::Duration::from_millis(ms) <= idle.called
+            let due_at = match (&first.batch, timeout) {
+                (None, _) => Some(a.visible_from.unwrap_or(a.created_at)),
+                (Some(_), Some(ms)) if head.visible_from.is_none() => {
+                    Some(head.created_at + std::time::Duration::from_millis(ms))
                 }
-                (None, _) => true,
+                (Some(_), _) => None,
             };
-            ensure!(
-                !due,
-                "round {round}: run_until_idle returned before the run of job {} for agent \
-                 {agent} started (its batch, if any, was due before the call): {first:?}",
-                a.n
-            );
+            if let Some(due_at) = due_at.filter(|at| *at <= idle.called) {
+                return Err(format!(
+                    "round {round}: run_until_idle returned before the run of job {} for agent \
+                     {agent} started, due {} before the call: {first:?}, job {a:?}",
+                    a.n,
+                    idle.called - due_at
+                ));
+            }
         }
     }
     Ok(())

@@ -86,7 +86,7 @@ proptest! {
     /// Publishers, deadlines, `run_until_idle` and `shutdown` racing on a
     /// multi-thread runtime with the real clock.
     #[test]
-    fn concurrent_histories_lose_nothing(case in concurrent::case()) {
+    fn concurrent_histories_lose_nothing(case in strategies::concurrent()) {
         concurrent::run(&case)?;
     }
 }
@@ -96,7 +96,7 @@ pub(crate) const CASES_SHORT: u32 = 8_000;
 /// Cases of the long-history property.
 pub(crate) const CASES_LONG: u32 = 2_000;
 /// Cases of the concurrent property: each takes milliseconds of real time.
-pub(crate) const CASES_CONCURRENT: u32 = 400;
+pub(crate) const CASES_CONCURRENT: u32 = 200;
 
 // === hangs ===
 

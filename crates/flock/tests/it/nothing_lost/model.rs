@@ -1,6 +1,7 @@
 //! The model of a history: the artifacts it publishes, the flock it builds (agents,
-//! the join, admission bounds) and its operations, and what the model expects of
-//! one published artifact.
+//! the join, admission bounds) and its operations (paused-clock histories) or its
+//! publishers' rounds (concurrent histories), and what the model expects of one
+//! published artifact.
 
 use std::time::Duration;
 
@@ -167,6 +168,76 @@ pub(crate) fn predicate(cfg: &SubCfg) -> impl Fn(&Job) -> bool + Send + Sync + '
         );
         filter.is_none_or(|(m, r)| job.class % m == r)
     }
+}
+
+// === the concurrent histories ===
+
+/// One job a publisher publishes.
+#[derive(Debug, Clone)]
+pub(crate) struct Publish {
+    pub(crate) class: u8,
+    pub(crate) fault: Fault,
+    pub(crate) targets: u8,
+    pub(crate) predicate_panics: bool,
+    pub(crate) key_panics: bool,
+    /// Private to every item agent but this one (modulo the agents).
+    pub(crate) hidden_from: Option<u8>,
+    /// Hidden from everyone for this many ms (`Visibility::After`).
+    pub(crate) after_ms: Option<u64>,
+    /// What the publisher does next.
+    pub(crate) pause: Pause,
+}
+
+/// What a publisher does after a publish.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Pause {
+    None,
+    Yield,
+    Sleep(u64),
+}
+
+/// How long the controller waits before its next call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    Ms(u64),
+    /// Until the earliest deadline of the batches collecting, if any: the flock's
+    /// timer wakes at the same tick, and the two race.
+    NextDeadline,
+}
+
+/// A call the controller makes while the publishers publish a round.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Call {
+    Flush,
+    CheckTimeouts,
+    Sleep(u64),
+}
+
+/// One round of a concurrent history.
+#[derive(Debug, Clone)]
+pub(crate) struct Round {
+    /// Each publisher's jobs.
+    pub(crate) publishers: Vec<Vec<Publish>>,
+    pub(crate) calls: Vec<Call>,
+    /// How long the controller waits after the barrier before `run_until_idle`.
+    pub(crate) pause: Wait,
+}
+
+/// A concurrent history.
+#[derive(Debug, Clone)]
+pub(crate) struct Concurrent {
+    pub(crate) workers: usize,
+    pub(crate) agents: Vec<AgentCfg>,
+    pub(crate) rounds: Vec<Round>,
+    /// What each publisher publishes, over and over, until the flock is closed.
+    pub(crate) tail: Vec<Vec<Publish>>,
+    /// How long the controller waits after the last round.
+    pub(crate) wait: Wait,
+    /// Whether the controller then calls `check_batch_timeouts`.
+    pub(crate) tick: bool,
+    /// How often it yields after releasing the publishers before it calls
+    /// `shutdown`, racing their publishes.
+    pub(crate) yields: u8,
 }
 
 // === what the model expects ===

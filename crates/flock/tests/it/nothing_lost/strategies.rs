@@ -1,33 +1,37 @@
-//! The proptest strategies of the paused-clock histories: agents, subscriptions,
-//! batch specs, the join, admission bounds, faults and operations.
+//! The proptest strategies of the histories: agents, subscriptions, batch specs, the
+//! join, admission bounds, faults and operations on the paused clock; agents,
+//! publishers' rounds, the controller's waits and calls on the real clock.
 
 use std::ops::RangeInclusive;
 
 use proptest::prelude::*;
 
-use super::model::{AgentCfg, Case, JoinCfg, Op, Spec, SubCfg, Window};
+use super::model::{
+    AgentCfg, Call, Case, Concurrent, JoinCfg, Op, Pause, Publish, Round, Spec, SubCfg, Wait,
+    Window,
+};
 use crate::support::probe::Fault;
 
 /// The durations of generated agents, in ms: on the paused clock they can be long,
 /// on the real clock they are short, so that a case takes milliseconds.
 #[derive(Debug, Clone)]
-pub(crate) struct Times {
+struct Times {
     /// Batch timeouts.
-    pub(crate) timeout: RangeInclusive<u64>,
+    timeout: RangeInclusive<u64>,
     /// Delays between attempts.
-    pub(crate) retry: RangeInclusive<u64>,
+    retry: RangeInclusive<u64>,
     /// How long an engine call works, when it does.
-    pub(crate) work: RangeInclusive<u64>,
+    work: RangeInclusive<u64>,
 }
 
 /// The durations of the paused-clock histories.
-pub(crate) const PAUSED: Times = Times {
+const PAUSED: Times = Times {
     timeout: 10..=200,
     retry: 0..=30,
     work: 1..=40,
 };
 
-pub(crate) fn spec(timeout: RangeInclusive<u64>) -> impl Strategy<Value = Spec> {
+fn spec(timeout: RangeInclusive<u64>) -> impl Strategy<Value = Spec> {
     prop_oneof![
         (1usize..=4).prop_map(|n| (Some(n), None)),
         timeout.clone().prop_map(|ms| (None, Some(ms))),
@@ -35,7 +39,7 @@ pub(crate) fn spec(timeout: RangeInclusive<u64>) -> impl Strategy<Value = Spec> 
     ]
 }
 
-pub(crate) fn sub(timeout: RangeInclusive<u64>) -> impl Strategy<Value = SubCfg> {
+fn sub(timeout: RangeInclusive<u64>) -> impl Strategy<Value = SubCfg> {
     (
         prop::option::weighted(0.5, (2u8..=3).prop_flat_map(|m| (Just(m), 0..m))),
         prop::bool::weighted(0.3),
@@ -50,7 +54,7 @@ pub(crate) fn sub(timeout: RangeInclusive<u64>) -> impl Strategy<Value = SubCfg>
         })
 }
 
-pub(crate) fn agent(times: Times) -> impl Strategy<Value = AgentCfg> {
+fn agent(times: Times) -> impl Strategy<Value = AgentCfg> {
     (
         prop::collection::vec(sub(times.timeout), 1..=2),
         1u32..=3,
@@ -87,7 +91,7 @@ fn join() -> impl Strategy<Value = JoinCfg> {
         })
 }
 
-pub(crate) fn fault() -> impl Strategy<Value = (Fault, u8)> {
+fn fault() -> impl Strategy<Value = (Fault, u8)> {
     prop_oneof![
         8 => Just((Fault::None, 0)),
         1 => any::<u8>().prop_map(|t| (Fault::Error, t)),
@@ -166,4 +170,105 @@ pub(crate) fn case(max_ops: usize) -> impl Strategy<Value = Case> {
             admission,
             ops,
         })
+}
+
+// === the concurrent histories ===
+
+/// The durations of the concurrent histories: short, so a case takes milliseconds.
+const REAL: Times = Times {
+    timeout: 1..=20,
+    retry: 0..=2,
+    work: 1..=1,
+};
+
+fn wait() -> impl Strategy<Value = Wait> {
+    prop_oneof![
+        3 => Just(Wait::Ms(0)),
+        2 => (1u64..=5).prop_map(Wait::Ms),
+        1 => (5u64..=20).prop_map(Wait::Ms),
+        2 => Just(Wait::NextDeadline),
+    ]
+}
+
+fn publish(agents: usize) -> impl Strategy<Value = Publish> {
+    let agents = u8::try_from(agents).unwrap();
+    (
+        (0u8..6, fault()),
+        (prop::bool::weighted(0.1), prop::bool::weighted(0.05)),
+        prop::option::weighted(0.15, 0..agents),
+        prop::option::weighted(0.2, 1u64..=8),
+        prop_oneof![
+            3 => Just(Pause::None),
+            2 => Just(Pause::Yield),
+            1 => Just(Pause::Sleep(1)),
+        ],
+    )
+        .prop_map(
+            |(
+                (class, (fault, targets)),
+                (predicate_panics, key_panics),
+                hidden_from,
+                after_ms,
+                pause,
+            )| {
+                Publish {
+                    class,
+                    fault,
+                    targets,
+                    predicate_panics,
+                    key_panics,
+                    hidden_from,
+                    after_ms,
+                    pause,
+                }
+            },
+        )
+}
+
+fn round(publishers: usize, agents: usize) -> impl Strategy<Value = Round> {
+    let call = prop_oneof![
+        Just(Call::Flush),
+        Just(Call::CheckTimeouts),
+        (0u64..=2).prop_map(Call::Sleep),
+    ];
+    (
+        prop::collection::vec(prop::collection::vec(publish(agents), 0..=6), publishers),
+        prop::collection::vec(call, 0..=3),
+        wait(),
+    )
+        .prop_map(|(publishers, calls, pause)| Round {
+            publishers,
+            calls,
+            pause,
+        })
+}
+
+pub(crate) fn concurrent() -> impl Strategy<Value = Concurrent> {
+    (
+        prop::collection::vec(agent(REAL), 1..=3),
+        2usize..=4,
+        2usize..=4,
+    )
+        .prop_flat_map(|(agents, workers, publishers)| {
+            let n = agents.len();
+            let tail = prop::collection::vec(prop::collection::vec(publish(n), 1..=4), publishers);
+            (
+                Just(agents),
+                Just(workers),
+                prop::collection::vec(round(publishers, n), 1..=2),
+                tail,
+                (wait(), any::<bool>(), 0u8..=10),
+            )
+        })
+        .prop_map(
+            |(agents, workers, rounds, tail, (wait, tick, yields))| Concurrent {
+                workers,
+                agents,
+                rounds,
+                tail,
+                wait,
+                tick,
+                yields,
+            },
+        )
 }
