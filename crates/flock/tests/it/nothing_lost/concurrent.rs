@@ -148,7 +148,16 @@ struct Publisher {
     names: Vec<String>,
     p: usize,
     seq: u32,
-    accepted: Vec<(u32, ArtifactId, Option<usize>, Kind, (Fault, u8))>,
+    sent: Vec<Sent>,
+}
+
+/// A job a publisher published, accepted.
+struct Sent {
+    n: u32,
+    id: ArtifactId,
+    round: Option<usize>,
+    kind: Kind,
+    fault: (Fault, u8),
 }
 
 impl Publisher {
@@ -182,7 +191,13 @@ impl Publisher {
         let accepted = match publish_job(&self.flock, &self.names, n, publish).await {
             Ok((id, kind)) => {
                 let fault = (publish.fault, publish.targets);
-                self.accepted.push((n, id, round, kind, fault));
+                self.sent.push(Sent {
+                    n,
+                    id,
+                    round,
+                    kind,
+                    fault,
+                });
                 true
             }
             Err(PublishError::Closed) if round.is_none() => false,
@@ -247,7 +262,7 @@ async fn run_case(case: Arc<Concurrent>) -> Observed {
                 names: names(&case),
                 p,
                 seq: 0,
-                accepted: Vec::new(),
+                sent: Vec::new(),
             };
             tokio::spawn(publisher.run(barrier.clone()))
         })
@@ -293,13 +308,20 @@ async fn run_case(case: Arc<Concurrent>) -> Observed {
     let shutdown = log.stamp();
     let report = flock.shutdown().await;
     let attempts = log.attempts();
-    let mut records = Vec::new();
+    let mut sent = Vec::new();
     for task in tasks {
-        records.extend(task.await.unwrap().accepted);
+        sent.extend(task.await.unwrap().sent);
     }
     let left = flock.active_batches();
     let mut accepted = Vec::new();
-    for (n, id, round, kind, fault) in records {
+    for Sent {
+        n,
+        id,
+        round,
+        kind,
+        fault,
+    } in sent
+    {
         let artifact = stored(&flock, id).await;
         accepted.push(Accepted {
             n,
