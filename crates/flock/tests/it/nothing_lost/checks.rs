@@ -13,7 +13,7 @@ use proptest::{prelude::*, test_runner::TestCaseError};
 use super::{
     model::{
         AUDIT_SIZE, AUDIT_TIMEOUT, Case, JOINER, Kind, Spec, Window, agent_name, expected_sub,
-        fault_of, key_of,
+        fault_of, key_of, probed,
     },
     run::Observed,
 };
@@ -173,15 +173,7 @@ pub(crate) fn check_case(case: &Case, o: &Observed) -> Result<(), TestCaseError>
     // Runs: each makes the attempts its inputs' faults plan; the failed runs and
     // WorkflowErrors name exactly the runs that failed for good.
     let agent_count = case.agents.len();
-    let mut agents: Vec<Probed> = case
-        .agents
-        .iter()
-        .enumerate()
-        .map(|(i, cfg)| Probed {
-            name: agent_name(i),
-            attempts: cfg.attempts,
-        })
-        .collect();
+    let mut agents = probed(&case.agents);
     if let Some(join) = &case.join {
         agents.push(Probed {
             name: JOINER.to_owned(),

@@ -114,31 +114,15 @@ async fn publish_job(
     n: u32,
     publish: &Publish,
 ) -> Result<(ArtifactId, Kind), PublishError> {
-    let agents = names.len() - 1;
-    let hidden_from = publish.hidden_from.map(|h| usize::from(h) % agents);
-    let job = Job {
-        n,
-        class: publish.class,
-        fault: publish.fault,
-        targets: publish.targets,
-        predicate_panics: publish.predicate_panics,
-        key_panics: publish.key_panics,
-    };
+    let hidden_from = publish.job.hidden_from(names.len() - 1);
     let rule = hidden_from.map(|h| all_but(names, h));
     let visibility = match publish.after_ms {
         Some(ms) => Visibility::after(Duration::from_millis(ms), rule),
         None => rule.unwrap_or(Visibility::Public),
     };
-    let id = flock
-        .publish_with(job, PublishOptions::new().visibility(visibility))
-        .await?;
-    let kind = Kind::Job {
-        class: publish.class,
-        predicate_panics: publish.predicate_panics,
-        key_panics: publish.key_panics,
-        hidden_from,
-    };
-    Ok((id, kind))
+    let options = PublishOptions::new().visibility(visibility);
+    let id = flock.publish_with(publish.job.job(n), options).await?;
+    Ok((id, publish.job.kind(hidden_from)))
 }
 
 /// A publisher task: its jobs, round by round, then until the flock is closed.
@@ -190,7 +174,7 @@ impl Publisher {
         self.seq += 1;
         let accepted = match publish_job(&self.flock, &self.names, n, publish).await {
             Ok((id, kind)) => {
-                let fault = (publish.fault, publish.targets);
+                let fault = (publish.job.fault, publish.job.targets);
                 self.sent.push(Sent {
                     n,
                     id,

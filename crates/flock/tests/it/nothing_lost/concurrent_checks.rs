@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::{
     concurrent::{Accepted, Idle, Observed, WITNESS},
-    model::{Concurrent, agent_name, expected_sub, key_of},
+    model::{Concurrent, agent_name, expected_sub, key_of, probed},
 };
 use crate::support::{
     probe::Attempt,
@@ -43,19 +43,11 @@ pub(crate) fn check(case: &Concurrent, o: &Observed) -> Result<(), String> {
         }
     }
     let witness = case.agents.len();
-    let agents: Vec<Probed> = case
-        .agents
-        .iter()
-        .enumerate()
-        .map(|(i, cfg)| Probed {
-            name: agent_name(i),
-            attempts: cfg.attempts,
-        })
-        .chain([Probed {
-            name: WITNESS.to_owned(),
-            attempts: 1,
-        }])
-        .collect();
+    let mut agents = probed(&case.agents);
+    agents.push(Probed {
+        name: WITNESS.to_owned(),
+        attempts: 1,
+    });
     let ran = check_runs(&o.attempts, &agents, |n| by_n[&n].fault)?;
     check_failures(
         &ran,

@@ -8,7 +8,10 @@ use std::time::Duration;
 use flock::{ArtifactId, prelude::*};
 use serde::{Deserialize, Serialize};
 
-use crate::support::probe::{Decoder, Fault, INDUCED, decoder, probe_fields};
+use crate::support::{
+    probe::{Decoder, Fault, INDUCED, decoder, probe_fields},
+    runs::Probed,
+};
 
 // === the model's artifacts ===
 
@@ -97,17 +100,52 @@ pub(crate) struct JoinCfg {
 
 // === the history of a case ===
 
+/// A job to publish: what its artifact carries, and whom it is hidden from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JobSpec {
+    pub(crate) class: u8,
+    pub(crate) fault: Fault,
+    pub(crate) targets: u8,
+    pub(crate) predicate_panics: bool,
+    pub(crate) key_panics: bool,
+    /// Published private to every item agent but this one (modulo the agents).
+    pub(crate) hidden_from: Option<u8>,
+}
+
+impl JobSpec {
+    /// The job, as publish number `n`.
+    pub(crate) fn job(&self, n: u32) -> Job {
+        Job {
+            n,
+            class: self.class,
+            fault: self.fault,
+            targets: self.targets,
+            predicate_panics: self.predicate_panics,
+            key_panics: self.key_panics,
+        }
+    }
+
+    /// The item agent it is hidden from, among `agents`.
+    pub(crate) fn hidden_from(&self, agents: usize) -> Option<usize> {
+        self.hidden_from.map(|h| usize::from(h) % agents)
+    }
+
+    /// What the model knows of it, published hidden from `hidden_from`.
+    pub(crate) fn kind(&self, hidden_from: Option<usize>) -> Kind {
+        Kind::Job {
+            class: self.class,
+            predicate_panics: self.predicate_panics,
+            key_panics: self.key_panics,
+            hidden_from,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
     Job {
-        class: u8,
-        fault: Fault,
-        targets: u8,
-        predicate_panics: bool,
-        key_panics: bool,
-        /// Published private to every agent but this one.
-        hidden_from: Option<u8>,
-        /// Published as JSON text through `publish_json_str`.
+        job: JobSpec,
+        /// Published as JSON text through `publish_json_str` (and so public).
         json: bool,
     },
     Left {
@@ -146,6 +184,18 @@ pub(crate) fn agent_name(i: usize) -> String {
     format!("a{i}")
 }
 
+/// The item agents, as the checks of the probe log know them.
+pub(crate) fn probed(agents: &[AgentCfg]) -> Vec<Probed> {
+    agents
+        .iter()
+        .enumerate()
+        .map(|(i, cfg)| Probed {
+            name: agent_name(i),
+            attempts: cfg.attempts,
+        })
+        .collect()
+}
+
 pub(crate) fn batch_spec((size, timeout_ms): Spec) -> flock::subscription::BatchSpecBuilder {
     let mut builder = flock::subscription::BatchSpecBuilder::default();
     if let Some(size) = size {
@@ -175,13 +225,7 @@ pub(crate) fn predicate(cfg: &SubCfg) -> impl Fn(&Job) -> bool + Send + Sync + '
 /// One job a publisher publishes.
 #[derive(Debug, Clone)]
 pub(crate) struct Publish {
-    pub(crate) class: u8,
-    pub(crate) fault: Fault,
-    pub(crate) targets: u8,
-    pub(crate) predicate_panics: bool,
-    pub(crate) key_panics: bool,
-    /// Private to every item agent but this one (modulo the agents).
-    pub(crate) hidden_from: Option<u8>,
+    pub(crate) job: JobSpec,
     /// Hidden from everyone for this many ms (`Visibility::After`).
     pub(crate) after_ms: Option<u64>,
     /// What the publisher does next.
@@ -303,7 +347,10 @@ pub(crate) fn key_of(kind: &Kind, keyed: Option<u8>) -> u8 {
 /// The fault and targets of the artifact published `n`th.
 pub(crate) fn fault_of(ops: &[Op], published: &[Published], n: u32) -> (Fault, u8) {
     match ops[published[n as usize].op] {
-        Op::Job { fault, targets, .. }
+        Op::Job {
+            job: JobSpec { fault, targets, .. },
+            ..
+        }
         | Op::Left { fault, targets, .. }
         | Op::Right { fault, targets, .. } => (fault, targets),
         _ => unreachable!("only publishes make artifacts"),

@@ -177,26 +177,9 @@ pub(crate) async fn run_case(case: &Case) -> Result<Option<Observed>, TestCaseEr
         let n = u32::try_from(published.len()).unwrap();
         let at = elapsed();
         let (result, kind) = match *op {
-            Op::Job {
-                class,
-                fault,
-                targets,
-                predicate_panics,
-                key_panics,
-                hidden_from,
-                json,
-            } => {
-                let job = Job {
-                    n,
-                    class,
-                    fault,
-                    targets,
-                    predicate_panics,
-                    key_panics,
-                };
-                let hidden_from = hidden_from
-                    .map(|h| usize::from(h) % names.len())
-                    .filter(|_| !json);
+            Op::Job { job: spec, json } => {
+                let job = spec.job(n);
+                let hidden_from = spec.hidden_from(names.len()).filter(|_| !json);
                 let result = if json {
                     let text = serde_json::json!({"type": "reliability.Job", "payload": job});
                     flock.publish_json_str(&text.to_string()).await
@@ -209,13 +192,7 @@ pub(crate) async fn run_case(case: &Case) -> Result<Option<Observed>, TestCaseEr
                         .publish_with(job, PublishOptions::new().visibility(visibility))
                         .await
                 };
-                let kind = Kind::Job {
-                    class,
-                    predicate_panics,
-                    key_panics,
-                    hidden_from,
-                };
-                (result, kind)
+                (result, spec.kind(hidden_from))
             }
             Op::Left {
                 key,

@@ -7,8 +7,8 @@ use std::ops::RangeInclusive;
 use proptest::prelude::*;
 
 use super::model::{
-    AgentCfg, Call, Case, Concurrent, JoinCfg, Op, Pause, Publish, Round, Spec, SubCfg, Wait,
-    Window,
+    AgentCfg, Call, Case, Concurrent, JobSpec, JoinCfg, Op, Pause, Publish, Round, Spec, SubCfg,
+    Wait, Window,
 };
 use crate::support::probe::Fault;
 
@@ -100,27 +100,27 @@ fn fault() -> impl Strategy<Value = (Fault, u8)> {
     ]
 }
 
-fn op(joins: bool) -> impl Strategy<Value = Op> {
-    let job = (
+fn job() -> impl Strategy<Value = JobSpec> {
+    (
         0u8..6,
         fault(),
         (prop::bool::weighted(0.1), prop::bool::weighted(0.05)),
         prop::option::weighted(0.1, 0u8..3),
-        prop::bool::weighted(0.2),
     )
         .prop_map(
-            |(class, (fault, targets), (predicate_panics, key_panics), hidden_from, json)| {
-                Op::Job {
-                    class,
-                    fault,
-                    targets,
-                    predicate_panics,
-                    key_panics,
-                    hidden_from,
-                    json,
-                }
+            |(class, (fault, targets), (predicate_panics, key_panics), hidden_from)| JobSpec {
+                class,
+                fault,
+                targets,
+                predicate_panics,
+                key_panics,
+                hidden_from,
             },
-        );
+        )
+}
+
+fn op(joins: bool) -> impl Strategy<Value = Op> {
+    let job = (job(), prop::bool::weighted(0.2)).prop_map(|(job, json)| Op::Job { job, json });
     let left = (0u8..2, fault(), prop::bool::weighted(0.1)).prop_map(
         |(key, (fault, targets), key_panics)| Op::Left {
             key,
@@ -190,12 +190,9 @@ fn wait() -> impl Strategy<Value = Wait> {
     ]
 }
 
-fn publish(agents: usize) -> impl Strategy<Value = Publish> {
-    let agents = u8::try_from(agents).unwrap();
+fn publish() -> impl Strategy<Value = Publish> {
     (
-        (0u8..6, fault()),
-        (prop::bool::weighted(0.1), prop::bool::weighted(0.05)),
-        prop::option::weighted(0.15, 0..agents),
+        job(),
         prop::option::weighted(0.2, 1u64..=8),
         prop_oneof![
             3 => Just(Pause::None),
@@ -203,36 +200,21 @@ fn publish(agents: usize) -> impl Strategy<Value = Publish> {
             1 => Just(Pause::Sleep(1)),
         ],
     )
-        .prop_map(
-            |(
-                (class, (fault, targets)),
-                (predicate_panics, key_panics),
-                hidden_from,
-                after_ms,
-                pause,
-            )| {
-                Publish {
-                    class,
-                    fault,
-                    targets,
-                    predicate_panics,
-                    key_panics,
-                    hidden_from,
-                    after_ms,
-                    pause,
-                }
-            },
-        )
+        .prop_map(|(job, after_ms, pause)| Publish {
+            job,
+            after_ms,
+            pause,
+        })
 }
 
-fn round(publishers: usize, agents: usize) -> impl Strategy<Value = Round> {
+fn round(publishers: usize) -> impl Strategy<Value = Round> {
     let call = prop_oneof![
         Just(Call::Flush),
         Just(Call::CheckTimeouts),
         (0u64..=2).prop_map(Call::Sleep),
     ];
     (
-        prop::collection::vec(prop::collection::vec(publish(agents), 0..=6), publishers),
+        prop::collection::vec(prop::collection::vec(publish(), 0..=6), publishers),
         prop::collection::vec(call, 0..=3),
         wait(),
     )
@@ -250,12 +232,11 @@ pub(crate) fn concurrent() -> impl Strategy<Value = Concurrent> {
         2usize..=4,
     )
         .prop_flat_map(|(agents, workers, publishers)| {
-            let n = agents.len();
-            let tail = prop::collection::vec(prop::collection::vec(publish(n), 1..=4), publishers);
+            let tail = prop::collection::vec(prop::collection::vec(publish(), 1..=4), publishers);
             (
                 Just(agents),
                 Just(workers),
-                prop::collection::vec(round(publishers, n), 1..=2),
+                prop::collection::vec(round(publishers), 1..=2),
                 tail,
                 (wait(), any::<bool>(), 0u8..=10),
             )
