@@ -12,6 +12,7 @@
 //! - [`BlackboardStore`] is the store trait; [`InMemoryStore`] the default store.
 
 mod artifact;
+mod cluster;
 mod error;
 mod registry;
 mod store;
@@ -19,6 +20,7 @@ mod time;
 mod types;
 
 pub use artifact::{Artifact, ArtifactId, EXTERNAL_PRODUCER, Payload};
+pub use cluster::{ClusterStore, Fed, Lease, WorkUnit};
 pub use error::{PublishError, StoreError, TypeConflict};
 pub use flock_macros::FlockType;
 pub use flock_visibility::{AgentIdentity, Visibility};

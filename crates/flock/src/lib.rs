@@ -81,7 +81,7 @@
 //! - **Operating a flock**: the `flock-rs-server` crate serves a flock over HTTP
 //!   (Python Flock's `/api/v1` paths plus batches, joins, flushes and failed runs),
 //!   with live events, an embedded dashboard, Prometheus metrics, bearer tokens
-//!   through visibility, and a graceful SIGTERM; `docs/guide/operating.md`. The
+//!   through visibility, and a graceful SIGTERM; `crates/flock-rs-server/guide/operating.md`. The
 //!   facade's part is what it reads: [`Flock::events`], [`Flock::active_batches`]
 //!   (with each batch's visibility), [`Flock::agents`], [`Flock::runs_in_flight`],
 //!   [`Flock::invoke`].

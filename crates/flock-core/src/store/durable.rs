@@ -22,6 +22,11 @@ pub struct RunCommit<'a> {
     pub inputs: &'a [ArtifactId],
     /// Its outputs (none for a discarded join group).
     pub outputs: &'a [Arc<Artifact>],
+    /// In a cluster: the unit the run belongs to and the epoch of the lease its
+    /// process held. A shared store commits only while that epoch is current, and
+    /// refuses otherwise (`StoreError::Fenced`): the unit's new owner runs the
+    /// inputs again. `None` outside a cluster.
+    pub fence: Option<(&'a crate::WorkUnit, u64)>,
 }
 
 /// A failed run (a dead letter) as a store keeps it. Its inputs count as consumed

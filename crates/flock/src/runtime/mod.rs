@@ -303,6 +303,7 @@ impl Runtime {
                     run_id,
                     inputs: &inputs,
                     outputs: &outputs,
+                    fence: None,
                 };
                 self.store.commit_run(commit).await
             }
@@ -472,6 +473,7 @@ impl Runtime {
                     run_id,
                     inputs: &inputs,
                     outputs: &[],
+                    fence: None,
                 };
                 if let Err(error) = store.commit_run(commit).await {
                     tracing::warn!(
