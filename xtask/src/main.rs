@@ -8,6 +8,7 @@
 mod duckdb;
 mod examples;
 mod fresh_app;
+mod postgres;
 mod release;
 
 use std::{
@@ -22,7 +23,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
-  test [ARGS..]            run every test of the workspace (unit, integration, doc)
+  test [ARGS..]            run every test of the workspace (unit, integration, doc); starts a
+                           throw-away PostgreSQL for the store's tests unless FLOCK_TEST_POSTGRES_URL is set
   ci                       fmt check, clippy, tests, examples, fresh-app, package, docs, msrv: what CI runs
   example NAME [ARGS..]    run one example, e.g. `cargo xtask example payment_batching`
   examples [NAME..]        run every example (or these) with its fast flags; fails if one fails
@@ -35,6 +37,9 @@ tasks:
   msrv                     check the declared minimum Rust version (rust-version)
   fresh-app                build and run the README's quick start as a new project outside the workspace
   screenshot               run the dashboard's browser test and save docs/images/dashboard.png
+  postgres start|stop|url|status
+                           a throw-away PostgreSQL (Debian's package) for tests and benchmarks;
+                           `start` prints its URL, e.g. `export FLOCK_TEST_POSTGRES_URL=$(cargo xtask postgres start)`
   cargo ARGS..             any cargo command with the development DuckDB set up
 ";
 
@@ -67,6 +72,7 @@ fn run() -> Result<()> {
         "msrv" => release::msrv(),
         "fresh-app" => fresh_app::fresh_app(),
         "screenshot" => screenshot(),
+        "postgres" => postgres::postgres(&rest),
         "cargo" => cargo(&rest.iter().map(String::as_str).collect::<Vec<_>>()),
         "" | "help" | "-h" | "--help" => {
             print!("{USAGE}");
@@ -114,10 +120,27 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Every test of the workspace. The PostgreSQL store's tests need a server: the one
+/// `FLOCK_TEST_POSTGRES_URL` names, else a throw-away cluster (`postgres.rs`), started
+/// here and stopped after the tests when none was running.
 fn test(extra: &[String]) -> Result<()> {
     let mut args = vec!["test", "--workspace", "--no-default-features"];
     args.extend(extra.iter().map(String::as_str));
-    cargo(&args)
+    with_postgres(&args)
+}
+
+/// Runs cargo as [`cargo`] does, with `FLOCK_TEST_POSTGRES_URL` set to the
+/// PostgreSQL of [`postgres::for_run`] (which stops a cluster it started on return).
+fn with_postgres(args: &[&str]) -> Result<()> {
+    let postgres = postgres::for_run()?;
+    let mut cmd = cargo_command(args)?;
+    cmd.env(postgres::URL_VAR, postgres.url());
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = cmd.status().context("failed to start cargo")?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
 }
 
 /// The README's dashboard screenshot, taken by the browser test (headless
@@ -198,7 +221,12 @@ fn bench(extra: &[String]) -> Result<()> {
         args.extend(["--bench", "*"]);
     }
     args.extend(extra.iter().map(String::as_str));
-    cargo(&args)
+    // The PostgreSQL store's benchmark (`--bench postgres`) needs a server.
+    if !picks_targets || extra.iter().any(|a| a.contains("postgres")) {
+        with_postgres(&args)
+    } else {
+        cargo(&args)
+    }
 }
 
 fn traces(rest: &[String]) -> Result<()> {
