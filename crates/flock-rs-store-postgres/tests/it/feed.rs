@@ -106,13 +106,18 @@ async fn the_feed_passes_over_nothing_while_writers_race() {
     }
     let mut seen = Vec::new();
     let mut after = 0;
-    let expected = tasks * (per_task + per_task / 2);
     within(HANG, "following the feed", async {
-        while seen.len() < expected {
+        loop {
+            // Once the writers are done, an empty page means the end.
+            let done = handles.iter().all(|h| h.is_finished());
             let fed = reader.feed(after, 16).await.unwrap();
-            if let Some(&(last, _)) = fed.last() {
-                after = last;
-            }
+            let Some(&(last, _)) = fed.last() else {
+                if done {
+                    break;
+                }
+                continue;
+            };
+            after = last;
             seen.extend(fed.into_iter().map(|(seq, a)| (seq, a.id)));
         }
     })
@@ -121,10 +126,12 @@ async fn the_feed_passes_over_nothing_while_writers_race() {
     for handle in handles {
         published.extend(handle.await.unwrap());
     }
+    assert_eq!(published.len(), tasks * (per_task + per_task / 2));
     assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "sequences grow");
     let fed: HashSet<ArtifactId> = seen.iter().map(|(_, id)| *id).collect();
     assert_eq!(fed.len(), seen.len(), "nothing fed twice");
-    assert_eq!(fed, published, "every artifact fed");
+    let missed = published.difference(&fed).count();
+    assert_eq!(missed, 0, "{missed} of {} artifacts passed over", published.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
