@@ -121,7 +121,9 @@
 //! `bundled` (default) compiles DuckDB from source for the trace file; without it,
 //! DuckDB is linked from `DUCKDB_LIB_DIR`. `otlp` also sends spans to an OTLP/HTTP
 //! collector. `llm` (default) adds the LLM engine; `llm-mock` also its local
-//! OpenAI-compatible test server (`flock::llm::mock`).
+//! OpenAI-compatible test server (`flock::llm::mock`). `postgres` adds the
+//! PostgreSQL store (`flock::postgres::PostgresStore`): durable, and shared by
+//! several processes.
 
 // docs.rs (`--cfg docsrs`) marks every feature-gated item with its feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -177,6 +179,12 @@ pub use flock_trace_duckdb::{
     ExportReport, ExportStats, TraceConfig, TraceError, TraceGuard, clear_traces,
 };
 pub use flock_visibility as visibility;
+/// The PostgreSQL store (feature `postgres`): [`PostgresStore`](postgres::PostgresStore)
+/// keeps the blackboard durably in PostgreSQL and lets several processes share it
+/// as a cluster (leases with fencing, the feed in store order, wake-ups).
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use flock_store_postgres as postgres;
 pub use inspect::{ActiveBatch, PendingJoin};
 pub use invoke::InvokeError;
 pub use options::{PublishOptions, RecoveryReport, ShutdownReport};
