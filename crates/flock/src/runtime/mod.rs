@@ -2,6 +2,7 @@
 //! timer and wakes waiters, carrying out what the core decided ([`Ready`]). Every
 //! publish, external or an agent's output, comes through [`Runtime::publish`].
 
+mod cluster;
 mod host;
 mod idle;
 mod recovery;
@@ -27,6 +28,7 @@ use crate::{
     admission::{Admission, OnFull},
     agent::{Agent, Registrar, RegistrationError},
     clock::{Clock, Now},
+    cluster::{Cluster, Membership},
     decision::{Core, Discard, Ready, Refused, Released, Routed, Routing, Source},
     events::FlockEvent,
     failed::FailedRun,
@@ -68,6 +70,11 @@ pub(crate) struct Runtime {
     /// Artifacts collected again by recovery whose run has not started: their
     /// flush is marked `recovered`.
     replayed: Mutex<FxHashSet<ArtifactId>>,
+    /// In a cluster: the units this process owns, and the feed's position.
+    membership: Option<Arc<Membership>>,
+    cursor: AtomicU64,
+    /// Woken when the feed's position moves.
+    fed: Notify,
     /// External publishes refused at an admission bound (`OnFull::Reject`).
     rejected: AtomicU64,
     /// Callers waiting for a run to end (`Flock::invoke`), by run id.
@@ -83,7 +90,13 @@ impl Runtime {
         store: Option<Arc<dyn BlackboardStore>>,
         retention: Retention,
         admission: Admission,
+        cluster: Option<Cluster>,
     ) -> Self {
+        // In a cluster, the cluster's store is the blackboard.
+        let store = match &cluster {
+            Some(cluster) => Some(cluster.store.clone() as Arc<dyn BlackboardStore>),
+            None => store,
+        };
         let (store, memory) = match store {
             Some(store) => (store, None),
             None => {
@@ -113,6 +126,9 @@ impl Runtime {
             recovery: tokio::sync::OnceCell::new(),
             replaying: AtomicBool::new(false),
             replayed: Mutex::new(FxHashSet::default()),
+            membership: cluster.map(|c| Arc::new(Membership::new(c))),
+            cursor: AtomicU64::new(0),
+            fed: Notify::new(),
             rejected: AtomicU64::new(0),
             waiters: Mutex::default(),
         }
@@ -205,6 +221,12 @@ impl Runtime {
         source: Source,
         now: Now,
     ) -> Result<(), PublishError> {
+        if self.membership.is_some() {
+            // In a cluster the feed delivers it, in whichever process owns its units.
+            self.store.publish(artifact.clone()).await?;
+            self.published(&artifact);
+            return Ok(());
+        }
         let mut routed = self.routing.read().route(&artifact, now);
         if let Some(memory) = &self.memory {
             // The default store answers at once: admit, store and collect in one step.
@@ -289,10 +311,16 @@ impl Runtime {
     pub(crate) async fn commit_run(
         self: &Arc<Self>,
         agent: &Agent,
+        subscription: u32,
         run_id: Uuid,
         work: &Work,
         outputs: Vec<Arc<Artifact>>,
     ) -> Result<(), PublishError> {
+        if self.membership.is_some() {
+            return self
+                .commit_clustered(agent, subscription, run_id, work, &outputs)
+                .await;
+        }
         let (now, routed) = self.reserve_outputs(&outputs);
         let stored = match &self.memory {
             Some(memory) => memory.insert_all(&outputs),
@@ -320,6 +348,9 @@ impl Runtime {
     /// `WorkflowError`. The failed run is kept first, so whoever reacts to the
     /// `WorkflowError` finds it; it stays in memory even if the store fails.
     pub(crate) async fn commit_failure(self: &Arc<Self>, run: FailedRun, error: Arc<Artifact>) {
+        if self.membership.is_some() {
+            return self.commit_failure_clustered(run, error).await;
+        }
         let outputs = vec![error];
         let (now, routed) = self.reserve_outputs(&outputs);
         let stored = match &self.memory {
@@ -388,10 +419,7 @@ impl Runtime {
             mono: at,
             wall: self.clock.wall_at(at),
         };
-        let routed = self
-            .routing
-            .read()
-            .route_for(&held.artifact, now, held.only.as_deref());
+        let routed = self.route_owned(&held.artifact, now, held.only.as_deref(), None);
         let ready = {
             let mut core = self.core.lock();
             core.reserve(&routed, Source::Released)

@@ -31,7 +31,8 @@ impl Runtime {
         Ok(report.clone())
     }
 
-    /// Recovers first, if the store is durable and it has not happened yet.
+    /// Recovers first, if the store is durable and it has not happened yet (in a
+    /// cluster: starts the cluster driver, which takes over units as it gets them).
     pub(crate) async fn ensure_recovered(self: &Arc<Self>) -> Result<(), StoreError> {
         if self.store.is_durable() && !self.recovery.initialized() {
             self.recover().await?;
@@ -40,6 +41,10 @@ impl Runtime {
     }
 
     async fn replay(self: &Arc<Self>) -> Result<RecoveryReport, StoreError> {
+        if self.membership().is_some() {
+            crate::cluster::spawn(self);
+            return Ok(RecoveryReport::default());
+        }
         if !self.store.is_durable() {
             return Ok(RecoveryReport::default());
         }
