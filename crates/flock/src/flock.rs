@@ -175,7 +175,9 @@ impl Flock {
         artifact.tags = options.tags;
         artifact.visibility = options.visibility;
         let id = artifact.id;
-        self.runtime.ensure_recovered().await?;
+        if self.runtime.needs_recovery() {
+            self.runtime.ensure_recovered().await?;
+        }
         self.runtime
             .publish(Arc::new(artifact), Source::External, now)
             .await?;

@@ -60,23 +60,27 @@ pub(crate) trait Host: Send + Sync {
     ) -> impl Future<Output = ()> + Send;
 }
 
-/// The id recorded for a join group `agent` discarded: as [`run_id`] of its
-/// artifacts.
-pub(crate) fn discard_id(agent: &str, inputs: &[ArtifactId]) -> Uuid {
-    let namespace = Uuid::new_v5(&Uuid::NAMESPACE_OID, agent.as_bytes());
-    let mut name = Vec::with_capacity(16 * inputs.len());
+/// The id of `agent`'s run over `inputs`: a UUID (version 8) holding a 128-bit
+/// SipHash-1-3 of the agent's name and the input ids, so every attempt, a retry of
+/// the failed run, and a re-run after a crash (in any process of the same or a later
+/// build) see the same id. Also the id recorded for a discarded join group.
+pub(crate) fn run_id_of(agent: &str, inputs: impl IntoIterator<Item = ArtifactId>) -> Uuid {
+    use std::hash::Hasher;
+
+    use siphasher::sip128::{Hasher128, SipHasher13};
+
+    let mut hasher = SipHasher13::new_with_keys(0x666c_6f63_6b2d_7275, 0x6e2d_6964_2d76_3100);
+    hasher.write(agent.as_bytes());
+    hasher.write_u8(0xff);
     for id in inputs {
-        name.extend_from_slice(id.0.as_bytes());
+        hasher.write(id.0.as_bytes());
     }
-    Uuid::new_v5(&namespace, &name)
+    Uuid::new_v8(hasher.finish128().as_bytes())
 }
 
-/// The id of `agent`'s run over `work`'s inputs: a UUID v5 of the agent's name and
-/// the input ids, so every attempt, a retry of the failed run, and a re-run after a
-/// crash see the same id.
+/// The id of `agent`'s run over `work`'s inputs ([`run_id_of`]).
 pub(crate) fn run_id(agent: &str, work: &Work) -> Uuid {
-    let inputs: Vec<ArtifactId> = work.artifacts().iter().map(|a| a.id).collect();
-    discard_id(agent, &inputs)
+    run_id_of(agent, work.artifacts().iter().map(|a| a.id))
 }
 
 /// An agent's component lifecycle: runtime state, kept beside the declaration.

@@ -63,6 +63,8 @@ pub(crate) struct Runtime {
     /// Live events, sent only once someone subscribed.
     events: broadcast::Sender<FlockEvent>,
     events_on: AtomicBool,
+    /// Whether the store is durable (recovery runs before the first call).
+    durable: bool,
     /// Set once a durable store was recovered from (with what it found).
     recovery: tokio::sync::OnceCell<RecoveryReport>,
     /// While recovery replays, the timer leaves the ticking to it.
@@ -79,6 +81,14 @@ pub(crate) struct Runtime {
     rejected: AtomicU64,
     /// Callers waiting for a run to end (`Flock::invoke`), by run id.
     waiters: Mutex<rustc_hash::FxHashMap<u64, tokio::sync::oneshot::Sender<run::Outcome>>>,
+}
+
+/// What the publish path without await did.
+enum Published {
+    /// Done: stored and collected, or refused.
+    Done(Result<(), PublishError>),
+    /// To do with awaits: wait for room, or store asynchronously.
+    Later(Routed),
 }
 
 /// Live events a subscriber may fall behind by before it loses the oldest.
@@ -107,6 +117,7 @@ impl Runtime {
         // A durable store decodes what it reads back with the flock's types: share
         // its registry.
         let registry = store.types().unwrap_or_default();
+        let durable = store.is_durable();
         Self {
             core: Mutex::new(Core::new(admission)),
             routing: RwLock::new(Routing::default()),
@@ -123,6 +134,7 @@ impl Runtime {
             failed: Mutex::new(Vec::new()),
             events: broadcast::channel(EVENTS_CAPACITY).0,
             events_on: AtomicBool::new(false),
+            durable,
             recovery: tokio::sync::OnceCell::new(),
             replaying: AtomicBool::new(false),
             replayed: Mutex::new(FxHashSet::default()),
@@ -221,68 +233,94 @@ impl Runtime {
         source: Source,
         now: Now,
     ) -> Result<(), PublishError> {
+        let routed = match self.publish_now(&artifact, source, now) {
+            Published::Done(result) => {
+                if result.is_ok() {
+                    // A publishing loop that never waits would otherwise starve the
+                    // runs it starts on the same thread (a current-thread runtime):
+                    // every so often (tokio's cooperative budget), yield to them.
+                    tokio::task::consume_budget().await;
+                }
+                return result;
+            }
+            Published::Later(routed) => routed,
+        };
         if self.membership.is_some() {
             // In a cluster the feed delivers it, in whichever process owns its units.
             self.store.publish(artifact.clone()).await?;
             self.published(&artifact);
             return Ok(());
         }
-        let mut routed = self.routing.read().route(&artifact, now);
-        if let Some(memory) = &self.memory {
-            // The default store answers at once: admit, store and collect in one step.
-            let fast = {
-                let mut core = self.core.lock();
-                match core.reserve(&routed, source) {
-                    Ok(()) => Some(match memory.insert(artifact.clone()) {
-                        Ok(()) => {
-                            let routed = std::mem::take(&mut routed);
-                            Ok(core.collect(artifact.clone(), routed, now, &Span::current()))
-                        }
-                        Err(error) => Err((error, core.cancel(&routed))),
-                    }),
-                    Err(Refused::Full(_)) if self.on_full == OnFull::Wait => None,
-                    Err(refused) => return Err(self.refusal(refused)),
-                }
-            };
-            if let Some(ready) = fast {
-                return self.finish_publish(&artifact, ready).await;
-            }
-        }
         self.reserve(&routed, source).await?;
         let stored = match &self.memory {
             Some(memory) => memory.insert(artifact.clone()),
             None => self.store.publish(artifact.clone()).await,
         };
-        let ready = match stored {
+        let result = match stored {
             Ok(()) => {
-                Ok(self
-                    .core
-                    .lock()
-                    .collect(artifact.clone(), routed, self.now(), &Span::current()))
+                let now = self.now();
+                let ready =
+                    self.core
+                        .lock()
+                        .collect(artifact.clone(), routed, now, &Span::current());
+                self.published(&artifact);
+                self.act(ready);
+                Ok(())
             }
-            Err(error) => Err((error, self.core.lock().cancel(&routed))),
+            Err(error) => {
+                let ready = self.core.lock().cancel(&routed);
+                self.act(ready);
+                Err(error.into())
+            }
         };
-        self.finish_publish(&artifact, ready).await
+        tokio::task::consume_budget().await;
+        result
     }
 
-    async fn finish_publish(
+    /// The publish path that takes no await: with the in-memory store, admitting,
+    /// storing and collecting are one step under the core's lock. `Later` when the
+    /// publish must wait (for room, for a store that answers asynchronously, or for
+    /// a cluster's store).
+    fn publish_now(
         self: &Arc<Self>,
-        artifact: &Artifact,
-        ready: Result<Ready, (flock_core::StoreError, Ready)>,
-    ) -> Result<(), PublishError> {
+        artifact: &Arc<Artifact>,
+        source: Source,
+        now: Now,
+    ) -> Published {
+        if self.membership.is_some() {
+            return Published::Later(Routed::default());
+        }
+        let mut routed = self.routing.read().route(artifact, now);
+        let Some(memory) = &self.memory else {
+            return Published::Later(routed);
+        };
+        let ready = {
+            let mut core = self.core.lock();
+            match core.reserve(&routed, source) {
+                Ok(()) => match memory.insert(artifact.clone()) {
+                    Ok(()) => {
+                        let routed = std::mem::take(&mut routed);
+                        Ok(core.collect(artifact.clone(), routed, now, &Span::current()))
+                    }
+                    Err(error) => Err((error, core.cancel(&routed))),
+                },
+                Err(Refused::Full(_)) if self.on_full == OnFull::Wait => {
+                    return Published::Later(routed);
+                }
+                Err(refused) => return Published::Done(Err(self.refusal(refused))),
+            }
+        };
         match ready {
             Ok(ready) => {
                 self.published(artifact);
-                self.act(ready);
-                // A publishing loop that never waits would otherwise starve the runs
-                // it starts on the same thread (a current-thread runtime): every so
-                // often (tokio's cooperative budget), yield to them.
-                tokio::task::consume_budget().await;
-                Ok(())
+                if !ready.is_empty() {
+                    self.act(ready);
+                }
+                Published::Done(Ok(()))
             }
             Err((error, ready)) => {
                 self.act(ready);
-                Err(error.into())
+                Published::Done(Err(error.into()))
             }
         }
     }
@@ -495,7 +533,7 @@ impl Runtime {
             let agent = agent.name.clone();
             let inputs: Vec<ArtifactId> = group.items.iter().map(|a| a.id).collect();
             tokio::spawn(async move {
-                let run_id = crate::run::discard_id(&agent, &inputs);
+                let run_id = crate::run::run_id_of(&agent, inputs.iter().copied());
                 let commit = RunCommit {
                     agent: &agent,
                     run_id,
