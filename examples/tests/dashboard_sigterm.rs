@@ -8,28 +8,17 @@
     reason = "the watchdog takes its limit from the real clock"
 )]
 
+mod support;
+
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
-    path::PathBuf,
     process::{Child, Command, Stdio},
     sync::mpsc,
     time::Duration,
 };
 
-/// The example's binary: `cargo test` builds the examples next to the test
-/// binaries (`target/<profile>/examples/`).
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let binary = profile_dir.join("examples").join("dashboard");
-    assert!(
-        binary.exists(),
-        "{} is missing: run the tests with `cargo xtask test` (cargo test builds the examples)",
-        binary.display()
-    );
-    binary
-}
+use support::example_binary;
 
 /// One HTTP/1.1 request on a fresh connection; the status and the body.
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -65,7 +54,7 @@ impl Drop for Reap {
 
 #[test]
 fn sigterm_stops_the_server_and_flushes_partial_batches_with_reason_shutdown() {
-    let child = Command::new(example_binary())
+    let child = Command::new(example_binary("dashboard"))
         .args(["--port", "0", "--rate", "0", "--timeout-ms", "3600000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

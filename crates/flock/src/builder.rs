@@ -6,7 +6,7 @@ use flock_core::{BlackboardStore, Retention};
 use flock_trace_duckdb::{TraceConfig, TraceError};
 use parking_lot::Mutex;
 
-use crate::{Flock, admission::Admission, flock::Tracing, runtime::Runtime};
+use crate::{Flock, admission::Admission, cluster::Cluster, flock::Tracing, runtime::Runtime};
 
 /// Configures a [`Flock`] before it starts.
 #[derive(Default)]
@@ -16,6 +16,7 @@ pub struct FlockBuilder {
     trace: TraceChoice,
     admission: Admission,
     retention: Retention,
+    cluster: Option<Cluster>,
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +80,15 @@ impl FlockBuilder {
         self
     }
 
+    /// Joins a cluster: several processes running the same agents on one shared
+    /// store (PostgreSQL), each owning some units of work through leases; see
+    /// [`Cluster`]. The cluster's store is the blackboard (it replaces
+    /// [`FlockBuilder::store`]). Admission bounds do not apply in a cluster.
+    pub fn cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
     /// Bounds the items waiting in batches; see [`Admission`] (default: unbounded).
     pub fn admission(mut self, admission: Admission) -> Self {
         self.admission = admission;
@@ -128,7 +138,12 @@ impl FlockBuilder {
             Err(error) => (None, Some(error)),
         };
         let flock = Flock {
-            runtime: Arc::new(Runtime::new(self.store, self.retention, self.admission)),
+            runtime: Arc::new(Runtime::new(
+                self.store,
+                self.retention,
+                self.admission,
+                self.cluster,
+            )),
             tracing: Arc::new(Tracing {
                 file: guard.as_ref().map(|g| g.path().to_owned()),
                 guard: Mutex::new(guard),

@@ -116,6 +116,16 @@ pub enum FlockEvent {
         /// Whoever may see every input.
         visibility: Visibility,
     },
+    /// In a cluster: the run's unit moved to another process before it committed;
+    /// that process runs the inputs.
+    RunMoved {
+        /// The run.
+        run: u64,
+        /// The agent.
+        agent: String,
+        /// Whoever may see every input.
+        visibility: Visibility,
+    },
     /// A join group completed.
     JoinCompleted {
         /// The agent.
@@ -156,6 +166,7 @@ impl FlockEvent {
             | Self::RunStarted { visibility, .. }
             | Self::RunFinished { visibility, .. }
             | Self::RunFailed { visibility, .. }
+            | Self::RunMoved { visibility, .. }
             | Self::JoinCompleted { visibility, .. }
             | Self::JoinDiscarded { visibility, .. } => visibility,
         }

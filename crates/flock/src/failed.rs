@@ -41,6 +41,8 @@ pub struct FailedRun {
     /// The `WorkflowError` artifact published for it.
     pub workflow_error: ArtifactId,
     pub(crate) agent_ref: Arc<Agent>,
+    /// The subscription that took the inputs.
+    pub(crate) subscription: u32,
     pub(crate) work: Work,
 }
 
@@ -48,6 +50,7 @@ impl FailedRun {
     #[expect(clippy::too_many_arguments, reason = "every field of a new entry")]
     pub(crate) fn new(
         agent: Arc<Agent>,
+        subscription: u32,
         run_id: Uuid,
         work: Work,
         kind: FailureKind,
@@ -68,6 +71,7 @@ impl FailedRun {
             failed_at,
             workflow_error,
             agent_ref: agent,
+            subscription,
             work,
         }
     }
@@ -88,7 +92,7 @@ impl FailedRun {
             attempts: self.attempts,
             inputs: self.input_ids(),
             groups: self.work.group_sizes(),
-            subscription: self.work.subscription().map(|s| s as usize),
+            subscription: Some(self.subscription as usize),
             flush_reason: self.flush_reason,
             failed_at: self.failed_at,
             workflow_error: self.workflow_error,
@@ -103,6 +107,10 @@ impl FailedRun {
         now: std::time::Instant,
     ) -> Self {
         let work = Work::restore(&agent, &record, inputs, now);
+        let subscription = record
+            .subscription
+            .and_then(|s| u32::try_from(s).ok())
+            .unwrap_or(0);
         Self {
             id: record.id,
             run_id: record.run_id,
@@ -115,6 +123,7 @@ impl FailedRun {
             failed_at: record.failed_at,
             workflow_error: record.workflow_error,
             agent_ref: agent,
+            subscription,
             work,
         }
     }

@@ -175,7 +175,9 @@ impl Flock {
         artifact.tags = options.tags;
         artifact.visibility = options.visibility;
         let id = artifact.id;
-        self.runtime.ensure_recovered().await?;
+        if self.runtime.needs_recovery() {
+            self.runtime.ensure_recovered().await?;
+        }
         self.runtime
             .publish(Arc::new(artifact), Source::External, now)
             .await?;
@@ -211,6 +213,8 @@ impl Flock {
     /// quiescent; it never sleeps a fixed interval.
     pub async fn run_until_idle(&self) {
         self.recovered().await;
+        // In a cluster, first read the feed up to what the store holds now.
+        self.runtime.wait_fed().await;
         self.runtime.wait_idle().await;
     }
 
@@ -278,6 +282,13 @@ impl Flock {
                 "shutdown with artifacts whose visibility had not begun; they stay on the blackboard undelivered"
             );
         }
+        if let Some(membership) = self.runtime.membership() {
+            // The units go to the other processes at once, not when the leases lapse.
+            let process = &membership.config.process;
+            if let Err(error) = membership.config.store.release(process).await {
+                tracing::warn!(%process, %error, "could not release the cluster leases; they lapse by themselves");
+            }
+        }
         self.runtime.terminate_agents().await;
         let guard = self.tracing.guard.lock().take();
         if let Some(guard) = guard {
@@ -304,6 +315,15 @@ impl Flock {
     /// `RecvError::Lagged`), without slowing the flock down.
     pub fn events(&self) -> tokio::sync::broadcast::Receiver<crate::FlockEvent> {
         self.runtime.subscribe()
+    }
+
+    /// In a cluster: the units this process owns now, as
+    /// `agent/subscription[/partition]`, sorted (empty outside a cluster).
+    pub fn owned_units(&self) -> Vec<String> {
+        match self.runtime.membership() {
+            Some(membership) => membership.owned_names(&self.runtime.agents()),
+            None => Vec::new(),
+        }
     }
 
     // === failed runs ===

@@ -46,6 +46,13 @@ pub enum InvokeError {
     /// The flock shut down before the run could start or end.
     #[error("the flock has shut down; agents no longer run")]
     Closed,
+    /// In a cluster: the agent's unit moved to another process before the run
+    /// committed; that process runs the inputs.
+    #[error("agent '{agent}' moved to another process of the cluster before the run committed")]
+    Moved {
+        /// The agent.
+        agent: String,
+    },
     /// Storing the inputs or reading the outputs failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -120,6 +127,7 @@ impl Flock {
                 error,
                 failed_run,
             }),
+            Outcome::Moved => Err(InvokeError::Moved { agent: name }),
         }
     }
 

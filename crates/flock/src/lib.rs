@@ -132,6 +132,7 @@ mod admission;
 mod agent;
 mod builder;
 mod clock;
+mod cluster;
 mod decision;
 mod events;
 mod failed;
@@ -153,6 +154,7 @@ pub use builder::FlockBuilder;
 /// The `chrono` this crate's timestamps and [`TimeDelta`](chrono::TimeDelta) durations
 /// come from: `use flock::chrono::TimeDelta;` needs no `chrono` dependency of your own.
 pub use chrono;
+pub use cluster::{Cluster, InvalidCluster};
 pub use events::FlockEvent;
 pub use failed::{FailedRun, FailureKind, RetryFailedRunError};
 pub use flock::Flock;

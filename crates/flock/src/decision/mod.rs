@@ -393,6 +393,7 @@ impl Core {
                 charge,
             },
             agent: agent.clone(),
+            subscription,
             input,
             cause: cause.clone(),
             joined: None,

@@ -63,6 +63,21 @@ pub(crate) struct Ready {
     pub(crate) events: Vec<crate::events::FlockEvent>,
 }
 
+impl Ready {
+    /// Whether there is nothing to carry out.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start.is_empty()
+            && self.refused.is_empty()
+            && self.completed.is_empty()
+            && self.discarded.is_empty()
+            && self.released.is_empty()
+            && self.events.is_empty()
+            && !self.rearm
+            && !self.quiet
+            && !self.room
+    }
+}
+
 /// What shutdown left when it drained.
 #[derive(Default)]
 pub(crate) struct Drained {

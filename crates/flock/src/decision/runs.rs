@@ -24,6 +24,7 @@ impl Core {
                 charge: None,
             },
             agent,
+            subscription: work.subscription().unwrap_or(0),
             input: RunInput::Again(work),
             cause: Span::none(),
             joined: None,

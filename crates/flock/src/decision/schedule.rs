@@ -51,6 +51,8 @@ impl RunInput {
 pub(crate) struct Run {
     pub(crate) ticket: Ticket,
     pub(crate) agent: Arc<Agent>,
+    /// The subscription that took the inputs.
+    pub(crate) subscription: u32,
     pub(crate) input: RunInput,
     /// The span in scope where the run was created (an output's `artifact.publish`),
     /// its span's parent.

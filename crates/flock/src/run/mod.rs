@@ -15,7 +15,8 @@ use std::{
 };
 
 use flock_core::{
-    AgentIdentity, Artifact, ArtifactId, BlackboardView, Payload, PublishError, WorkflowError,
+    AgentIdentity, Artifact, ArtifactId, BlackboardView, Payload, PublishError, StoreError,
+    WorkflowError,
 };
 use flock_engines::{EngineContext, EngineError, RunFailure};
 use tokio::sync::OnceCell;
@@ -45,6 +46,7 @@ pub(crate) trait Host: Send + Sync {
     fn commit_run(
         &self,
         agent: &Agent,
+        subscription: u32,
         run_id: Uuid,
         work: &Work,
         outputs: Vec<Arc<Artifact>>,
@@ -58,23 +60,27 @@ pub(crate) trait Host: Send + Sync {
     ) -> impl Future<Output = ()> + Send;
 }
 
-/// The id recorded for a join group `agent` discarded: as [`run_id`] of its
-/// artifacts.
-pub(crate) fn discard_id(agent: &str, inputs: &[ArtifactId]) -> Uuid {
-    let namespace = Uuid::new_v5(&Uuid::NAMESPACE_OID, agent.as_bytes());
-    let mut name = Vec::with_capacity(16 * inputs.len());
+/// The id of `agent`'s run over `inputs`: a UUID (version 8) holding a 128-bit
+/// SipHash-1-3 of the agent's name and the input ids, so every attempt, a retry of
+/// the failed run, and a re-run after a crash (in any process of the same or a later
+/// build) see the same id. Also the id recorded for a discarded join group.
+pub(crate) fn run_id_of(agent: &str, inputs: impl IntoIterator<Item = ArtifactId>) -> Uuid {
+    use std::hash::Hasher;
+
+    use siphasher::sip128::{Hasher128, SipHasher13};
+
+    let mut hasher = SipHasher13::new_with_keys(0x666c_6f63_6b2d_7275, 0x6e2d_6964_2d76_3100);
+    hasher.write(agent.as_bytes());
+    hasher.write_u8(0xff);
     for id in inputs {
-        name.extend_from_slice(id.0.as_bytes());
+        hasher.write(id.0.as_bytes());
     }
-    Uuid::new_v5(&namespace, &name)
+    Uuid::new_v8(hasher.finish128().as_bytes())
 }
 
-/// The id of `agent`'s run over `work`'s inputs: a UUID v5 of the agent's name and
-/// the input ids, so every attempt, a retry of the failed run, and a re-run after a
-/// crash see the same id.
+/// The id of `agent`'s run over `work`'s inputs ([`run_id_of`]).
 pub(crate) fn run_id(agent: &str, work: &Work) -> Uuid {
-    let inputs: Vec<ArtifactId> = work.artifacts().iter().map(|a| a.id).collect();
-    discard_id(agent, &inputs)
+    run_id_of(agent, work.artifacts().iter().map(|a| a.id))
 }
 
 /// An agent's component lifecycle: runtime state, kept beside the declaration.
@@ -103,6 +109,9 @@ pub(crate) enum Outcome {
         /// How many.
         outputs: usize,
     },
+    /// In a cluster: the run's unit moved to another process before it committed;
+    /// the new owner runs the inputs again.
+    Moved,
     /// It is kept as a failed run, and a `WorkflowError` was published.
     Failed {
         /// The failed run's id.
@@ -117,6 +126,7 @@ pub(crate) enum Outcome {
 pub(crate) async fn execute<H: Host>(
     host: &H,
     agent: &Arc<Agent>,
+    subscription: u32,
     life: &Lifecycle,
     work: &Work,
 ) -> Outcome {
@@ -138,8 +148,21 @@ pub(crate) async fn execute<H: Host>(
         let result = match attempt::once(agent, life, &ctx, work, &mut consumed).await {
             Ok(payloads) => {
                 let outputs = outputs::artifacts(host.now(), agent, payloads, correlation_id, work);
-                match host.commit_run(agent, run_id, work, outputs.clone()).await {
+                match host
+                    .commit_run(agent, subscription, run_id, work, outputs.clone())
+                    .await
+                {
                     Ok(()) => Ok(outputs),
+                    Err(PublishError::Store(StoreError::Fenced { unit, .. })) => {
+                        // In a cluster: the unit moved to another process, which runs
+                        // these inputs again. Not a failure of this run.
+                        tracing::info!(
+                            agent = %agent.name,
+                            %unit,
+                            "the unit moved to another process before this run committed; it runs the inputs there"
+                        );
+                        return Outcome::Moved;
+                    }
                     Err(error) => Err(EngineError::new(format!(
                         "the run's outputs could not be stored: {error}"
                     ))),
@@ -185,6 +208,7 @@ pub(crate) async fn execute<H: Host>(
     fail(
         host,
         agent,
+        subscription,
         work.clone(),
         FailureKind::Failed,
         error.to_string(),
@@ -198,6 +222,7 @@ pub(crate) async fn execute<H: Host>(
 pub(crate) async fn fail<H: Host>(
     host: &H,
     agent: &Arc<Agent>,
+    subscription: u32,
     work: Work,
     kind: FailureKind,
     message: String,
@@ -231,6 +256,7 @@ pub(crate) async fn fail<H: Host>(
     let run_id = run_id(&agent.name, &work);
     let failed = FailedRun::new(
         agent.clone(),
+        subscription,
         run_id,
         work,
         kind,
@@ -249,12 +275,26 @@ pub(crate) async fn fail<H: Host>(
 
 /// Refuses `work` (the agent's circuit breaker is open): a failed run of kind
 /// `CircuitOpen`, never executed.
-pub(crate) async fn refuse<H: Host>(host: &H, agent: &Arc<Agent>, work: Work) -> Outcome {
+pub(crate) async fn refuse<H: Host>(
+    host: &H,
+    agent: &Arc<Agent>,
+    subscription: u32,
+    work: Work,
+) -> Outcome {
     let max = agent.max_iterations.map_or(0, |n| n.get());
     let message = format!(
         "circuit breaker open: agent '{}' reached max_iterations {max} runs since the flock \
          was last idle; this run was refused and its inputs are kept in Flock::failed_runs()",
         agent.name
     );
-    fail(host, agent, work, FailureKind::CircuitOpen, message, 0).await
+    fail(
+        host,
+        agent,
+        subscription,
+        work,
+        FailureKind::CircuitOpen,
+        message,
+        0,
+    )
+    .await
 }

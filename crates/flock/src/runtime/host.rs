@@ -27,11 +27,12 @@ impl Host for Arc<Runtime> {
     async fn commit_run(
         &self,
         agent: &Agent,
+        subscription: u32,
         run_id: Uuid,
         work: &Work,
         outputs: Vec<Arc<Artifact>>,
     ) -> Result<(), PublishError> {
-        Runtime::commit_run(self, agent, run_id, work, outputs).await
+        Runtime::commit_run(self, agent, subscription, run_id, work, outputs).await
     }
 
     async fn commit_failure(&self, run: FailedRun, error: Arc<Artifact>) {

@@ -2,6 +2,7 @@
 //! timer and wakes waiters, carrying out what the core decided ([`Ready`]). Every
 //! publish, external or an agent's output, comes through [`Runtime::publish`].
 
+mod cluster;
 mod host;
 mod idle;
 mod recovery;
@@ -27,6 +28,7 @@ use crate::{
     admission::{Admission, OnFull},
     agent::{Agent, Registrar, RegistrationError},
     clock::{Clock, Now},
+    cluster::{Cluster, Membership},
     decision::{Core, Discard, Ready, Refused, Released, Routed, Routing, Source},
     events::FlockEvent,
     failed::FailedRun,
@@ -61,6 +63,8 @@ pub(crate) struct Runtime {
     /// Live events, sent only once someone subscribed.
     events: broadcast::Sender<FlockEvent>,
     events_on: AtomicBool,
+    /// Whether the store is durable (recovery runs before the first call).
+    durable: bool,
     /// Set once a durable store was recovered from (with what it found).
     recovery: tokio::sync::OnceCell<RecoveryReport>,
     /// While recovery replays, the timer leaves the ticking to it.
@@ -68,10 +72,23 @@ pub(crate) struct Runtime {
     /// Artifacts collected again by recovery whose run has not started: their
     /// flush is marked `recovered`.
     replayed: Mutex<FxHashSet<ArtifactId>>,
+    /// In a cluster: the units this process owns, and the feed's position.
+    membership: Option<Arc<Membership>>,
+    cursor: AtomicU64,
+    /// Woken when the feed's position moves.
+    fed: Notify,
     /// External publishes refused at an admission bound (`OnFull::Reject`).
     rejected: AtomicU64,
     /// Callers waiting for a run to end (`Flock::invoke`), by run id.
     waiters: Mutex<rustc_hash::FxHashMap<u64, tokio::sync::oneshot::Sender<run::Outcome>>>,
+}
+
+/// What the publish path without await did.
+enum Published {
+    /// Done: stored and collected, or refused.
+    Done(Result<(), PublishError>),
+    /// To do with awaits: wait for room, or store asynchronously.
+    Later(Routed),
 }
 
 /// Live events a subscriber may fall behind by before it loses the oldest.
@@ -83,7 +100,13 @@ impl Runtime {
         store: Option<Arc<dyn BlackboardStore>>,
         retention: Retention,
         admission: Admission,
+        cluster: Option<Cluster>,
     ) -> Self {
+        // In a cluster, the cluster's store is the blackboard.
+        let store = match &cluster {
+            Some(cluster) => Some(cluster.store.clone() as Arc<dyn BlackboardStore>),
+            None => store,
+        };
         let (store, memory) = match store {
             Some(store) => (store, None),
             None => {
@@ -94,6 +117,7 @@ impl Runtime {
         // A durable store decodes what it reads back with the flock's types: share
         // its registry.
         let registry = store.types().unwrap_or_default();
+        let durable = store.is_durable();
         Self {
             core: Mutex::new(Core::new(admission)),
             routing: RwLock::new(Routing::default()),
@@ -110,9 +134,13 @@ impl Runtime {
             failed: Mutex::new(Vec::new()),
             events: broadcast::channel(EVENTS_CAPACITY).0,
             events_on: AtomicBool::new(false),
+            durable,
             recovery: tokio::sync::OnceCell::new(),
             replaying: AtomicBool::new(false),
             replayed: Mutex::new(FxHashSet::default()),
+            membership: cluster.map(|c| Arc::new(Membership::new(c))),
+            cursor: AtomicU64::new(0),
+            fed: Notify::new(),
             rejected: AtomicU64::new(0),
             waiters: Mutex::default(),
         }
@@ -205,62 +233,94 @@ impl Runtime {
         source: Source,
         now: Now,
     ) -> Result<(), PublishError> {
-        let mut routed = self.routing.read().route(&artifact, now);
-        if let Some(memory) = &self.memory {
-            // The default store answers at once: admit, store and collect in one step.
-            let fast = {
-                let mut core = self.core.lock();
-                match core.reserve(&routed, source) {
-                    Ok(()) => Some(match memory.insert(artifact.clone()) {
-                        Ok(()) => {
-                            let routed = std::mem::take(&mut routed);
-                            Ok(core.collect(artifact.clone(), routed, now, &Span::current()))
-                        }
-                        Err(error) => Err((error, core.cancel(&routed))),
-                    }),
-                    Err(Refused::Full(_)) if self.on_full == OnFull::Wait => None,
-                    Err(refused) => return Err(self.refusal(refused)),
+        let routed = match self.publish_now(&artifact, source, now) {
+            Published::Done(result) => {
+                if result.is_ok() {
+                    // A publishing loop that never waits would otherwise starve the
+                    // runs it starts on the same thread (a current-thread runtime):
+                    // every so often (tokio's cooperative budget), yield to them.
+                    tokio::task::consume_budget().await;
                 }
-            };
-            if let Some(ready) = fast {
-                return self.finish_publish(&artifact, ready).await;
+                return result;
             }
+            Published::Later(routed) => routed,
+        };
+        if self.membership.is_some() {
+            // In a cluster the feed delivers it, in whichever process owns its units.
+            self.store.publish(artifact.clone()).await?;
+            self.published(&artifact);
+            return Ok(());
         }
         self.reserve(&routed, source).await?;
         let stored = match &self.memory {
             Some(memory) => memory.insert(artifact.clone()),
             None => self.store.publish(artifact.clone()).await,
         };
-        let ready = match stored {
+        let result = match stored {
             Ok(()) => {
-                Ok(self
-                    .core
-                    .lock()
-                    .collect(artifact.clone(), routed, self.now(), &Span::current()))
+                let now = self.now();
+                let ready =
+                    self.core
+                        .lock()
+                        .collect(artifact.clone(), routed, now, &Span::current());
+                self.published(&artifact);
+                self.act(ready);
+                Ok(())
             }
-            Err(error) => Err((error, self.core.lock().cancel(&routed))),
+            Err(error) => {
+                let ready = self.core.lock().cancel(&routed);
+                self.act(ready);
+                Err(error.into())
+            }
         };
-        self.finish_publish(&artifact, ready).await
+        tokio::task::consume_budget().await;
+        result
     }
 
-    async fn finish_publish(
+    /// The publish path that takes no await: with the in-memory store, admitting,
+    /// storing and collecting are one step under the core's lock. `Later` when the
+    /// publish must wait (for room, for a store that answers asynchronously, or for
+    /// a cluster's store).
+    fn publish_now(
         self: &Arc<Self>,
-        artifact: &Artifact,
-        ready: Result<Ready, (flock_core::StoreError, Ready)>,
-    ) -> Result<(), PublishError> {
+        artifact: &Arc<Artifact>,
+        source: Source,
+        now: Now,
+    ) -> Published {
+        if self.membership.is_some() {
+            return Published::Later(Routed::default());
+        }
+        let mut routed = self.routing.read().route(artifact, now);
+        let Some(memory) = &self.memory else {
+            return Published::Later(routed);
+        };
+        let ready = {
+            let mut core = self.core.lock();
+            match core.reserve(&routed, source) {
+                Ok(()) => match memory.insert(artifact.clone()) {
+                    Ok(()) => {
+                        let routed = std::mem::take(&mut routed);
+                        Ok(core.collect(artifact.clone(), routed, now, &Span::current()))
+                    }
+                    Err(error) => Err((error, core.cancel(&routed))),
+                },
+                Err(Refused::Full(_)) if self.on_full == OnFull::Wait => {
+                    return Published::Later(routed);
+                }
+                Err(refused) => return Published::Done(Err(self.refusal(refused))),
+            }
+        };
         match ready {
             Ok(ready) => {
                 self.published(artifact);
-                self.act(ready);
-                // A publishing loop that never waits would otherwise starve the runs
-                // it starts on the same thread (a current-thread runtime): every so
-                // often (tokio's cooperative budget), yield to them.
-                tokio::task::consume_budget().await;
-                Ok(())
+                if !ready.is_empty() {
+                    self.act(ready);
+                }
+                Published::Done(Ok(()))
             }
             Err((error, ready)) => {
                 self.act(ready);
-                Err(error.into())
+                Published::Done(Err(error.into()))
             }
         }
     }
@@ -289,10 +349,16 @@ impl Runtime {
     pub(crate) async fn commit_run(
         self: &Arc<Self>,
         agent: &Agent,
+        subscription: u32,
         run_id: Uuid,
         work: &Work,
         outputs: Vec<Arc<Artifact>>,
     ) -> Result<(), PublishError> {
+        if self.membership.is_some() {
+            return self
+                .commit_clustered(agent, subscription, run_id, work, &outputs)
+                .await;
+        }
         let (now, routed) = self.reserve_outputs(&outputs);
         let stored = match &self.memory {
             Some(memory) => memory.insert_all(&outputs),
@@ -320,6 +386,9 @@ impl Runtime {
     /// `WorkflowError`. The failed run is kept first, so whoever reacts to the
     /// `WorkflowError` finds it; it stays in memory even if the store fails.
     pub(crate) async fn commit_failure(self: &Arc<Self>, run: FailedRun, error: Arc<Artifact>) {
+        if self.membership.is_some() {
+            return self.commit_failure_clustered(run, error).await;
+        }
         let outputs = vec![error];
         let (now, routed) = self.reserve_outputs(&outputs);
         let stored = match &self.memory {
@@ -388,10 +457,7 @@ impl Runtime {
             mono: at,
             wall: self.clock.wall_at(at),
         };
-        let routed = self
-            .routing
-            .read()
-            .route_for(&held.artifact, now, held.only.as_deref());
+        let routed = self.route_owned(&held.artifact, now, held.only.as_deref(), None);
         let ready = {
             let mut core = self.core.lock();
             core.reserve(&routed, Source::Released)
@@ -467,7 +533,7 @@ impl Runtime {
             let agent = agent.name.clone();
             let inputs: Vec<ArtifactId> = group.items.iter().map(|a| a.id).collect();
             tokio::spawn(async move {
-                let run_id = crate::run::discard_id(&agent, &inputs);
+                let run_id = crate::run::run_id_of(&agent, inputs.iter().copied());
                 let commit = RunCommit {
                     agent: &agent,
                     run_id,

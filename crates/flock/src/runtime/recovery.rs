@@ -31,15 +31,26 @@ impl Runtime {
         Ok(report.clone())
     }
 
-    /// Recovers first, if the store is durable and it has not happened yet.
+    /// Recovers first, if the store is durable and it has not happened yet (in a
+    /// cluster: starts the cluster driver, which takes over units as it gets them).
     pub(crate) async fn ensure_recovered(self: &Arc<Self>) -> Result<(), StoreError> {
-        if self.store.is_durable() && !self.recovery.initialized() {
+        if self.needs_recovery() {
             self.recover().await?;
         }
         Ok(())
     }
 
+    /// Whether [`Runtime::ensure_recovered`] has anything to do (checked without an
+    /// await on the publish path).
+    pub(crate) fn needs_recovery(&self) -> bool {
+        self.durable && !self.recovery.initialized()
+    }
+
     async fn replay(self: &Arc<Self>) -> Result<RecoveryReport, StoreError> {
+        if self.membership().is_some() {
+            crate::cluster::spawn(self);
+            return Ok(RecoveryReport::default());
+        }
         if !self.store.is_durable() {
             return Ok(RecoveryReport::default());
         }

@@ -24,6 +24,7 @@ impl Runtime {
         let Run {
             ticket,
             agent,
+            subscription,
             input,
             cause,
             joined,
@@ -64,7 +65,7 @@ impl Runtime {
                 visibility
             });
             let executed = AssertUnwindSafe(
-                run::execute(&runtime, &agent, &life, &work).instrument(span.clone()),
+                run::execute(&runtime, &agent, subscription, &life, &work).instrument(span.clone()),
             )
             .catch_unwind()
             .await;
@@ -75,9 +76,17 @@ impl Runtime {
                     // an error message, say): the run fails, its slot is released
                     // below.
                     let message = format!("run panicked: {}", panic_message(panic.as_ref()));
-                    run::fail(&runtime, &agent, work, FailureKind::Failed, message, 0)
-                        .instrument(span)
-                        .await
+                    run::fail(
+                        &runtime,
+                        &agent,
+                        subscription,
+                        work,
+                        FailureKind::Failed,
+                        message,
+                        0,
+                    )
+                    .instrument(span)
+                    .await
                 }
             };
             runtime.ended(id, &agent, outcome, visibility);
@@ -111,7 +120,7 @@ impl Runtime {
             let visibility = runtime
                 .events_on()
                 .then(|| Visibility::derived_from(work.artifacts().iter().map(|a| &a.visibility)));
-            let outcome = run::refuse(&runtime, &run.agent, work)
+            let outcome = run::refuse(&runtime, &run.agent, run.subscription, work)
                 .instrument(span)
                 .await;
             runtime.ended(id, &run.agent, outcome, visibility);
@@ -148,6 +157,11 @@ fn ended(run: u64, agent: &Agent, outcome: Outcome, visibility: Visibility) -> F
             agent,
             error,
             failed_run,
+            visibility,
+        },
+        Outcome::Moved => FlockEvent::RunMoved {
+            run,
+            agent,
             visibility,
         },
     }

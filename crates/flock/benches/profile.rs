@@ -1,0 +1,110 @@
+//! A fixed workload for instruction counting (`valgrind --tool=callgrind`), not a
+//! criterion benchmark: benchmark 1's work (publish → `BatchSpec::size(100)` → a
+//! no-op engine, current-thread runtime) on exactly `FLOCK_PROFILE_N` artifacts
+//! (default 200,000), then benchmark 7's (10 agents with predicates, half the
+//! artifacts tenant-visible) on as many. Instruction counts do not depend on what
+//! else the machine does, so two builds compare on a busy machine too:
+//!
+//! ```sh
+//! cargo xtask cargo bench -p flock-rs --no-default-features --bench profile --no-run
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out target/release/deps/profile-*
+//! callgrind_annotate /tmp/cg.out | head -30
+//! ```
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use flock::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
+struct Event {
+    n: u64,
+    tenant: u8,
+}
+
+async fn batch100(n: u64) {
+    let flock = Flock::builder().no_trace().build();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let sink = seen.clone();
+    flock
+        .agent("sink")
+        .consumes::<Event>(Subscribe::new().batch(BatchSpec::size(100)))
+        .with_engine(batch_fn(
+            move |_: &EngineContext, batch: Vec<Arc<Event>>| {
+                sink.fetch_add(batch.len(), Ordering::Relaxed);
+                Ok::<_, String>(Outputs::none())
+            },
+        ))
+        .register()
+        .expect("register");
+    for i in 0..n {
+        flock
+            .publish(Event { n: i, tenant: 0 })
+            .await
+            .expect("publish");
+    }
+    flock.run_until_idle().await;
+    assert_eq!(seen.load(Ordering::Relaxed) as u64, n);
+    flock.shutdown().await;
+}
+
+async fn ten_agents(n: u64) {
+    let flock = Flock::builder().no_trace().build();
+    let seen = Arc::new(AtomicUsize::new(0));
+    for agent in 0..10u64 {
+        let sink = seen.clone();
+        flock
+            .agent(format!("agent{agent}"))
+            .tenant(if agent % 2 == 0 { "a" } else { "b" })
+            .consumes::<Event>(
+                Subscribe::new()
+                    .filter(move |e: &Event| e.n % 10 != agent)
+                    .batch(BatchSpec::size(100)),
+            )
+            .with_engine(batch_fn(
+                move |_: &EngineContext, batch: Vec<Arc<Event>>| {
+                    sink.fetch_add(batch.len(), Ordering::Relaxed);
+                    Ok::<_, String>(Outputs::none())
+                },
+            ))
+            .register()
+            .expect("register");
+    }
+    for i in 0..n {
+        let visibility = if i % 2 == 0 {
+            Visibility::Public
+        } else {
+            Visibility::tenant("a")
+        };
+        flock
+            .publish_with(
+                Event { n: i, tenant: 0 },
+                PublishOptions::new().visibility(visibility),
+            )
+            .await
+            .expect("publish");
+    }
+    flock.shutdown().await;
+}
+
+fn main() {
+    let n: u64 = std::env::var("FLOCK_PROFILE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    // `FLOCK_PROFILE_WORK=batch100` or `ten_agents` runs one workload only.
+    let work = std::env::var("FLOCK_PROFILE_WORK").unwrap_or_default();
+    if work != "ten_agents" {
+        runtime.block_on(batch100(n));
+    }
+    if work != "batch100" {
+        runtime.block_on(ten_agents(n));
+    }
+}
