@@ -139,7 +139,11 @@ fn publishes(c: &mut Criterion) {
     }
     let store = rt.block_on(connect(1));
     group.bench_function("publish_all_100", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(publish_all_run(&store))).sum());
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| rt.block_on(publish_all_run(&store)))
+                .sum()
+        });
     });
     let elapsed = rt.block_on(publish_all_run(&store));
     summary.push(format!(

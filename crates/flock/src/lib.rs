@@ -171,6 +171,12 @@ pub use flock_engines::{
     EngineError, Inputs, IntoOutputs, Outputs, RunFailure, SimpleBatchEngine, batch_fn,
     batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
 };
+/// The PostgreSQL store (feature `postgres`): [`PostgresStore`](postgres::PostgresStore)
+/// keeps the blackboard durably in PostgreSQL and lets several processes share it
+/// as a cluster (leases with fencing, the feed in store order, wake-ups).
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use flock_store_postgres as postgres;
 pub use flock_subscription as subscription;
 pub use flock_subscription::{
     AllOf, BatchSpec, BatchSpecBuilder, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec,
@@ -181,12 +187,6 @@ pub use flock_trace_duckdb::{
     ExportReport, ExportStats, TraceConfig, TraceError, TraceGuard, clear_traces,
 };
 pub use flock_visibility as visibility;
-/// The PostgreSQL store (feature `postgres`): [`PostgresStore`](postgres::PostgresStore)
-/// keeps the blackboard durably in PostgreSQL and lets several processes share it
-/// as a cluster (leases with fencing, the feed in store order, wake-ups).
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use flock_store_postgres as postgres;
 pub use inspect::{ActiveBatch, PendingJoin};
 pub use invoke::InvokeError;
 pub use options::{PublishOptions, RecoveryReport, ShutdownReport};

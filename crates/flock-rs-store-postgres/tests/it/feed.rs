@@ -131,7 +131,12 @@ async fn the_feed_passes_over_nothing_while_writers_race() {
     let fed: HashSet<ArtifactId> = seen.iter().map(|(_, id)| *id).collect();
     assert_eq!(fed.len(), seen.len(), "nothing fed twice");
     let missed = published.difference(&fed).count();
-    assert_eq!(missed, 0, "{missed} of {} artifacts passed over", published.len());
+    assert_eq!(
+        missed,
+        0,
+        "{missed} of {} artifacts passed over",
+        published.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
