@@ -12,13 +12,35 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use crate::{cargo, cargo_command};
+use crate::{cargo, cargo_command, postgres};
+
+/// Examples that need a PostgreSQL: they read its URL from [`POSTGRES_URL_VAR`],
+/// which `cargo xtask example` and `examples` set (starting a throw-away server,
+/// stopped afterwards, unless one runs).
+const POSTGRES_EXAMPLES: [&str; 1] = ["cluster"];
+const POSTGRES_URL_VAR: &str = "FLOCK_POSTGRES_URL";
 
 pub(crate) fn example(rest: &[String]) -> Result<()> {
     let Some((name, extra)) = rest.split_first() else {
         bail!("which example? e.g. `cargo xtask example payment_batching`");
     };
-    cargo(&example_args(name, extra))
+    let args = example_args(name, extra);
+    if !POSTGRES_EXAMPLES.contains(&name.as_str()) || extra.iter().any(|a| a == "--help") {
+        return cargo(&args);
+    }
+    let server = postgres::for_run()?;
+    let mut cmd = cargo_command(&args)?;
+    cmd.env(POSTGRES_URL_VAR, server.url());
+    eprintln!(
+        "xtask: cargo {} ({POSTGRES_URL_VAR}={})",
+        args.join(" "),
+        server.url()
+    );
+    let status = cmd.status().context("failed to start cargo")?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
 }
 
 /// `cargo run` arguments for one example: what `cargo xtask example` and
@@ -81,6 +103,14 @@ pub(crate) fn examples(only: &[String]) -> Result<()> {
         "--examples",
     ])
     .context("the examples do not build")?;
+    let server = if runs
+        .iter()
+        .any(|r| POSTGRES_EXAMPLES.contains(&r.name.as_str()))
+    {
+        Some(postgres::for_run()?)
+    } else {
+        None
+    };
 
     let mut results = Vec::new();
     for run in &runs {
@@ -102,6 +132,11 @@ pub(crate) fn examples(only: &[String]) -> Result<()> {
         let mut cmd = cargo_command(&example_args(&run.name, &run.args))?;
         for var in OFFLINE_UNSET {
             cmd.env_remove(var);
+        }
+        if let Some(server) = &server
+            && POSTGRES_EXAMPLES.contains(&run.name.as_str())
+        {
+            cmd.env(POSTGRES_URL_VAR, server.url());
         }
         let started = Instant::now();
         let outcome = run_with_limit(&mut cmd, EXAMPLE_TIME_LIMIT);

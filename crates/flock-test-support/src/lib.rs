@@ -8,7 +8,10 @@
 //!
 //! - [`capture`]: a tracing layer that keeps spans and events as text, for
 //!   assertions on what the code under test traced.
+//! - [`postgres`]: the PostgreSQL server of the tests that need one, and what they
+//!   do without one (fail in CI, pass over their body on a developer's machine).
 
 pub mod capture;
+pub mod postgres;
 
 pub use capture::{Capture, CaptureGuard, Record, RecordKind};

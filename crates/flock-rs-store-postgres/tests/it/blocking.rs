@@ -6,7 +6,7 @@ use std::{sync::mpsc, time::Duration};
 
 use flock_core::{BlackboardStore, ClusterStore};
 
-use crate::support::{fresh_store, item};
+use crate::support::{fresh_store, item, skip};
 
 /// Runs `test` on a thread of its own with a current-thread runtime, failing if it
 /// has not finished within a minute (a deadlock would hang it forever).
@@ -31,6 +31,9 @@ fn on_a_current_thread_runtime(test: impl Future<Output = ()> + Send + 'static) 
 
 #[test]
 fn registering_inside_a_current_thread_runtime_does_not_deadlock() {
+    if skip() {
+        return;
+    }
     on_a_current_thread_runtime(async {
         let store = fresh_store().await;
         // The pool's connections now live on this runtime, which blocks below.
@@ -49,6 +52,9 @@ fn registering_inside_a_current_thread_runtime_does_not_deadlock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registering_inside_a_multi_thread_runtime() {
+    if skip() {
+        return;
+    }
     let store = fresh_store().await;
     store.publish(item(1)).await.unwrap();
     store.register_agent("a").unwrap();
@@ -58,6 +64,9 @@ async fn registering_inside_a_multi_thread_runtime() {
 
 #[test]
 fn registering_outside_any_runtime() {
+    if skip() {
+        return;
+    }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let store = runtime.block_on(fresh_store());
     store.register_agent("a").unwrap();
