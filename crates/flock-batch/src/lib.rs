@@ -222,6 +222,28 @@ impl<K: Clone + Eq + Hash, T> Batcher<K, T> {
         self.take(key, reason, now)
     }
 
+    /// Removes the batches of every key `forget` names, unflushed (a cluster process
+    /// that no longer owns them: their new owner forms them again). Returns them,
+    /// each key with its items in arrival order.
+    pub fn remove(&mut self, mut forget: impl FnMut(&K) -> bool) -> Vec<(K, Vec<T>)> {
+        let keys: Vec<K> = self
+            .accumulators
+            .keys()
+            .filter(|k| forget(k))
+            .cloned()
+            .collect();
+        keys.into_iter()
+            .filter_map(|key| {
+                let accumulator = self.accumulators.remove(&key)?;
+                if let Some(deadline) = accumulator.deadline {
+                    self.deadlines.remove(&(deadline, accumulator.seq));
+                }
+                self.waiting -= accumulator.items.len();
+                Some((key, accumulator.items))
+            })
+            .collect()
+    }
+
     /// The batches still collecting, oldest first.
     pub fn pending(&self, now: Instant) -> Vec<PendingBatch<K>> {
         let mut pending: Vec<(u64, PendingBatch<K>)> = self

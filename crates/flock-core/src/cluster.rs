@@ -84,16 +84,19 @@ pub trait ClusterStore: BlackboardStore {
     /// A backend failure.
     async fn feed(&self, after: u64, limit: usize) -> Result<Vec<Fed>, StoreError>;
 
-    /// The artifacts stored up to sequence `through` (inclusive) since `agent` was
-    /// first recorded that it has not consumed, in store order: what a process
-    /// that just took over a unit of the agent collects again, the feed delivering
-    /// what comes after.
+    /// The artifacts of `types` stored up to sequence `through` (inclusive) since
+    /// `agent` was first recorded that it has not consumed, in store order: what a
+    /// process that just took over a unit of the agent collects again, the feed
+    /// delivering what comes after. `types` are the types the agent's
+    /// subscriptions take: what it never consumes (other types, its own outputs)
+    /// is never read back.
     ///
     /// # Errors
     /// A backend failure.
     async fn unconsumed_through(
         &self,
         agent: &str,
+        types: &[&str],
         through: u64,
     ) -> Result<Vec<Arc<Artifact>>, StoreError>;
 

@@ -254,9 +254,10 @@ impl ClusterStore for PostgresStore {
     async fn unconsumed_through(
         &self,
         agent: &str,
+        types: &[&str],
         through: u64,
     ) -> Result<Vec<Arc<Artifact>>, StoreError> {
-        self.inner().unconsumed(agent, Some(through)).await
+        self.inner().unconsumed(agent, Some((types, through))).await
     }
 
     async fn head(&self) -> Result<u64, StoreError> {

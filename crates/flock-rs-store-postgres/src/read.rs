@@ -141,12 +141,12 @@ impl Inner {
         })
     }
 
-    /// What `agent` has not consumed since it was first recorded, up to sequence
-    /// `through` when given, in store order.
+    /// What `agent` has not consumed since it was first recorded, in store order;
+    /// with `(types, through)`, only artifacts of those types up to that sequence.
     pub(crate) async fn unconsumed(
         &self,
         agent: &str,
-        through: Option<u64>,
+        through: Option<(&[&str], u64)>,
     ) -> Result<Vec<Arc<Artifact>>, StoreError> {
         let client = self.pool.get().await.map_err(pool)?;
         let rows = match through {
@@ -157,13 +157,13 @@ impl Inner {
                     .map_err(db)?;
                 client.query(&unconsumed, &[&agent]).await
             }
-            Some(through) => {
+            Some((types, through)) => {
                 let unconsumed = client
                     .prepare_cached(&self.sql.unconsumed_through)
                     .await
                     .map_err(db)?;
                 client
-                    .query(&unconsumed, &[&agent, &seq_param(through)])
+                    .query(&unconsumed, &[&agent, &seq_param(through), &types])
                     .await
             }
         }

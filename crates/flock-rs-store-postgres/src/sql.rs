@@ -126,7 +126,8 @@ impl Sql {
             ),
             unconsumed_through: format!(
                 "SELECT {COLUMNS} FROM {s}.artifacts a JOIN {s}.agents g ON g.name = $1 \
-                 WHERE a.seq > g.since AND a.seq <= $2 AND NOT EXISTS \
+                 WHERE a.seq > g.since AND a.seq <= $2 AND a.type_name = ANY($3::text[]) \
+                 AND NOT EXISTS \
                  (SELECT 1 FROM {s}.consumed c WHERE c.agent = $1 AND c.artifact = a.id) \
                  ORDER BY a.seq"
             ),

@@ -43,6 +43,8 @@ pub struct FailedRun {
     pub(crate) agent_ref: Arc<Agent>,
     /// The subscription that took the inputs.
     pub(crate) subscription: u32,
+    /// In a cluster: the fence of the run (see `run::Origin`).
+    pub(crate) fence: Option<u64>,
     pub(crate) work: Work,
 }
 
@@ -50,7 +52,7 @@ impl FailedRun {
     #[expect(clippy::too_many_arguments, reason = "every field of a new entry")]
     pub(crate) fn new(
         agent: Arc<Agent>,
-        subscription: u32,
+        origin: crate::run::Origin,
         run_id: Uuid,
         work: Work,
         kind: FailureKind,
@@ -71,7 +73,8 @@ impl FailedRun {
             failed_at,
             workflow_error,
             agent_ref: agent,
-            subscription,
+            subscription: origin.subscription,
+            fence: origin.fence,
             work,
         }
     }
@@ -124,6 +127,7 @@ impl FailedRun {
             workflow_error: record.workflow_error,
             agent_ref: agent,
             subscription,
+            fence: None,
             work,
         }
     }

@@ -283,7 +283,9 @@ impl Flock {
             );
         }
         if let Some(membership) = self.runtime.membership() {
-            // The units go to the other processes at once, not when the leases lapse.
+            // The units go to the other processes at once, not when the leases
+            // lapse; no late balance takes them back.
+            self.runtime.leave_cluster().await;
             let process = &membership.config.process;
             if let Err(error) = membership.config.store.release(process).await {
                 tracing::warn!(%process, %error, "could not release the cluster leases; they lapse by themselves");

@@ -1,4 +1,5 @@
-//! What the examples' process tests share: finding an example's binary.
+//! What the examples' process tests share: finding an example's binary, and the
+//! PostgreSQL of the tests that need one.
 
 use std::path::PathBuf;
 
@@ -14,4 +15,12 @@ pub(crate) fn example_binary(name: &str) -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// The PostgreSQL of a test that needs one (`FLOCK_TEST_POSTGRES_URL`); `None` on a
+/// developer's machine without one (the test passes over its body, saying so), a
+/// failure in CI (see `flock_test_support::postgres`).
+#[allow(dead_code, reason = "only the tests that need PostgreSQL call it")]
+pub(crate) fn postgres_url() -> Option<String> {
+    flock_test_support::postgres::url()
 }

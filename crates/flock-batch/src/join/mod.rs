@@ -345,6 +345,28 @@ impl<P: Clone + Eq + Hash, K: Clone + Eq + Hash, T> Joiner<P, K, T> {
         Some(pending.entries.iter().map(|entry| &entry.item))
     }
 
+    /// Removes every pool `forget` names, with its groups and their deadlines,
+    /// without completing or discarding anything (a cluster process that no longer
+    /// owns a join: its new owner forms the groups again). Returns the items removed.
+    pub fn remove_pools(&mut self, mut forget: impl FnMut(&P) -> bool) -> usize {
+        let doomed: Vec<P> = self.pools.keys().filter(|p| forget(p)).cloned().collect();
+        let mut removed = 0;
+        for pool in &doomed {
+            if let Some(state) = self.pools.remove(pool) {
+                removed += state
+                    .groups
+                    .values()
+                    .map(|g| g.entries.len())
+                    .sum::<usize>();
+            }
+        }
+        if !doomed.is_empty() {
+            self.deadlines.retain(|_, (pool, _)| !doomed.contains(pool));
+        }
+        self.waiting -= removed;
+        removed
+    }
+
     /// How many keys have artifacts waiting.
     pub fn groups(&self) -> usize {
         self.pools.values().map(|p| p.groups.len()).sum()

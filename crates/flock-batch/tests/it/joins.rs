@@ -315,3 +315,29 @@ fn invalid_shapes_are_rejected_with_messages() {
         "slot 1 of a join needs a count of at least 1, got 0"
     );
 }
+
+#[test]
+fn removed_pools_take_their_groups_and_windows_with_them() {
+    let s = shape(&[1, 1], secs(10));
+    let mut j = J::new();
+    let t0 = Instant::now();
+    let _ = j.push("p", &s, "k1", 0, "a1", t0);
+    let _ = j.push("p", &s, "k2", 0, "a2", t0);
+    let _ = j.push("q", &s, "k1", 0, "b1", ms(t0, 5_000));
+    assert_eq!(j.remove_pools(|pool| *pool == "p"), 2);
+    assert_eq!((j.groups(), j.waiting()), (1, 1));
+    assert_eq!(
+        j.next_deadline(),
+        Some(ms(t0, 15_000)),
+        "p's windows are gone"
+    );
+    // A removed pool starts afresh: its old members do not complete a new group.
+    assert!(
+        j.push("p", &s, "k1", 1, "c1", ms(t0, 6_000))
+            .completed
+            .is_none()
+    );
+    assert_eq!(j.remove_pools(|_| true), 2);
+    assert!(j.is_empty());
+    assert_eq!(j.next_deadline(), None);
+}

@@ -118,3 +118,22 @@ fn pending_reports_items_spec_and_time_left() {
     assert_eq!(pending[0].time_left, Some(Duration::from_secs(20)));
     assert_eq!(b.pending(ms(t0, 40_000))[0].time_left, Some(Duration::ZERO));
 }
+
+#[test]
+fn removed_batches_come_back_unflushed_with_their_deadlines_gone() {
+    let mut b = Batcher::new();
+    let s = spec(Some(10), Some(1_000));
+    let t0 = Instant::now();
+    for (key, item) in [("a", 1), ("b", 2), ("a", 3), ("c", 4)] {
+        let _ = b.push(key, s, item, t0);
+    }
+    let mut removed = b.remove(|key| *key != "b");
+    removed.sort_unstable();
+    assert_eq!(removed, vec![("a", vec![1, 3]), ("c", vec![4])]);
+    assert_eq!((b.batches(), b.waiting()), (1, 1));
+    let due = b.poll_expired(ms(t0, 1_000));
+    assert_eq!(due.len(), 1, "only b's deadline is left");
+    assert_eq!(due[0].items, vec![2]);
+    assert!(b.is_empty());
+    assert!(b.remove(|_| true).is_empty());
+}

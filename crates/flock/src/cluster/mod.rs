@@ -10,22 +10,20 @@
 //! original arrival order, as recovery does. Runs commit their outputs with the
 //! consumption of their inputs under the epoch of their unit's lease: a process that
 //! lost the lease cannot commit, so what lands on the blackboard stays exactly-once
-//! per agent. See `docs/adr/` (the cluster runtime) and `driver.rs`.
-
-mod driver;
+//! per agent. See `docs/adr/` (the cluster runtime) and `runtime/driver.rs`.
 
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use flock_core::{ClusterStore, WorkUnit};
 use flock_subscription::JoinKey;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rustc_hash::{FxHashMap, FxHasher};
-
-pub(crate) use driver::spawn;
+use tokio::sync::Notify;
 
 use crate::{
     agent::Agent,
     decision::{Take, Way},
+    work::BatchKey,
 };
 
 /// Joining a cluster: the shared store, this process's name, and the lease time.
@@ -83,8 +81,11 @@ impl Cluster {
         self
     }
 
-    /// How long a lease lasts unless renewed: a process that dies loses its units
-    /// after at most this long (renewed every third of it).
+    /// How soon the units of a process that dies are taken over by the others:
+    /// leases last three quarters of it unless renewed, and every process renews
+    /// its own and looks for lapsed ones every quarter of it. A process that cannot
+    /// reach the store for half of it loses its units (its runs then cannot
+    /// commit: the new owners run their inputs).
     ///
     /// # Errors
     /// [`InvalidCluster`] for zero.
@@ -111,7 +112,8 @@ impl Cluster {
 pub(crate) type UnitKey = (u32, u32, Option<u32>);
 
 /// A unit this process owns: its lease's epoch, and the feed position its
-/// takeover collected through (the feed delivers only what comes after).
+/// takeover collected through (the feed delivers only what comes after; until the
+/// takeover is done, `u64::MAX`: nothing).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Owned {
     pub(crate) epoch: u64,
@@ -122,6 +124,14 @@ pub(crate) struct Owned {
 pub(crate) struct Membership {
     pub(crate) config: Cluster,
     owned: RwLock<FxHashMap<UnitKey, Owned>>,
+    /// Units taken whose takeover (collecting again what their agent had not
+    /// consumed) the feed task has yet to do, with their epochs.
+    takeovers: Mutex<FxHashMap<UnitKey, u64>>,
+    /// Wakes the feed task for a takeover.
+    pub(crate) wake: Notify,
+    /// Held while the lease task balances; `leaving` stops it for good (shutdown
+    /// releases the leases after it, so no late balance takes them back).
+    pub(crate) balancing: tokio::sync::Mutex<bool>,
 }
 
 impl Membership {
@@ -129,7 +139,102 @@ impl Membership {
         Self {
             config,
             owned: RwLock::new(FxHashMap::default()),
+            takeovers: Mutex::new(FxHashMap::default()),
+            wake: Notify::new(),
+            balancing: tokio::sync::Mutex::new(false),
         }
+    }
+
+    /// How often the lease task runs, and how long a lease lasts: a dead process's
+    /// units are taken over within `period + ttl`, the lease time.
+    pub(crate) fn timing(&self) -> (Duration, Duration) {
+        let period = self.config.lease / 4;
+        (period, self.config.lease - period)
+    }
+
+    /// The unit of a batch key (a join's, or an unkeyed subscription's, has no
+    /// partition).
+    pub(crate) fn unit_of_key(&self, key: &BatchKey) -> UnitKey {
+        let partition = key.partition.as_ref().map(|k| self.partition_of(k));
+        (key.agent, key.subscription, partition)
+    }
+
+    /// The epoch of a batch key's unit, if this process owns it: the fence of a run
+    /// created now (read under the core's lock).
+    pub(crate) fn fence(&self, key: &BatchKey) -> Option<u64> {
+        self.owned(&self.unit_of_key(key)).map(|o| o.epoch)
+    }
+
+    /// Records the leases held now, as `(unit, epoch)`; returns the units lost (not
+    /// held any more, or held again under another epoch). Units newly held wait for
+    /// their takeover. Called under the core's lock, with forgetting the lost units.
+    pub(crate) fn apply(&self, leases: &[(UnitKey, u64)]) -> Vec<UnitKey> {
+        let mut owned = self.owned.write();
+        let mut takeovers = self.takeovers.lock();
+        let mut next = FxHashMap::default();
+        for &(key, epoch) in leases {
+            match owned.get(&key) {
+                Some(held) if held.epoch == epoch => {
+                    next.insert(key, *held);
+                }
+                _ => {
+                    next.insert(
+                        key,
+                        Owned {
+                            epoch,
+                            from_seq: u64::MAX,
+                        },
+                    );
+                    takeovers.insert(key, epoch);
+                }
+            }
+        }
+        let lost: Vec<UnitKey> = owned
+            .iter()
+            .filter(|(key, held)| next.get(key).is_none_or(|now| now.epoch != held.epoch))
+            .map(|(key, _)| *key)
+            .collect();
+        takeovers.retain(|key, epoch| next.get(key).is_some_and(|o| o.epoch == *epoch));
+        let wake = !takeovers.is_empty();
+        *owned = next;
+        if wake {
+            self.wake.notify_one();
+        }
+        lost
+    }
+
+    /// The takeovers to do now.
+    pub(crate) fn take_takeovers(&self) -> FxHashMap<UnitKey, u64> {
+        std::mem::take(&mut *self.takeovers.lock())
+    }
+
+    /// Takeovers that failed, to do again (those still owned under their epoch).
+    pub(crate) fn retry_takeovers(&self, failed: FxHashMap<UnitKey, u64>) {
+        let owned = self.owned.read();
+        let mut takeovers = self.takeovers.lock();
+        for (key, epoch) in failed {
+            if owned.get(&key).is_some_and(|o| o.epoch == epoch) {
+                takeovers.entry(key).or_insert(epoch);
+            }
+        }
+    }
+
+    /// The takeover of `units` collected everything up to `through`: the feed
+    /// delivers what comes after (to the units still owned under the same epoch).
+    pub(crate) fn taken_over(&self, units: &FxHashMap<UnitKey, u64>, through: u64) {
+        let mut owned = self.owned.write();
+        for (key, epoch) in units {
+            if let Some(held) = owned.get_mut(key)
+                && held.epoch == *epoch
+            {
+                held.from_seq = through;
+            }
+        }
+    }
+
+    /// How many units this process owns.
+    pub(crate) fn owned_count(&self) -> usize {
+        self.owned.read().len()
     }
 
     /// The unit a take files its artifact under.
@@ -148,11 +253,6 @@ impl Membership {
         key.hash(&mut hasher);
         u32::try_from(hasher.finish() % u64::from(self.config.partitions.get()))
             .expect("a partition fits its count")
-    }
-
-    /// The owned unit of `take`, if this process owns it.
-    pub(crate) fn owns(&self, take: &Take) -> Option<Owned> {
-        self.owned.read().get(&self.unit_of(take)).copied()
     }
 
     /// The owned unit by key.
@@ -186,11 +286,6 @@ impl Membership {
             }
         }
         units
-    }
-
-    /// Sets the units owned now.
-    pub(crate) fn set_owned(&self, owned: FxHashMap<UnitKey, Owned>) {
-        *self.owned.write() = owned;
     }
 
     /// The units owned now, as `agent/subscription[/partition]`, sorted.

@@ -12,6 +12,7 @@
 //! artifacts, re-arm the timer, wake waiters). The core never awaits, spawns, reads
 //! a clock or calls user code.
 
+mod cluster;
 mod inspect;
 mod ready;
 mod report;
@@ -30,6 +31,7 @@ use flock_core::{Artifact, FlushReason, PublishError};
 use flock_subscription::JoinKey;
 use tracing::Span;
 
+pub(crate) use cluster::Fence;
 pub(crate) use ready::{Discard, Drained, Held, JoinDone, Ready, Released};
 pub(crate) use route::{Routed, Routing, Take, Way};
 pub(crate) use schedule::{Run, RunInput, Ticket};
@@ -90,6 +92,9 @@ pub(crate) struct Core {
     room_watchers: usize,
     /// Whether someone listens to live events.
     events: bool,
+    /// In a cluster: the epoch of the lease of a batch key's unit, if this process
+    /// owns it (see `cluster.rs`).
+    fence: Option<Fence>,
 }
 
 impl Core {
@@ -106,6 +111,7 @@ impl Core {
             idle_watchers: 0,
             room_watchers: 0,
             events: false,
+            fence: None,
         }
     }
 
@@ -385,6 +391,7 @@ impl Core {
         ready: &mut Ready,
     ) {
         let charge = self.waiting.is_counting().then_some((subscription, units));
+        let fence = self.fence_of(agent.index, subscription, &input);
         let run = Run {
             ticket: Ticket {
                 id: 0,
@@ -394,6 +401,7 @@ impl Core {
             },
             agent: agent.clone(),
             subscription,
+            fence,
             input,
             cause: cause.clone(),
             joined: None,

@@ -16,6 +16,9 @@ impl Core {
         }
         let mut ready = Ready::default();
         let agent = self.agents[agent as usize].clone();
+        let subscription = work.subscription().unwrap_or(0);
+        let input = RunInput::Again(work);
+        let fence = self.fence_of(agent.index, subscription, &input);
         let run = Run {
             ticket: Ticket {
                 id: 0,
@@ -24,8 +27,9 @@ impl Core {
                 charge: None,
             },
             agent,
-            subscription: work.subscription().unwrap_or(0),
-            input: RunInput::Again(work),
+            subscription,
+            fence,
+            input,
             cause: Span::none(),
             joined: None,
         };
@@ -59,7 +63,7 @@ impl Core {
         ready
     }
 
-    fn release(&mut self, ticket: &Ticket, ready: &mut Ready) {
+    pub(super) fn release(&mut self, ticket: &Ticket, ready: &mut Ready) {
         if let Some((subscription, units)) = ticket.charge {
             self.waiting.release(ticket.agent, subscription, units);
             ready.room |= self.room_watchers > 0;

@@ -53,6 +53,9 @@ pub(crate) struct Run {
     pub(crate) agent: Arc<Agent>,
     /// The subscription that took the inputs.
     pub(crate) subscription: u32,
+    /// In a cluster: the epoch of its unit's lease when the run was created, which
+    /// its commit is fenced with (`None`: the unit is not this process's).
+    pub(crate) fence: Option<u64>,
     pub(crate) input: RunInput,
     /// The span in scope where the run was created (an output's `artifact.publish`),
     /// its span's parent.
@@ -169,6 +172,20 @@ impl Scheduler {
         } else {
             Vec::new()
         };
+        self.live -= dropped.len();
+        self.reset_if_idle();
+        dropped
+    }
+
+    /// Drops the queued runs `drop` names (in a cluster, runs of units that moved to
+    /// another process): returned, uncounted, so their charges can be released.
+    pub(crate) fn drop_queued(&mut self, mut drop: impl FnMut(&Run) -> bool) -> Vec<Run> {
+        let mut dropped = Vec::new();
+        for slots in &mut self.agents {
+            let (gone, kept): (Vec<Run>, Vec<Run>) = slots.backlog.drain(..).partition(&mut drop);
+            slots.backlog = kept.into();
+            dropped.extend(gone);
+        }
         self.live -= dropped.len();
         self.reset_if_idle();
         dropped

@@ -346,3 +346,47 @@ fn an_abandoned_run_drops_its_agents_queue_and_releases_every_charge() {
     assert!(f.core.is_quiet());
     assert_eq!(f.core.admission_counts().unwrap().total, 0);
 }
+
+#[test]
+fn a_lost_unit_is_forgotten_and_runs_carry_the_epoch_they_were_created_under() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let mut f = Fixture::new(Admission::new());
+    batcher(&mut f, spec(2, 1_000));
+    // The cluster's view, as the fence hook reads it: the epoch held (0: not held).
+    let epoch = Arc::new(AtomicU64::new(7));
+    let held = epoch.clone();
+    f.core.set_fence(Arc::new(move |_| {
+        Some(held.load(Ordering::Relaxed)).filter(|&e| e > 0)
+    }));
+    let started = f.publish(1, 0).unwrap();
+    assert!(started.start.is_empty());
+    let started = f.publish(2, 0).unwrap();
+    assert_eq!(started.start[0].fence, Some(7));
+    let _ = f.publish(3, 0).unwrap();
+    let queued = f.publish(4, 0).unwrap();
+    assert!(queued.start.is_empty(), "one slot: the second batch waits");
+    let _ = f.publish(5, 0).unwrap();
+    assert_eq!(f.core.batcher.waiting(), 1, "a partial batch");
+
+    // Lost: the partial batch and the queued run go; the started run stays live
+    // (its commit is fenced with epoch 7).
+    epoch.store(0, Ordering::Relaxed);
+    let forgot = f.core.forget(|_| true);
+    assert!(forgot.start.is_empty());
+    assert!(f.core.batcher.is_empty());
+    assert_eq!(f.core.next_deadline(), None, "its timeout is gone too");
+    assert!(!f.core.is_quiet(), "the started run is still live");
+    let next = f
+        .core
+        .finish(started.start.into_iter().next().unwrap().ticket);
+    assert!(next.start.is_empty(), "the queued run was dropped");
+    assert!(f.core.is_quiet());
+
+    // Taken again under epoch 9: new runs carry it.
+    epoch.store(9, Ordering::Relaxed);
+    let _ = f.publish(6, 10).unwrap();
+    let again = f.publish(7, 10).unwrap();
+    assert_eq!(batch_values(&again), vec![vec![6, 7]]);
+    assert_eq!(again.start[0].fence, Some(9));
+}

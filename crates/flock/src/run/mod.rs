@@ -32,6 +32,15 @@ use crate::{
     work::Work,
 };
 
+/// Where a run's inputs came from: the subscription that took them and, in a
+/// cluster, the epoch of its unit's lease when the run was created: the fence its
+/// commit is checked against (`None`: the unit was not this process's).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin {
+    pub(crate) subscription: u32,
+    pub(crate) fence: Option<u64>,
+}
+
 /// What a run needs from the runtime.
 pub(crate) trait Host: Send + Sync {
     /// Now, on the runtime's clock.
@@ -46,7 +55,7 @@ pub(crate) trait Host: Send + Sync {
     fn commit_run(
         &self,
         agent: &Agent,
-        subscription: u32,
+        origin: Origin,
         run_id: Uuid,
         work: &Work,
         outputs: Vec<Arc<Artifact>>,
@@ -126,7 +135,7 @@ pub(crate) enum Outcome {
 pub(crate) async fn execute<H: Host>(
     host: &H,
     agent: &Arc<Agent>,
-    subscription: u32,
+    origin: Origin,
     life: &Lifecycle,
     work: &Work,
 ) -> Outcome {
@@ -149,7 +158,7 @@ pub(crate) async fn execute<H: Host>(
             Ok(payloads) => {
                 let outputs = outputs::artifacts(host.now(), agent, payloads, correlation_id, work);
                 match host
-                    .commit_run(agent, subscription, run_id, work, outputs.clone())
+                    .commit_run(agent, origin, run_id, work, outputs.clone())
                     .await
                 {
                     Ok(()) => Ok(outputs),
@@ -208,7 +217,7 @@ pub(crate) async fn execute<H: Host>(
     fail(
         host,
         agent,
-        subscription,
+        origin,
         work.clone(),
         FailureKind::Failed,
         error.to_string(),
@@ -222,7 +231,7 @@ pub(crate) async fn execute<H: Host>(
 pub(crate) async fn fail<H: Host>(
     host: &H,
     agent: &Arc<Agent>,
-    subscription: u32,
+    origin: Origin,
     work: Work,
     kind: FailureKind,
     message: String,
@@ -256,7 +265,7 @@ pub(crate) async fn fail<H: Host>(
     let run_id = run_id(&agent.name, &work);
     let failed = FailedRun::new(
         agent.clone(),
-        subscription,
+        origin,
         run_id,
         work,
         kind,
@@ -278,7 +287,7 @@ pub(crate) async fn fail<H: Host>(
 pub(crate) async fn refuse<H: Host>(
     host: &H,
     agent: &Arc<Agent>,
-    subscription: u32,
+    origin: Origin,
     work: Work,
 ) -> Outcome {
     let max = agent.max_iterations.map_or(0, |n| n.get());
@@ -290,7 +299,7 @@ pub(crate) async fn refuse<H: Host>(
     fail(
         host,
         agent,
-        subscription,
+        origin,
         work,
         FailureKind::CircuitOpen,
         message,

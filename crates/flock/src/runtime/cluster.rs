@@ -1,21 +1,27 @@
 //! The runtime in a cluster: publishes go to the shared store only, runs commit
-//! under their unit's lease, and the feed (read by the cluster driver) is collected
-//! for the units this process owns.
+//! under the epoch their unit's lease had when they were created, and the feed
+//! (read by the cluster driver) is collected for the units this process owns.
+//!
+//! Ownership changes under the core's lock (the units lost are forgotten in the
+//! same step), and whether an artifact goes to a unit is decided under it too: what
+//! the core holds of a unit was always collected while this process owned it, under
+//! its current epoch.
 
 use std::sync::{Arc, atomic::Ordering};
 
 use flock_core::{Artifact, ArtifactId, PublishError, RunCommit, StoreError, WorkUnit};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use tracing::Span;
 
 use super::Runtime;
 use crate::{
     agent::Agent,
     clock::Now,
-    cluster::{Membership, UnitKey},
-    decision::{Held, Routed, Source},
+    cluster::{Membership, Owned, UnitKey},
+    decision::{Held, Phase, Routed, Source},
     failed::FailedRun,
-    work::Work,
+    run::Origin,
+    work::{BatchKey, Work},
 };
 
 impl Runtime {
@@ -24,58 +30,72 @@ impl Runtime {
         self.membership.as_ref()
     }
 
+    /// Keeps the takes of `routed` for the units this process owns that `keep`
+    /// accepts. Called under the core's lock, where ownership changes.
+    fn keep_owned(&self, routed: &mut Routed, keep: impl Fn(UnitKey, Owned) -> bool) {
+        if let (Some(membership), Routed::Takes(takes)) = (&self.membership, routed) {
+            takes.retain(|take| {
+                let unit = membership.unit_of(take);
+                membership
+                    .owned(&unit)
+                    .is_some_and(|owned| keep(unit, owned))
+            });
+        }
+    }
+
     /// Where `artifact` goes at `now` for the agents `only` names: in a cluster,
-    /// only its takes for the units this process owns (and, with `units`, only those
-    /// units; with `after`, only units whose feed starts before that sequence).
+    /// only to the units this process owns.
     pub(crate) fn route_owned(
         &self,
         artifact: &Artifact,
         now: Now,
         only: Option<&[u32]>,
-        units: Option<(&FxHashSet<UnitKey>, Option<u64>)>,
     ) -> Routed {
         let mut routed = self.routing.read().route_for(artifact, now, only);
-        if let (Some(membership), Routed::Takes(takes)) = (&self.membership, &mut routed) {
-            takes.retain(|take| {
-                let unit = membership.unit_of(take);
-                let Some(owned) = membership.owned(&unit) else {
-                    return false;
-                };
-                match units {
-                    Some((units, _)) if !units.contains(&unit) => false,
-                    Some((_, Some(seq))) => seq > owned.from_seq,
-                    _ => true,
-                }
-            });
-        }
+        self.keep_owned(&mut routed, |_, _| true);
         routed
+    }
+
+    /// Records the leases held now (`(unit, epoch)`), forgetting in the same step
+    /// what the core holds of the units lost.
+    pub(crate) fn apply_leases(self: &Arc<Self>, held: &[(UnitKey, u64)]) {
+        let membership = self.membership.as_ref().expect("in a cluster");
+        let ready = {
+            let mut core = self.core.lock();
+            let lost = membership.apply(held);
+            tracing::debug!(process = %membership.config.process, ?held, ?lost, "leases");
+            if lost.is_empty() {
+                return;
+            }
+            tracing::info!(
+                process = %membership.config.process,
+                units = lost.len(),
+                "units moved to other processes; what was collected for them is theirs to collect again"
+            );
+            let lost: FxHashSet<UnitKey> = lost.into_iter().collect();
+            core.forget(|key: &BatchKey| lost.contains(&membership.unit_of_key(key)))
+        };
+        self.act(ready);
     }
 
     /// Collects an artifact of the feed (sequence `seq`) for the units this process
     /// owns whose feed starts before it.
     pub(crate) fn collect_fed(self: &Arc<Self>, seq: u64, artifact: Arc<Artifact>) {
         let now = self.now();
-        let Some(membership) = &self.membership else {
-            return;
-        };
-        if self.core.lock().phase() != crate::decision::Phase::Open {
-            // Shutting down: what arrives now is the next owner's (it is not
-            // consumed, so the process that takes the units over collects it).
-            return;
-        }
         let mut routed = self.routing.read().route(&artifact, now);
-        if let Routed::Takes(takes) = &mut routed {
-            takes.retain(|take| {
-                membership
-                    .owns(take)
-                    .is_some_and(|owned| seq > owned.from_seq)
-            });
-            if takes.is_empty() {
-                return;
-            }
-        }
         let ready = {
             let mut core = self.core.lock();
+            if core.phase() != Phase::Open {
+                // Shutting down: what arrives now is the next owner's (it is not
+                // consumed, so the process that takes the units over collects it).
+                return;
+            }
+            self.keep_owned(&mut routed, |_, owned| seq > owned.from_seq);
+            if let Routed::Takes(takes) = &routed
+                && takes.is_empty()
+            {
+                return;
+            }
             core.reserve(&routed, Source::Output)
                 .unwrap_or_else(|_| unreachable!("fed artifacts are never refused"));
             core.collect(artifact, routed, now, &Span::none())
@@ -84,11 +104,12 @@ impl Runtime {
     }
 
     /// Collects again, at their original arrival times, what the agents of newly
-    /// owned `units` had not consumed up to the feed position they start from.
+    /// owned `units` (with the epochs they were taken under) had not consumed up to
+    /// the feed position they start from.
     pub(crate) fn replay_units(
         self: &Arc<Self>,
         pending: Vec<(Arc<Artifact>, Vec<u32>)>,
-        units: &FxHashSet<UnitKey>,
+        units: &FxHashMap<UnitKey, u64>,
     ) {
         self.replaying.store(true, Ordering::Release);
         for (artifact, only) in pending {
@@ -98,13 +119,17 @@ impl Runtime {
             };
             let ready = self.core.lock().tick(now);
             self.act(ready);
-            let routed = self.route_owned(&artifact, now, Some(&only), Some((units, None)));
-            if routed.takes().is_empty() && !matches!(routed, Routed::Deferred(_)) {
-                continue;
-            }
-            self.replayed.lock().insert(artifact.id);
+            let mut routed = self.routing.read().route_for(&artifact, now, Some(&only));
             let ready = {
                 let mut core = self.core.lock();
+                // Only the units of this takeover, still held under its epoch.
+                self.keep_owned(&mut routed, |unit, owned| {
+                    units.get(&unit) == Some(&owned.epoch)
+                });
+                if routed.takes().is_empty() && !matches!(routed, Routed::Deferred(_)) {
+                    continue;
+                }
+                self.replayed.lock().insert(artifact.id);
                 core.reserve(&routed, Source::Output)
                     .unwrap_or_else(|_| unreachable!("recovered artifacts are never refused"));
                 let held = Held {
@@ -121,18 +146,19 @@ impl Runtime {
         self.act(ready);
     }
 
-    /// Commits a run under its unit's lease; the feed delivers its outputs.
+    /// Commits a run under the fence it was created with; the feed delivers its
+    /// outputs.
     pub(crate) async fn commit_clustered(
         self: &Arc<Self>,
         agent: &Agent,
-        subscription: u32,
+        origin: Origin,
         run_id: uuid::Uuid,
         work: &Work,
         outputs: &[Arc<Artifact>],
     ) -> Result<(), PublishError> {
         let membership = self.membership.as_ref().expect("in a cluster");
-        let (key, unit) = run_unit(membership, agent, subscription, work);
-        let Some(owned) = membership.owned(&key) else {
+        let (_, unit) = run_unit(membership, agent, origin.subscription, work);
+        let Some(epoch) = origin.fence else {
             return Err(StoreError::Fenced {
                 unit: unit.to_string(),
                 epoch: 0,
@@ -145,7 +171,7 @@ impl Runtime {
             run_id,
             inputs: &inputs,
             outputs,
-            fence: Some((&unit, owned.epoch)),
+            fence: Some((&unit, epoch)),
         };
         self.store.commit_run(commit).await?;
         for artifact in outputs {
@@ -154,8 +180,8 @@ impl Runtime {
         Ok(())
     }
 
-    /// Keeps a failed run of a unit this process still owns (one that moved is the
-    /// new owner's to run).
+    /// Keeps a failed run of a unit this process still owns under the run's fence
+    /// (one that moved is the new owner's to run).
     pub(crate) async fn commit_failure_clustered(
         self: &Arc<Self>,
         run: FailedRun,
@@ -163,7 +189,7 @@ impl Runtime {
     ) {
         let membership = self.membership.as_ref().expect("in a cluster");
         let (key, unit) = run_unit(membership, &run.agent_ref, run.subscription, &run.work);
-        if membership.owned(&key).is_none() {
+        if membership.owned(&key).map(|o| o.epoch) != run.fence || run.fence.is_none() {
             tracing::info!(%unit, "a failed run of a unit that moved to another process is that process's to run");
             return;
         }
@@ -176,6 +202,24 @@ impl Runtime {
             ),
         }
         self.failed.lock().push(run);
+    }
+
+    /// In a cluster, the fence to record a discarded join group of `pool` as
+    /// consumed with: `Some(None)` when the unit is not this process's (the owner
+    /// records it); `None` outside a cluster.
+    pub(crate) fn discard_fence(
+        &self,
+        agent: &Agent,
+        pool: &BatchKey,
+    ) -> Option<Option<(WorkUnit, u64)>> {
+        let membership = self.membership.as_ref()?;
+        let (_, subscription, partition) = membership.unit_of_key(pool);
+        let unit = WorkUnit {
+            agent: agent.name.to_string(),
+            subscription: subscription as usize,
+            partition,
+        };
+        Some(membership.fence(pool).map(|epoch| (unit, epoch)))
     }
 
     /// In a cluster, waits until the feed has been read up to what the store holds
@@ -203,9 +247,14 @@ impl Runtime {
         self.routing.read().agents().to_vec()
     }
 
+    /// Whether the flock still accepts work (shutdown has not begun).
+    pub(crate) fn is_open(&self) -> bool {
+        self.core.lock().phase() == Phase::Open
+    }
+
     /// Whether the cluster driver should stop (the flock drained).
     pub(crate) fn cluster_stopped(&self) -> bool {
-        self.core.lock().phase() == crate::decision::Phase::Drained
+        self.core.lock().phase() == Phase::Drained
     }
 
     /// Moves the feed's position.

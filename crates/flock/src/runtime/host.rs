@@ -8,7 +8,13 @@ use flock_core::{AgentIdentity, Artifact, BlackboardView, PublishError};
 use super::Runtime;
 use uuid::Uuid;
 
-use crate::{agent::Agent, clock::Now, failed::FailedRun, run::Host, work::Work};
+use crate::{
+    agent::Agent,
+    clock::Now,
+    failed::FailedRun,
+    run::{Host, Origin},
+    work::Work,
+};
 
 impl Host for Arc<Runtime> {
     fn now(&self) -> Now {
@@ -27,12 +33,12 @@ impl Host for Arc<Runtime> {
     async fn commit_run(
         &self,
         agent: &Agent,
-        subscription: u32,
+        origin: Origin,
         run_id: Uuid,
         work: &Work,
         outputs: Vec<Arc<Artifact>>,
     ) -> Result<(), PublishError> {
-        Runtime::commit_run(self, agent, subscription, run_id, work, outputs).await
+        Runtime::commit_run(self, agent, origin, run_id, work, outputs).await
     }
 
     async fn commit_failure(&self, run: FailedRun, error: Arc<Artifact>) {

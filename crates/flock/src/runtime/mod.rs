@@ -3,6 +3,7 @@
 //! publish, external or an agent's output, comes through [`Runtime::publish`].
 
 mod cluster;
+mod driver;
 mod host;
 mod idle;
 mod recovery;
@@ -29,7 +30,7 @@ use crate::{
     agent::{Agent, Registrar, RegistrationError},
     clock::{Clock, Now},
     cluster::{Cluster, Membership},
-    decision::{Core, Discard, Ready, Refused, Released, Routed, Routing, Source},
+    decision::{Core, Ready, Refused, Released, Routed, Routing, Source},
     events::FlockEvent,
     failed::FailedRun,
     options::RecoveryReport,
@@ -118,8 +119,18 @@ impl Runtime {
         // its registry.
         let registry = store.types().unwrap_or_default();
         let durable = store.is_durable();
+        let membership = cluster.map(|c| Arc::new(Membership::new(c)));
+        // Admission bounds do not apply in a cluster (no process sees all that waits).
+        let mut core = Core::new(match membership {
+            Some(_) => Admission::default(),
+            None => admission,
+        });
+        if let Some(membership) = &membership {
+            let membership = membership.clone();
+            core.set_fence(Arc::new(move |key| membership.fence(key)));
+        }
         Self {
-            core: Mutex::new(Core::new(admission)),
+            core: Mutex::new(core),
             routing: RwLock::new(Routing::default()),
             store,
             memory,
@@ -138,7 +149,7 @@ impl Runtime {
             recovery: tokio::sync::OnceCell::new(),
             replaying: AtomicBool::new(false),
             replayed: Mutex::new(FxHashSet::default()),
-            membership: cluster.map(|c| Arc::new(Membership::new(c))),
+            membership,
             cursor: AtomicU64::new(0),
             fed: Notify::new(),
             rejected: AtomicU64::new(0),
@@ -349,14 +360,14 @@ impl Runtime {
     pub(crate) async fn commit_run(
         self: &Arc<Self>,
         agent: &Agent,
-        subscription: u32,
+        origin: run::Origin,
         run_id: Uuid,
         work: &Work,
         outputs: Vec<Arc<Artifact>>,
     ) -> Result<(), PublishError> {
         if self.membership.is_some() {
             return self
-                .commit_clustered(agent, subscription, run_id, work, &outputs)
+                .commit_clustered(agent, origin, run_id, work, &outputs)
                 .await;
         }
         let (now, routed) = self.reserve_outputs(&outputs);
@@ -457,7 +468,7 @@ impl Runtime {
             mono: at,
             wall: self.clock.wall_at(at),
         };
-        let routed = self.route_owned(&held.artifact, now, held.only.as_deref(), None);
+        let routed = self.route_owned(&held.artifact, now, held.only.as_deref());
         let ready = {
             let mut core = self.core.lock();
             core.reserve(&routed, Source::Released)
@@ -517,38 +528,6 @@ impl Runtime {
         }
         for released in released {
             self.dispatch_released(released);
-        }
-    }
-
-    /// With a durable store, records a discarded group's artifacts as consumed by
-    /// its agent, so recovery does not collect them again. In the background: if
-    /// the process stops first, recovery replays the group and its window discards
-    /// it again.
-    pub(crate) fn consume_discards(&self, discarded: &[Discard]) {
-        if discarded.is_empty() || !self.store.is_durable() {
-            return;
-        }
-        for (agent, group) in discarded {
-            let store = self.store.clone();
-            let agent = agent.name.clone();
-            let inputs: Vec<ArtifactId> = group.items.iter().map(|a| a.id).collect();
-            tokio::spawn(async move {
-                let run_id = crate::run::run_id_of(&agent, inputs.iter().copied());
-                let commit = RunCommit {
-                    agent: &agent,
-                    run_id,
-                    inputs: &inputs,
-                    outputs: &[],
-                    fence: None,
-                };
-                if let Err(error) = store.commit_run(commit).await {
-                    tracing::warn!(
-                        %agent,
-                        %error,
-                        "could not record a discarded join group as consumed; recovery would discard it again"
-                    );
-                }
-            });
         }
     }
 

@@ -8,10 +8,13 @@
 //! original arrivals, and a batch whose timeout passed while the process was down
 //! flushes at once (reason `timeout`, its span marked `recovered`). The timer stays
 //! out of the way until the replay is done.
+//!
+//! Join groups a window discards are recorded as consumed (`consume_discards`),
+//! so recovery does not collect them again.
 
 use std::sync::{Arc, atomic::Ordering};
 
-use flock_core::{Artifact, ArtifactId, StoreError};
+use flock_core::{Artifact, ArtifactId, RunCommit, StoreError};
 use rustc_hash::FxHashMap;
 use tracing::Span;
 
@@ -19,7 +22,7 @@ use super::Runtime;
 use crate::{
     agent::Agent,
     clock::Now,
-    decision::{Held, Source},
+    decision::{Discard, Held, Source},
     failed::FailedRun,
     options::RecoveryReport,
 };
@@ -48,7 +51,7 @@ impl Runtime {
 
     async fn replay(self: &Arc<Self>) -> Result<RecoveryReport, StoreError> {
         if self.membership().is_some() {
-            crate::cluster::spawn(self);
+            super::driver::spawn(self);
             return Ok(RecoveryReport::default());
         }
         if !self.store.is_durable() {
@@ -151,5 +154,45 @@ impl Runtime {
             restored += 1;
         }
         Ok(restored)
+    }
+}
+
+impl Runtime {
+    /// With a durable store, records a discarded group's artifacts as consumed by
+    /// its agent, so recovery does not collect them again. In the background: if
+    /// the process stops first, recovery replays the group and its window discards
+    /// it again.
+    pub(crate) fn consume_discards(&self, discarded: &[Discard]) {
+        if discarded.is_empty() || !self.store.is_durable() {
+            return;
+        }
+        for (agent, group) in discarded {
+            // In a cluster, under the lease of the join's unit (if still owned).
+            let fence = match self.discard_fence(agent, &group.pool) {
+                Some(None) => continue,
+                Some(fence) => fence,
+                None => None,
+            };
+            let store = self.store.clone();
+            let agent = agent.name.clone();
+            let inputs: Vec<ArtifactId> = group.items.iter().map(|a| a.id).collect();
+            tokio::spawn(async move {
+                let run_id = crate::run::run_id_of(&agent, inputs.iter().copied());
+                let commit = RunCommit {
+                    agent: &agent,
+                    run_id,
+                    inputs: &inputs,
+                    outputs: &[],
+                    fence: fence.as_ref().map(|(unit, epoch)| (unit, *epoch)),
+                };
+                if let Err(error) = store.commit_run(commit).await {
+                    tracing::warn!(
+                        %agent,
+                        %error,
+                        "could not record a discarded join group as consumed; recovery would discard it again"
+                    );
+                }
+            });
+        }
     }
 }

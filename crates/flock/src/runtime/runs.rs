@@ -13,7 +13,7 @@ use crate::{
     decision::{Run, Ticket},
     events::FlockEvent,
     failed::FailureKind,
-    run::{self, Outcome},
+    run::{self, Origin, Outcome},
     spans,
 };
 
@@ -25,10 +25,15 @@ impl Runtime {
             ticket,
             agent,
             subscription,
+            fence,
             input,
             cause,
             joined,
         } = run;
+        let origin = Origin {
+            subscription,
+            fence,
+        };
         let id = ticket.id;
         let runtime = self.clone();
         let life = self.lifecycle(agent.index);
@@ -65,7 +70,7 @@ impl Runtime {
                 visibility
             });
             let executed = AssertUnwindSafe(
-                run::execute(&runtime, &agent, subscription, &life, &work).instrument(span.clone()),
+                run::execute(&runtime, &agent, origin, &life, &work).instrument(span.clone()),
             )
             .catch_unwind()
             .await;
@@ -79,7 +84,7 @@ impl Runtime {
                     run::fail(
                         &runtime,
                         &agent,
-                        subscription,
+                        origin,
                         work,
                         FailureKind::Failed,
                         message,
@@ -120,7 +125,11 @@ impl Runtime {
             let visibility = runtime
                 .events_on()
                 .then(|| Visibility::derived_from(work.artifacts().iter().map(|a| &a.visibility)));
-            let outcome = run::refuse(&runtime, &run.agent, run.subscription, work)
+            let origin = Origin {
+                subscription: run.subscription,
+                fence: run.fence,
+            };
+            let outcome = run::refuse(&runtime, &run.agent, origin, work)
                 .instrument(span)
                 .await;
             runtime.ended(id, &run.agent, outcome, visibility);
