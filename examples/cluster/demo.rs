@@ -167,6 +167,7 @@ pub(crate) async fn run(
         config.partitions
     );
     let store = connect(config).await?;
+    let db = sql(config).await?;
     let mut cluster = Workers::start(config, workers, started)?;
     cluster.balanced(units).await?;
     let total = config.orders * 2;
@@ -197,13 +198,14 @@ pub(crate) async fn run(
             cluster.signal(&victim, stop)?;
             stopped = Some(victim);
         }
-        let (invoiced, shipped) = processed(&*store).await?;
-        if invoiced == config.orders && shipped == config.orders {
+        let (invoiced, shipped) = processed(&db, config).await?;
+        if invoiced == config.orders && shipped == 2 * config.orders {
             break;
         }
         ensure!(
             Instant::now() < deadline,
-            "not done after 300 s: {invoiced} of {} orders invoiced, {shipped} shipped",
+            "not done after 300 s: {invoiced} of {} orders invoiced, {shipped} of {total} \
+             orders and payments shipped",
             config.orders
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -221,24 +223,37 @@ pub(crate) async fn run(
     cluster.stop_all()?;
     cluster.pump();
     if own_schema {
-        drop_schema(config).await?;
+        db.batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", config.schema))
+            .await?;
     }
     Ok(())
 }
 
-/// Orders invoiced and orders shipped so far.
-async fn processed(store: &dyn BlackboardStore) -> Result<(u64, u64)> {
-    let invoiced = values::<Invoice>(store)
-        .await?
-        .iter()
-        .map(|i| i.orders.len() as u64)
-        .sum();
-    let shipped = values::<Shipment>(store)
-        .await?
-        .iter()
-        .map(|s| s.orders.len() as u64)
-        .sum();
-    Ok((invoiced, shipped))
+/// A plain SQL connection to the cluster's database, for progress.
+async fn sql(config: &Config) -> Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(&config.url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// What the agents consumed so far: orders invoiced, and orders and payments
+/// shipped (the consumption rows their runs committed, counted in SQL).
+async fn processed(db: &tokio_postgres::Client, config: &Config) -> Result<(u64, u64)> {
+    let rows = db
+        .query(
+            &format!(
+                "SELECT agent, count(*) FROM \"{}\".consumed GROUP BY agent",
+                config.schema
+            ),
+            &[],
+        )
+        .await?;
+    let of = |agent: &str| -> u64 {
+        rows.iter()
+            .find(|row| row.get::<_, String>(0) == agent)
+            .map_or(0, |row| u64::try_from(row.get::<_, i64>(1)).unwrap_or(0))
+    };
+    Ok((of("invoicer"), of("shipper")))
 }
 
 async fn values<T: flock::prelude::FlockType>(store: &dyn BlackboardStore) -> Result<Vec<Arc<T>>> {
@@ -311,15 +326,5 @@ async fn check(config: &Config, store: &dyn BlackboardStore) -> Result<()> {
         shipments.len(),
         config.ship_batch
     );
-    Ok(())
-}
-
-/// Removes the demo's schema (the cluster's tables) from the database.
-async fn drop_schema(config: &Config) -> Result<()> {
-    let (client, connection) = tokio_postgres::connect(&config.url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", config.schema))
-        .await?;
     Ok(())
 }

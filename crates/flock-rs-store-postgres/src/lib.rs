@@ -45,7 +45,7 @@
 //!   table after it listens, and returns at its timeout anyway.
 //!
 //! The schema (by default `flock`; one per cluster, or per test) is created or
-//! migrated when a store connects. Design: `docs/adr/0010-postgres-store.md`.
+//! migrated when a store connects. Design: `docs/adr/0013-postgres-store.md`.
 
 // docs.rs (`--cfg docsrs`) marks every feature-gated item with its feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -217,6 +217,10 @@ pub use llm::LlmEngine;
 pub mod guide {
     #[doc = include_str!("../guide/batch-processing.md")]
     pub mod batch_processing {}
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    #[doc = include_str!("../guide/cluster.md")]
+    pub mod cluster {}
 }
 
 /// Everything an application needs: `use flock::prelude::*;`.

@@ -67,7 +67,8 @@ pub struct ShutdownReport {
     pub deferred_undelivered: usize,
     /// Incomplete join groups discarded (each traced as a `join.discard` span with
     /// reason `shutdown`): an engine only ever receives complete groups. Their
-    /// artifacts stay on the blackboard.
+    /// artifacts stay on the blackboard. In a cluster they are not traced: the
+    /// units' next owners collect them again, and they may still complete.
     pub join_groups_discarded: usize,
     /// Artifacts in those groups.
     pub join_artifacts_discarded: usize,

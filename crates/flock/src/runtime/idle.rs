@@ -80,8 +80,20 @@ impl Runtime {
             if let Some(drained) = drained {
                 // The timer ends: nothing can start any more.
                 self.timer.notify_one();
-                for (agent, discarded) in &drained.discarded {
-                    spans::join_discard(agent, discarded);
+                if let Some(membership) = &self.membership {
+                    // In a cluster nothing is discarded: the units' next owners
+                    // collect the groups again and they may still complete.
+                    if !drained.discarded.is_empty() {
+                        tracing::info!(
+                            process = %membership.config.process,
+                            groups = drained.discarded.len(),
+                            "incomplete join groups left to the units' next owners"
+                        );
+                    }
+                } else {
+                    for (agent, discarded) in &drained.discarded {
+                        spans::join_discard(agent, discarded);
+                    }
                 }
                 // Not recorded as consumed: with a durable store, a restarted flock
                 // collects them again, and the groups may still complete.

@@ -1,0 +1,129 @@
+//! A flock that joins a cluster without agents (a process that only publishes) is
+//! not among the processes the units are shared by: it never heartbeats, the worker
+//! keeps every unit, and what it publishes is processed by the worker. Two flocks
+//! of one test process on one PostgreSQL schema.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test waits on the real clock"
+)]
+
+mod support;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use flock::{Cluster, core::TypeRegistry, postgres::PostgresStore, prelude::*};
+use serde::{Deserialize, Serialize};
+use support::postgres_url;
+
+#[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
+#[flock(name = "publisher_test.Order")]
+struct Order {
+    id: u64,
+    customer: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
+#[flock(name = "publisher_test.Invoice")]
+struct Invoice {
+    orders: Vec<u64>,
+}
+
+async fn store(url: &str, schema: &str) -> Arc<PostgresStore> {
+    let store = PostgresStore::builder(url)
+        .schema(schema)
+        .types(TypeRegistry::new())
+        .connect()
+        .await
+        .unwrap_or_else(|err| panic!("cannot reach PostgreSQL at {url}: {err}"));
+    Arc::new(store)
+}
+
+fn cluster(store: Arc<PostgresStore>, name: &str) -> Cluster {
+    Cluster::new(store)
+        .process(name)
+        .lease(Duration::from_secs(2))
+        .unwrap()
+        .partitions(4)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_only_publishes_is_not_a_worker() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let schema = format!("publisher_{}_{nanos}", std::process::id());
+    let worker_store = store(&url, &schema).await;
+    let worker = Flock::builder()
+        .cluster(cluster(worker_store.clone(), "worker"))
+        .build();
+    worker
+        .agent("invoicer")
+        .consumes::<Order>(
+            Subscribe::new()
+                .keyed_by(|o: &Order| o.customer)
+                .batch(BatchSpec::size(5).timeout(Duration::from_millis(200))),
+        )
+        .publishes::<Invoice>()
+        .with_engine(batch_fn(|_: &EngineContext, orders: Vec<Arc<Order>>| {
+            Ok::<_, String>(Invoice {
+                orders: orders.iter().map(|o| o.id).collect(),
+            })
+        }))
+        .register()
+        .unwrap();
+    worker.recover().await.unwrap();
+    let publisher = Flock::builder()
+        .cluster(cluster(store(&url, &schema).await, "publisher"))
+        .build();
+    for id in 0..40 {
+        publisher
+            .publish(Order {
+                id,
+                customer: u32::try_from(id % 7).unwrap(),
+            })
+            .await
+            .unwrap();
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let invoiced = loop {
+        let invoices = worker.get_by_type::<Invoice>().await.unwrap();
+        let invoiced: usize = invoices.iter().map(|i| i.orders.len()).sum();
+        if invoiced >= 40 {
+            break invoiced;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{invoiced} of 40 orders invoiced after 30 s; the worker owns {:?}",
+            worker.owned_units()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(invoiced, 40, "each order invoiced once");
+    assert_eq!(worker.owned_units().len(), 4, "the worker owns every unit");
+    assert!(publisher.owned_units().is_empty());
+    let members =
+        flock::core::ClusterStore::heartbeat(&*worker_store, "worker", Duration::from_secs(2))
+            .await
+            .unwrap();
+    assert_eq!(members, ["worker"], "the publisher never heartbeats");
+
+    publisher.shutdown().await;
+    worker.shutdown().await;
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
