@@ -6,14 +6,13 @@ use std::sync::{Arc, atomic::Ordering};
 
 use flock_core::{Artifact, ArtifactId, PublishError, RunCommit, StoreError, WorkUnit};
 use rustc_hash::FxHashSet;
-use tracing::Span;
 
 use super::Runtime;
 use crate::{
     agent::Agent,
     clock::Now,
     cluster::{Membership, UnitKey},
-    decision::{Held, Routed, Source},
+    decision::{Cause, Held, Routed, Source},
     failed::FailedRun,
     work::Work,
 };
@@ -78,7 +77,7 @@ impl Runtime {
             let mut core = self.core.lock();
             core.reserve(&routed, Source::Output)
                 .unwrap_or_else(|_| unreachable!("fed artifacts are never refused"));
-            core.collect(artifact, routed, now, &Span::none())
+            core.collect(artifact, routed, now, Cause::None)
         };
         self.act(ready);
     }
@@ -111,7 +110,7 @@ impl Runtime {
                     artifact,
                     only: Some(only.into()),
                 };
-                core.collect_for(held, routed, now, &Span::none())
+                core.collect_for(held, routed, now, Cause::None)
             };
             self.act(ready);
         }

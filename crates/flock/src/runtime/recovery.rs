@@ -13,13 +13,12 @@ use std::sync::{Arc, atomic::Ordering};
 
 use flock_core::{Artifact, ArtifactId, StoreError};
 use rustc_hash::FxHashMap;
-use tracing::Span;
 
 use super::Runtime;
 use crate::{
     agent::Agent,
     clock::Now,
-    decision::{Held, Source},
+    decision::{Cause, Held, Source},
     failed::FailedRun,
     options::RecoveryReport,
 };
@@ -87,7 +86,7 @@ impl Runtime {
                     artifact,
                     only: Some(only),
                 };
-                core.collect_for(held, routed, now, &Span::none())
+                core.collect_for(held, routed, now, Cause::None)
             };
             self.act(ready);
         }

@@ -64,8 +64,11 @@ impl Runtime {
                 });
                 visibility
             });
+            // Boxed: the engine's future can be large, and the task holding it inline
+            // would be copied whole on every spawn.
             let executed = AssertUnwindSafe(
-                run::execute(&runtime, &agent, subscription, &life, &work).instrument(span.clone()),
+                Box::pin(run::execute(&runtime, &agent, subscription, &life, &work))
+                    .instrument(span.clone()),
             )
             .catch_unwind()
             .await;
