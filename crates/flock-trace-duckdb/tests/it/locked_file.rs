@@ -1,5 +1,5 @@
 //! Another process holding the trace file (a reader) delays exports but loses no
-//! span; a reader holding it past the lock timeout fails the export, reported.
+//! span, also past the lock timeout: the spans wait in the bounded buffer.
 //!
 //! The reader is this test binary run again as a child process (see
 //! [`child_reader`]): DuckDB's file lock is per process, so a second connection
@@ -105,7 +105,7 @@ fn reader_holding_the_file_loses_no_spans() {
 }
 
 #[test]
-fn file_locked_past_the_timeout_fails_the_export_and_reports_it() {
+fn a_reader_holding_the_file_past_the_lock_timeout_delays_the_export_and_loses_nothing() {
     let dir = TempDir::new("locked-timeout");
     let path = dir.file("traces.duckdb");
     let guard = TraceConfig::new(&path)
@@ -113,15 +113,13 @@ fn file_locked_past_the_timeout_fails_the_export_and_reports_it() {
         .lock_timeout(Duration::from_millis(200))
         .build()
         .unwrap();
-    let (mut reader, _) = hold_read_only(&path, Duration::from_secs(2));
+    // The reader holds the file seven times the lock timeout.
+    let (mut reader, _) = hold_read_only(&path, Duration::from_millis(1400));
     traced(&guard, || spans(7));
-    assert!(guard.force_flush().is_err());
     let report = guard.shutdown();
     assert!(reader.wait().unwrap().success());
-    assert_eq!((report.exported, report.unexported), (0, 7), "{report}");
-    let error = report.error.unwrap();
-    assert!(error.contains("is locked by another process"), "{error}");
-    assert_eq!(count(&path), 0);
+    assert_eq!((report.exported, report.unexported), (7, 0), "{report}");
+    assert_eq!(crate::stock_count(&path, "name = 'work.step'"), 7);
 }
 
 #[test]

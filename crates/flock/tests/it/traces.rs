@@ -198,3 +198,75 @@ async fn shutdown_flushes_pending_spans_of_the_flock_s_own_pipeline() {
     }
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+/// The program of the issue: four flushes (size, size, timeout, shutdown) on a
+/// multi-thread runtime. Its last run may still be finishing on a worker thread when
+/// `shutdown` goes on to the traces; the run's `batch.flush` span must have ended by
+/// then, so it reaches the file. Repeated, because the loss was a race (about one
+/// round in four).
+#[test]
+fn the_shutdown_flush_span_of_a_four_flush_program_reaches_the_file() {
+    const ROUNDS: usize = 24;
+    for round in 0..ROUNDS {
+        let path = temp_trace_file(&format!("four-flush-{round}"));
+        let guard = TraceConfig::new(&path).service_name("it").build().unwrap();
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(guard.layer()));
+        let worker_dispatch = dispatch.clone();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .on_thread_start(move || {
+                // The worker keeps this subscriber until it exits.
+                std::mem::forget(tracing::dispatcher::set_default(&worker_dispatch));
+            })
+            .build()
+            .unwrap();
+        let flushes = tracing::dispatcher::with_default(&dispatch, || {
+            rt.block_on(async {
+                let flock = Flock::builder().no_trace().build();
+                let (runs, engine) = crate::recorder();
+                flock
+                    .agent("payments")
+                    .consumes::<Item>(
+                        Subscribe::new()
+                            .batch(BatchSpec::size(5).timeout(Duration::from_millis(30))),
+                    )
+                    .with_engine(engine)
+                    .register()
+                    .unwrap();
+                publish_ids(&flock, 0..10).await; // two size flushes
+                publish_ids(&flock, 10..12).await;
+                tokio::time::sleep(Duration::from_millis(60)).await; // a timeout flush
+                publish_ids(&flock, 12..15).await;
+                flock.shutdown().await; // a shutdown flush
+                let reasons: Vec<_> = runs.lock().iter().map(|r| r.reason).collect();
+                reasons
+            })
+        });
+        assert_eq!(flushes.len(), 4, "round {round}: {flushes:?}");
+        let report = guard.shutdown();
+        drop(rt);
+        let conn = Connection::open(&path).unwrap();
+        let reasons: Vec<String> = conn
+            .prepare(
+                "SELECT attributes->>'$.flush_reason' FROM spans WHERE name = 'batch.flush' \
+                 ORDER BY start_time",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let in_file: i64 = conn
+            .query_row("SELECT count(*) FROM spans", [], |row| row.get(0))
+            .unwrap();
+        drop(conn);
+        assert_eq!(
+            reasons,
+            ["size", "size", "timeout", "shutdown"],
+            "round {round}: the file lacks a flush span; report: {report}"
+        );
+        assert_eq!(report.exported, in_file as u64, "round {round}: {report}");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+}
