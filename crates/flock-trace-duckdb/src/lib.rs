@@ -87,28 +87,49 @@
 //! # Ok::<(), flock_trace_duckdb::TraceError>(())
 //! ```
 
+#[cfg(feature = "duckdb")]
+mod buffer;
+mod config;
 mod error;
+#[cfg(feature = "duckdb")]
 mod exporter;
+#[cfg(feature = "duckdb")]
+mod json;
+mod layer;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod pipeline;
+#[cfg(feature = "duckdb")]
+mod processor;
+#[cfg(feature = "duckdb")]
 mod schema;
+#[cfg(feature = "duckdb")]
+mod startup;
+#[cfg(feature = "duckdb")]
 mod store;
+#[cfg(feature = "duckdb")]
+mod writer;
 
 /// The `duckdb` crate this exporter writes with, to read trace files with the
 /// same DuckDB version.
+#[cfg(feature = "duckdb")]
 pub use duckdb;
 
+#[cfg(feature = "duckdb")]
+pub use crate::{exporter::DuckDbSpanExporter, store::clear_traces};
 pub use crate::{
-    error::TraceError,
-    exporter::{DuckDbSpanExporter, ExportStats},
-    pipeline::{
-        DEFAULT_TRACE_FILE, ENV_TRACE_FILE, ENV_TRACE_TTL_DAYS, ExportReport, TraceConfig,
-        TraceGuard,
+    config::{
+        DEFAULT_TRACE_FILE, ENV_OTEL_SERVICE_NAME, ENV_TRACE_FILE, ENV_TRACE_TTL_DAYS, TraceConfig,
     },
-    store::clear_traces,
+    error::TraceError,
+    layer::{PipelineLayer, TraceLayer},
+    pipeline::{ExportReport, ExportStats, TraceGuard},
 };
 
-/// The `tracing` layer [`TraceGuard::layer`] returns, for subscriber `S`.
-pub type TraceLayer<S> =
-    tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>;
+/// Locks a mutex, ignoring poisoning: the data behind the crate's mutexes (counters,
+/// messages, handles) stay valid whatever a panicking holder did.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,305 @@
+//! The writer thread: takes finished spans from the buffer and writes them into the
+//! trace file through DuckDB's appender, off the application's threads.
+//!
+//! One *session* holds the file: attach, append in transactions, checkpoint when
+//! due, detach. A session starts when spans are due (a batch's worth waiting, the
+//! export interval passed, a flush, shutdown) and lasts while a backlog remains, up
+//! to [`MAX_HOLD`]; in a burst, transactions grow to [`MAX_TRANSACTION`] rows, so
+//! DuckDB writes whole row groups straight into the file. Between sessions the file
+//! is free for any other process.
+//!
+//! A file held by another process is waited for, with backoff, as long as it takes:
+//! the spans wait in the bounded buffer meanwhile (ADR 0007). Only shutdown gives up
+//! waiting, at its deadline. Losses (spans dropped or not written) are logged as a
+//! WARN when they happen, at most every [`WARN_EVERY`].
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use opentelemetry_sdk::trace::SpanData;
+
+use crate::{
+    buffer::{self, Buffer, Next, WriterState},
+    error::error_chain,
+    lock,
+    schema::Rows,
+    store::{Attach, FIRST_BACKOFF, MAX_BACKOFF, TraceFile},
+};
+
+/// The longest one session holds the file while a backlog remains; then it
+/// detaches (and checkpoints), giving other processes a turn.
+pub(crate) const MAX_HOLD: Duration = Duration::from_secs(1);
+
+/// The most rows in one transaction (two of DuckDB's row groups).
+pub(crate) const MAX_TRANSACTION: usize = 2 * 122_880;
+
+/// A session checkpoints when the write-ahead log has grown past this: readers
+/// and the next attach replay the log, so it stays small, but a checkpoint costs
+/// tens of milliseconds, so not every export pays one.
+pub(crate) const CHECKPOINT_WAL_BYTES: u64 = 1 << 20;
+
+/// The shortest time between two warnings about lost spans, or about a file that
+/// stays locked.
+pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// How the writer paces itself.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Spans appended per chunk; this many pending spans start a session early.
+    pub(crate) batch_size: usize,
+    /// The longest a finished span waits before a session starts.
+    pub(crate) interval: Duration,
+    /// How long a session waits for a locked file before it warns.
+    pub(crate) lock_timeout: Duration,
+}
+
+/// The writer's side of the pipeline, run on its own thread by [`Writer::run`].
+pub(crate) struct Writer {
+    buffer: Arc<Buffer<SpanData>>,
+    file: TraceFile,
+    settings: Settings,
+    resource: Arc<Mutex<Arc<str>>>,
+    ttl_cutoff: Option<i64>,
+    rows: Rows,
+    /// Committed rows not yet checkpointed.
+    dirty: bool,
+    warned_losses: (u64, Option<Instant>),
+    warned_lock: Option<Instant>,
+}
+
+// === impl Writer ===
+
+impl Writer {
+    pub(crate) fn new(
+        buffer: Arc<Buffer<SpanData>>,
+        file: TraceFile,
+        settings: Settings,
+        resource: Arc<Mutex<Arc<str>>>,
+        ttl_cutoff: Option<i64>,
+    ) -> Self {
+        let rows = Rows::with_capacity(settings.batch_size);
+        Writer {
+            buffer,
+            file,
+            settings,
+            resource,
+            ttl_cutoff,
+            rows,
+            dirty: false,
+            warned_losses: (0, None),
+            warned_lock: None,
+        }
+    }
+
+    /// Writes spans as they come until shutdown, then leaves the file checkpointed.
+    pub(crate) fn run(mut self) {
+        buffer::mark_writer_thread();
+        let mut since = Instant::now();
+        loop {
+            match self.buffer.next(since, self.settings.interval) {
+                Next::Write => self.session(),
+                Next::Stop => break,
+            }
+            since = Instant::now();
+            self.warn_about_losses();
+        }
+        if self.dirty && self.attach() {
+            self.checkpoint();
+            self.file.detach();
+        }
+        self.warn_about_losses();
+        self.buffer.set_writer(WriterState::Stopped);
+    }
+
+    /// Attaches the file and writes what is due, then detaches.
+    fn session(&mut self) {
+        let flush = self.buffer.flush_requested();
+        if !self.attach() {
+            return;
+        }
+        let started = Instant::now();
+        if let Some(cutoff) = self.ttl_cutoff.take() {
+            if let Err(err) = self.file.delete_before(cutoff) {
+                tracing::warn!(
+                    target: "flock_trace_duckdb",
+                    path = %self.file.path().display(),
+                    error = %error_chain(&err),
+                    "could not delete spans older than the trace TTL"
+                );
+            }
+        }
+        let resource = lock(&self.resource).clone();
+        let batch = self.settings.batch_size;
+        loop {
+            if !self.transaction(&resource, started) {
+                break;
+            }
+            if self.buffer.pending() < batch || started.elapsed() >= MAX_HOLD {
+                break;
+            }
+        }
+        if flush
+            || self.buffer.closing().is_some()
+            || started.elapsed() >= MAX_HOLD
+            || self.file.wal_bytes() >= CHECKPOINT_WAL_BYTES
+        {
+            self.checkpoint();
+        }
+        self.file.detach();
+    }
+
+    /// One transaction of chunks taken from the buffer; returns whether it
+    /// committed something (a failure is settled and ends the session).
+    fn transaction(&mut self, resource: &str, started: Instant) -> bool {
+        let batch = self.settings.batch_size;
+        if let Err(err) = self.file.begin() {
+            let spans = self.buffer.take(batch);
+            self.buffer.settle(spans.len(), Err(error_chain(&err)));
+            return false;
+        }
+        let mut in_transaction = 0;
+        loop {
+            let spans = self.buffer.take(batch);
+            if spans.is_empty() {
+                break;
+            }
+            let created_at = unix_micros(SystemTime::now());
+            for span in &spans {
+                self.rows.push(span, resource, created_at);
+            }
+            drop(spans);
+            let n = self.rows.len();
+            if let Err(err) = self.file.append(self.rows.finish()) {
+                self.file.rollback();
+                self.buffer
+                    .settle(in_transaction + n, Err(error_chain(&err)));
+                return false;
+            }
+            in_transaction += n;
+            if in_transaction >= MAX_TRANSACTION
+                || started.elapsed() >= MAX_HOLD
+                || self.buffer.pending() < batch
+            {
+                break;
+            }
+        }
+        if in_transaction == 0 {
+            self.file.rollback();
+            return false;
+        }
+        match self.file.commit() {
+            Ok(()) => {
+                self.dirty = true;
+                self.buffer.settle(in_transaction, Ok(()));
+                true
+            }
+            Err(err) => {
+                self.file.rollback();
+                self.buffer.settle(in_transaction, Err(error_chain(&err)));
+                false
+            }
+        }
+    }
+
+    /// Attaches the file, waiting while another process holds it. Returns `false`
+    /// when the pending spans were given up: the file is not a usable DuckDB file,
+    /// or shutdown's deadline passed while it was still locked.
+    fn attach(&mut self) -> bool {
+        let mut backoff = FIRST_BACKOFF;
+        let mut locked_since: Option<Instant> = None;
+        let attached = loop {
+            match self.file.try_attach() {
+                Ok(Attach::Attached) => break true,
+                Ok(Attach::Locked(err)) => {
+                    let since = *locked_since.get_or_insert_with(Instant::now);
+                    self.buffer.set_writer(WriterState::Locked);
+                    self.buffer.note_lock_retry();
+                    let now = Instant::now();
+                    let deadline = self.buffer.closing();
+                    if deadline.is_some_and(|d| now >= d) {
+                        self.buffer.fail_pending(format!(
+                            "trace file `{}` was still held by another process when the shutdown timeout passed: {err}",
+                            self.file.path().display()
+                        ));
+                        break false;
+                    }
+                    self.warn_locked(since);
+                    self.warn_about_losses();
+                    let wait = deadline.map_or(backoff, |d| backoff.min(d - now));
+                    self.buffer.sleep(wait);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(err) => {
+                    self.buffer.fail_pending(error_chain(&err));
+                    break false;
+                }
+            }
+        };
+        if locked_since.is_some() {
+            self.buffer.set_writer(WriterState::Writing);
+            self.warned_lock = None;
+        }
+        attached
+    }
+
+    fn checkpoint(&mut self) {
+        match self.file.checkpoint() {
+            Ok(()) => self.dirty = false,
+            // The rows are committed (in the write-ahead log); the next session
+            // checkpoints again.
+            Err(err) => tracing::warn!(
+                target: "flock_trace_duckdb",
+                path = %self.file.path().display(),
+                error = %error_chain(&err),
+                "trace file checkpoint failed"
+            ),
+        }
+    }
+
+    fn warn_locked(&mut self, since: Instant) {
+        let waited = since.elapsed();
+        let due = self.warned_lock.map_or(waited >= self.settings.lock_timeout, |at| {
+            at.elapsed() >= WARN_EVERY
+        });
+        if due {
+            self.warned_lock = Some(Instant::now());
+            tracing::warn!(
+                target: "flock_trace_duckdb",
+                path = %self.file.path().display(),
+                waited_ms = waited.as_millis() as u64,
+                waiting_spans = self.buffer.pending() as u64,
+                buffer_capacity = self.buffer.capacity() as u64,
+                "another process holds the trace file; spans wait in the buffer, and are dropped once it is full"
+            );
+        }
+    }
+
+    /// Logs a WARN when spans were lost since the last one, at most every
+    /// [`WARN_EVERY`].
+    fn warn_about_losses(&mut self) {
+        let (counts, last_error) = self.buffer.counts();
+        let lost = counts.lost();
+        let (reported, at) = self.warned_losses;
+        if lost > reported && at.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            self.warned_losses = (lost, Some(Instant::now()));
+            let causes = counts
+                .describe_losses(self.buffer.capacity(), last_error.as_deref())
+                .unwrap_or_default();
+            tracing::warn!(
+                target: "flock_trace_duckdb",
+                path = %self.file.path().display(),
+                lost = lost - reported,
+                lost_total = lost,
+                "spans could not be written to the trace file: {causes}"
+            );
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch (the `created_at` column's unit).
+fn unix_micros(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
