@@ -93,23 +93,57 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Features development builds turn on in place of the defaults, per package: the
+/// DuckDB trace file linking the prebuilt library (never `bundled`, ADR 0002), and
+/// OTLP, so that tests and clippy cover both.
+const DEV_FEATURES: [(&str, &str); 4] = [
+    ("flock", "duckdb-prebuilt"),
+    ("flock", "otlp"),
+    ("flock-trace-duckdb", "duckdb"),
+    ("flock-trace-duckdb", "otlp"),
+];
+
+/// `cargo <command>` over the workspace, or over the packages `extra` selects
+/// (`-p NAME`), without default features but with [`DEV_FEATURES`], then `extra`.
+fn dev_args<'a>(command: &'a str, extra: &'a [String]) -> Vec<String> {
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let before_dashes = extra.iter().take_while(|a| **a != "--");
+    let mut selected = Vec::new();
+    let mut args = before_dashes.clone().peekable();
+    while let Some(arg) = args.next() {
+        if *arg == "-p" || *arg == "--package" {
+            selected.extend(args.next().copied());
+        } else if let Some(name) = arg.strip_prefix("--package=") {
+            selected.push(name);
+        }
+    }
+    let features: Vec<String> = DEV_FEATURES
+        .iter()
+        .filter(|(package, _)| selected.is_empty() || selected.contains(package))
+        .map(|(package, feature)| format!("{package}/{feature}"))
+        .collect();
+    let mut out = vec![command.to_owned()];
+    if selected.is_empty() {
+        out.push("--workspace".to_owned());
+    }
+    out.push("--no-default-features".to_owned());
+    if !features.is_empty() {
+        out.extend(["--features".to_owned(), features.join(",")]);
+    }
+    out.extend(extra.iter().map(|a| (*a).to_owned()));
+    out
+}
+
 fn test(extra: &[String]) -> Result<()> {
-    let mut args = vec!["test", "--workspace", "--no-default-features"];
-    args.extend(extra.iter().map(String::as_str));
-    cargo(&args)
+    let args = dev_args("test", extra);
+    cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn clippy() -> Result<()> {
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--no-default-features",
-        "--",
-        "-D",
-        "warnings",
-    ])
-    .context("clippy found problems; fix them or run `cargo xtask clippy` to see them again")
+    let extra = ["--all-targets", "--", "-D", "warnings"].map(String::from);
+    let args = dev_args("clippy", &extra);
+    cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .context("clippy found problems; fix them or run `cargo xtask clippy` to see them again")
 }
 
 fn ci() -> Result<()> {
@@ -344,7 +378,8 @@ fn unquote(value: &str) -> Result<String> {
 /// Unless the arguments pick targets themselves, only the `[[bench]]` targets run
 /// (plain `cargo bench` would also run every library's unit tests in release mode).
 fn bench(extra: &[String]) -> Result<()> {
-    let mut args = vec!["bench", "--workspace", "--no-default-features"];
+    let dev = dev_args("bench", &[]);
+    let mut args: Vec<&str> = dev.iter().map(String::as_str).collect();
     let picks_targets = extra.iter().take_while(|a| *a != "--").any(|a| {
         [
             "--bench",
@@ -385,6 +420,31 @@ fn traces(rest: &[String]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dev_builds_select_the_dev_features_of_the_selected_packages() {
+        let args = |extra: &[&str]| {
+            dev_args(
+                "test",
+                &extra.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>(),
+            )
+            .join(" ")
+        };
+        assert_eq!(
+            args(&[]),
+            "test --workspace --no-default-features --features \
+             flock/duckdb-prebuilt,flock/otlp,flock-trace-duckdb/duckdb,flock-trace-duckdb/otlp"
+        );
+        assert_eq!(
+            args(&["-p", "flock", "--test", "it", "--", "-p", "x"]),
+            "test --no-default-features --features flock/duckdb-prebuilt,flock/otlp \
+             -p flock --test it -- -p x"
+        );
+        assert_eq!(
+            args(&["--package=flock-batch"]),
+            "test --no-default-features --package=flock-batch"
+        );
+    }
 
     #[test]
     fn examples_come_from_the_manifest_with_their_flags() {

@@ -94,7 +94,11 @@ impl Counts {
     }
 
     /// Why spans are missing, one clause per cause, or `None` if none is.
-    pub(crate) fn describe_losses(&self, capacity: usize, last_error: Option<&str>) -> Option<String> {
+    pub(crate) fn describe_losses(
+        &self,
+        capacity: usize,
+        last_error: Option<&str>,
+    ) -> Option<String> {
         let mut causes = Vec::new();
         if self.dropped_locked > 0 {
             causes.push(format!(
@@ -113,7 +117,10 @@ impl Counts {
             causes.push(format!("{} not written: {error}", self.failed));
         }
         if self.late > 0 {
-            causes.push(format!("{} ended after the trace shutdown began", self.late));
+            causes.push(format!(
+                "{} ended after the trace shutdown began",
+                self.late
+            ));
         }
         (!causes.is_empty()).then(|| causes.join("; "))
     }
@@ -220,7 +227,11 @@ impl<T> Buffer<T> {
         loop {
             let pending = state.pending.len();
             if state.closing.is_some() {
-                return if pending == 0 { Next::Stop } else { Next::Write };
+                return if pending == 0 {
+                    Next::Stop
+                } else {
+                    Next::Write
+                };
             }
             let due = since + interval;
             let now = Instant::now();
@@ -380,7 +391,10 @@ mod tests {
         producer.join().unwrap();
         assert_eq!(seen, (0..100).collect::<Vec<_>>());
         let (counts, _) = buffer.counts();
-        assert_eq!((counts.queued, counts.exported, counts.lost()), (100, 100, 0));
+        assert_eq!(
+            (counts.queued, counts.exported, counts.lost()),
+            (100, 100, 0)
+        );
         assert!(counts.waits > 0, "{counts:?}");
     }
 

@@ -195,7 +195,8 @@ impl TraceConfig {
             config.otlp = Some(None);
             on = true;
         }
-        let disabled = var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let disabled =
+            var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         if disabled || !on {
             return Ok(None);
         }

@@ -197,14 +197,13 @@ impl SpanExporter for DuckDbSpanExporter {
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
         // Leave a checkpointed file behind.
         let mut slot = lock(&self.shared.file);
-        if let Some(file) = slot.as_mut() {
-            if file
+        if let Some(file) = slot.as_mut()
+            && file
                 .attach_waiting(self.lock_timeout, &self.shared.lock_retries)
                 .is_ok()
-            {
-                let _ = file.checkpoint();
-                file.detach();
-            }
+        {
+            let _ = file.checkpoint();
+            file.detach();
         }
         *slot = None;
         Ok(())

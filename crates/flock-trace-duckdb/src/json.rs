@@ -46,7 +46,11 @@ pub(crate) fn write_events(out: &mut impl Write, events: &SpanEvents) -> fmt::Re
         }
         out.write_str("{\"name\":")?;
         write_string(out, &event.name)?;
-        write!(out, ",\"timestamp\":{},\"attributes\":", unix_nanos(event.timestamp))?;
+        write!(
+            out,
+            ",\"timestamp\":{},\"attributes\":",
+            unix_nanos(event.timestamp)
+        )?;
         write_attributes(out, &event.attributes)?;
         out.write_char('}')?;
     }

@@ -115,8 +115,6 @@ mod writer;
 #[cfg(feature = "duckdb")]
 pub use duckdb;
 
-#[cfg(feature = "duckdb")]
-pub use crate::{exporter::DuckDbSpanExporter, store::clear_traces};
 pub use crate::{
     config::{
         DEFAULT_TRACE_FILE, ENV_OTEL_SERVICE_NAME, ENV_TRACE_FILE, ENV_TRACE_TTL_DAYS, TraceConfig,
@@ -125,6 +123,8 @@ pub use crate::{
     layer::{PipelineLayer, TraceLayer},
     pipeline::{ExportReport, ExportStats, TraceGuard},
 };
+#[cfg(feature = "duckdb")]
+pub use crate::{exporter::DuckDbSpanExporter, store::clear_traces};
 
 /// Locks a mutex, ignoring poisoning: the data behind the crate's mutexes (counters,
 /// messages, handles) stay valid whatever a panicking holder did.

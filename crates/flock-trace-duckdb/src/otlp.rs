@@ -46,20 +46,19 @@ pub(crate) fn enabled_by(var: &impl Fn(&str) -> Option<String>) -> Result<bool, 
         Some(list) => list.split(',').any(|name| name.trim() == "otlp"),
         None => ENDPOINTS.iter().any(|name| set(name).is_some()),
     };
-    if enabled {
-        // The signal-specific variable wins over the general one.
-        if let Some((name, value)) = PROTOCOLS
-            .iter()
-            .find_map(|name| set(name).map(|value| (*name, value)))
-        {
-            if value.trim() != "http/protobuf" {
-                return Err(TraceError::InvalidEnv {
-                    var: name,
-                    value,
-                    reason: "flock exports OTLP over http/protobuf only",
-                });
-            }
-        }
+    // The signal-specific variable wins over the general one.
+    let protocol = PROTOCOLS
+        .iter()
+        .find_map(|name| set(name).map(|value| (*name, value)));
+    if enabled
+        && let Some((name, value)) = protocol
+        && value.trim() != "http/protobuf"
+    {
+        return Err(TraceError::InvalidEnv {
+            var: name,
+            value,
+            reason: "flock exports OTLP over http/protobuf only",
+        });
     }
     Ok(enabled)
 }

@@ -172,13 +172,18 @@ impl Pipeline {
         let (builder, duckdb) = match &file {
             Some(path) => {
                 let processor = crate::startup::start_processor(&config, path)?;
-                (builder.with_span_processor(processor.clone()), Some(processor))
+                (
+                    builder.with_span_processor(processor.clone()),
+                    Some(processor),
+                )
             }
             None => (builder, None),
         };
         #[cfg(feature = "otlp")]
         let builder = match &config.otlp {
-            Some(endpoint) => builder.with_batch_exporter(crate::otlp::exporter(endpoint.as_deref())?),
+            Some(endpoint) => {
+                builder.with_batch_exporter(crate::otlp::exporter(endpoint.as_deref())?)
+            }
             None => builder,
         };
         let provider = builder.build();
@@ -232,8 +237,7 @@ impl Pipeline {
             if !settled {
                 let waiting = duckdb.pending();
                 let timeout = self.shutdown_timeout;
-                let clause =
-                    format!("{waiting} still waiting to be written after {timeout:?}");
+                let clause = format!("{waiting} still waiting to be written after {timeout:?}");
                 error = Some(match error {
                     Some(causes) => format!("{causes}; {clause}"),
                     None => clause,

@@ -17,8 +17,8 @@ use opentelemetry_sdk::{
 use crate::{
     TraceError,
     buffer::{Buffer, Counts, WriterState},
-    lock,
     json::resource_json,
+    lock,
     store::TraceFile,
     writer::{Settings, Writer},
 };
@@ -50,13 +50,7 @@ impl DuckDbProcessor {
         let path = file.path().to_owned();
         let buffer = Arc::new(Buffer::new(capacity, settings.batch_size));
         let resource: Arc<Mutex<Arc<str>>> = Arc::new(Mutex::new(Arc::from("{}")));
-        let writer = Writer::new(
-            buffer.clone(),
-            file,
-            settings,
-            resource.clone(),
-            ttl_cutoff,
-        );
+        let writer = Writer::new(buffer.clone(), file, settings, resource.clone(), ttl_cutoff);
         let thread = thread::Builder::new()
             .name("flock-traces".to_owned())
             .spawn(move || writer.run())
@@ -85,14 +79,14 @@ impl DuckDbProcessor {
     pub(crate) fn stop(&self, timeout: Duration) {
         self.shared.buffer.close(Instant::now() + timeout);
         let thread = lock(&self.shared.thread).take();
-        if let Some(thread) = thread {
-            if thread.join().is_err() {
-                // The writer panicked: nothing will write the pending spans.
-                self.shared
-                    .buffer
-                    .fail_pending("the trace writer thread panicked".to_owned());
-                self.shared.buffer.set_writer(WriterState::Stopped);
-            }
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            // The writer panicked: nothing will write the pending spans.
+            self.shared
+                .buffer
+                .fail_pending("the trace writer thread panicked".to_owned());
+            self.shared.buffer.set_writer(WriterState::Stopped);
         }
     }
 

@@ -95,7 +95,8 @@ pub(crate) struct Rows {
 impl Rows {
     /// Room for `capacity` rows before the builders grow.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        let strings = |bytes_per_row: usize| StringBuilder::with_capacity(capacity, capacity * bytes_per_row);
+        let strings =
+            |bytes_per_row: usize| StringBuilder::with_capacity(capacity, capacity * bytes_per_row);
         Rows {
             trace_id: strings(32),
             span_id: strings(16),

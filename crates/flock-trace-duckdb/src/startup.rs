@@ -8,10 +8,7 @@ use std::{
 };
 
 use crate::{
-    TraceConfig, TraceError,
-    processor::DuckDbProcessor,
-    schema::unix_nanos,
-    store::TraceFile,
+    TraceConfig, TraceError, processor::DuckDbProcessor, schema::unix_nanos, store::TraceFile,
     writer::Settings,
 };
 
@@ -45,9 +42,9 @@ pub(crate) fn start_processor(
     path: &Path,
 ) -> Result<DuckDbProcessor, TraceError> {
     let mut file = TraceFile::new(path)?;
-    let mut ttl_cutoff = config.ttl_days.map(|days| {
-        unix_nanos(SystemTime::now()).saturating_sub(i64::from(days) * NANOS_PER_DAY)
-    });
+    let mut ttl_cutoff = config
+        .ttl_days
+        .map(|days| unix_nanos(SystemTime::now()).saturating_sub(i64::from(days) * NANOS_PER_DAY));
     match file.attach_waiting(STARTUP_LOCK_WAIT, &AtomicU64::new(0)) {
         Ok(()) => {
             if let Some(cutoff) = ttl_cutoff.take() {

@@ -67,7 +67,8 @@ impl TraceFile {
             .threads(1)
             .and_then(|c| c.enable_autoload_extension(false))
             .map_err(|err| database(path, err))?;
-        let conn = Connection::open_in_memory_with_flags(config).map_err(|err| database(path, err))?;
+        let conn =
+            Connection::open_in_memory_with_flags(config).map_err(|err| database(path, err))?;
         // Checkpoints are the writer's decision (see the module docs), not a side
         // effect of detaching or of a commit.
         conn.execute_batch(

@@ -97,11 +97,8 @@ impl Writer {
     pub(crate) fn run(mut self) {
         buffer::mark_writer_thread();
         let mut since = Instant::now();
-        loop {
-            match self.buffer.next(since, self.settings.interval) {
-                Next::Write => self.session(),
-                Next::Stop => break,
-            }
+        while self.buffer.next(since, self.settings.interval) == Next::Write {
+            self.session();
             since = Instant::now();
             self.warn_about_losses();
         }
@@ -120,15 +117,15 @@ impl Writer {
             return;
         }
         let started = Instant::now();
-        if let Some(cutoff) = self.ttl_cutoff.take() {
-            if let Err(err) = self.file.delete_before(cutoff) {
-                tracing::warn!(
-                    target: "flock_trace_duckdb",
-                    path = %self.file.path().display(),
-                    error = %error_chain(&err),
-                    "could not delete spans older than the trace TTL"
-                );
-            }
+        if let Some(cutoff) = self.ttl_cutoff.take()
+            && let Err(err) = self.file.delete_before(cutoff)
+        {
+            tracing::warn!(
+                target: "flock_trace_duckdb",
+                path = %self.file.path().display(),
+                error = %error_chain(&err),
+                "could not delete spans older than the trace TTL"
+            );
         }
         let resource = lock(&self.resource).clone();
         let batch = self.settings.batch_size;
@@ -260,9 +257,11 @@ impl Writer {
 
     fn warn_locked(&mut self, since: Instant) {
         let waited = since.elapsed();
-        let due = self.warned_lock.map_or(waited >= self.settings.lock_timeout, |at| {
-            at.elapsed() >= WARN_EVERY
-        });
+        let due = self
+            .warned_lock
+            .map_or(waited >= self.settings.lock_timeout, |at| {
+                at.elapsed() >= WARN_EVERY
+            });
         if due {
             self.warned_lock = Some(Instant::now());
             tracing::warn!(

@@ -130,6 +130,7 @@ fn throughput(c: &mut Criterion) {
 
 /// Benchmark 6: the same workload with every span exported into DuckDB, against
 /// tracing off, on a current-thread runtime (the subscriber is thread-local).
+#[cfg(feature = "duckdb-prebuilt")]
 fn tracing_overhead(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("flock-bench-traces-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -164,5 +165,8 @@ fn tracing_overhead(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg(feature = "duckdb-prebuilt")]
 criterion_group!(benches, throughput, tracing_overhead);
+#[cfg(not(feature = "duckdb-prebuilt"))]
+criterion_group!(benches, throughput);
 criterion_main!(benches);

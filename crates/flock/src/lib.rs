@@ -122,6 +122,7 @@ mod failed;
 mod orchestrator;
 mod policy;
 mod run;
+mod tracing_setup;
 
 pub use admission::{Admission, InvalidAdmission, OnFull};
 pub use agent::{AgentBuilder, AgentHandle, OutputCount, OutputVisibility, RegistrationError};
@@ -144,7 +145,9 @@ pub use flock_subscription::{
     AllOf, BatchSpec, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec, JoinWindow, Subscribe,
 };
 pub use flock_trace_duckdb as trace;
-pub use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard, clear_traces};
+#[cfg(feature = "duckdb-prebuilt")]
+pub use flock_trace_duckdb::clear_traces;
+pub use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard};
 pub use flock_visibility as visibility;
 pub use orchestrator::{
     ActiveBatch, Flock, FlockBuilder, PendingJoin, PublishOptions, ShutdownReport,
@@ -168,7 +171,7 @@ pub use llm::LlmEngine;
 /// Guides, from `docs/guide/` in the repository. Every Rust block in them is a
 /// doctest of this crate, so the guides compile and run with the API they teach.
 // They teach the default features (the LLM engine among them).
-#[cfg(all(any(doc, doctest), feature = "llm"))]
+#[cfg(all(any(doc, doctest), feature = "llm", feature = "duckdb-prebuilt"))]
 pub mod guide {
     // `include_str!` reaches outside the crate: the guides live with the other docs,
     // where readers of the repository find them. Only doc and doctest builds read it.

@@ -34,6 +34,7 @@ use crate::{
     agent::Agent,
     failed::{FailedRun, FailureKind, RetryFailedRunError},
     run::{self, Flushed, Unit, Work},
+    tracing_setup::{self, TraceChoice},
 };
 
 /// Identifies one batch accumulator (and one join pool): an agent, one of its
@@ -229,15 +230,6 @@ pub struct FlockBuilder {
     admission: Admission,
 }
 
-#[derive(Debug, Default)]
-enum TraceChoice {
-    /// `FLOCK_TRACE_FILE` decides.
-    #[default]
-    FromEnv,
-    On(TraceConfig),
-    Off,
-}
-
 impl fmt::Debug for FlockBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FlockBuilder")
@@ -255,18 +247,25 @@ impl FlockBuilder {
     }
 
     /// Traces every flush, run and publish into a DuckDB file (table `spans`,
-    /// queryable with SQL), installing the global `tracing` subscriber.
+    /// queryable with SQL) and/or an OTLP collector. Joins the pipeline already
+    /// writing that file in this process; uses the application's `tracing`
+    /// subscriber when it includes the pipeline's layer, and installs a global one
+    /// only when none is set (see `flock::trace`).
     ///
     /// Without this call, tracing follows the environment: `FLOCK_TRACE_FILE=true`
-    /// writes `.flock/traces.duckdb`, `FLOCK_TRACE_FILE=<path>` another file, and
-    /// `FLOCK_TRACE_TTL_DAYS=N` deletes spans older than N days at start.
+    /// writes `.flock/traces.duckdb`, `FLOCK_TRACE_FILE=<path>` another file,
+    /// `FLOCK_TRACE_TTL_DAYS=N` deletes spans older than N days at start, and with
+    /// the `otlp` feature the standard `OTEL_EXPORTER_OTLP_*` variables send spans
+    /// to a collector.
     ///
     /// ```no_run
+    /// # #[cfg(feature = "duckdb-prebuilt")] {
     /// use flock::{Flock, TraceConfig};
     ///
     /// let flock = Flock::builder()
     ///     .trace(TraceConfig::new(".flock/traces.duckdb").service_name("payments"))
     ///     .try_build()?;
+    /// # }
     /// # Ok::<(), flock::TraceError>(())
     /// ```
     pub fn trace(mut self, config: TraceConfig) -> Self {
@@ -280,15 +279,17 @@ impl FlockBuilder {
         self
     }
 
-    /// Never traces into DuckDB, whatever the environment says (install your own
-    /// subscriber, e.g. with [`TraceGuard::layer`], to compose it differently).
+    /// Sets up no tracing, whatever the environment says. The flock's spans still
+    /// go to whatever `tracing` subscriber the application set (which may include
+    /// [`TraceGuard::layer`]).
     pub fn no_trace(mut self) -> Self {
         self.trace = TraceChoice::Off;
         self
     }
 
     /// The configured flock. When tracing cannot start (an unwritable directory, a
-    /// file that is not DuckDB, another global subscriber), the error is printed
+    /// file that is not DuckDB, a subscriber that does not feed the pipeline), the
+    /// error is printed
     /// to stderr and the flock runs without traces; use
     /// [`FlockBuilder::try_build`] to treat that as an error instead.
     pub fn build(self) -> Flock {
@@ -313,15 +314,7 @@ impl FlockBuilder {
     }
 
     fn assemble(self) -> (Flock, Option<TraceError>) {
-        let config = match self.trace {
-            TraceChoice::On(config) => Ok(Some(config)),
-            TraceChoice::FromEnv => TraceConfig::from_env(),
-            TraceChoice::Off => Ok(None),
-        };
-        let (guard, error) = match config.and_then(|c| c.map(TraceConfig::install).transpose()) {
-            Ok(guard) => (guard, None),
-            Err(error) => (None, Some(error)),
-        };
+        let (guard, error) = tracing_setup::start(self.trace);
         let (store, memory) = match self.store {
             Some(store) => (store, None),
             None => {
@@ -351,7 +344,7 @@ impl FlockBuilder {
                 clock: RuntimeClock::new(),
                 deferred: Mutex::new(BTreeMap::new()),
                 deferred_seq: AtomicU64::new(0),
-                trace_file: guard.as_ref().map(|g| g.path().to_owned()),
+                trace_file: guard.as_ref().and_then(|g| g.path()).map(ToOwned::to_owned),
                 trace: Mutex::new(guard),
             }),
         };
@@ -583,16 +576,7 @@ impl Flock {
         self.shared.terminate_agents().await;
         let guard = self.shared.trace.lock().take();
         if let Some(guard) = guard {
-            let path = guard.path().to_owned();
-            // Flushing may wait on the file (a reader holding it): off the runtime.
-            let exported = tokio::task::spawn_blocking(move || guard.shutdown()).await;
-            report.traces = match exported {
-                Ok(traces) => Some(traces),
-                Err(error) => {
-                    tracing::error!(%error, path = %path.display(), "trace flush at shutdown failed");
-                    None
-                }
-            };
+            report.traces = tracing_setup::finish(guard).await;
         }
         report
     }
@@ -1178,21 +1162,23 @@ impl Shared {
                 }
             }
             Some(max) => {
-                tokio::spawn(
-                    async move {
-                        let message = format!(
-                            "circuit breaker open: agent '{}' reached max_iterations {max} runs \
+                let refuse = async move {
+                    let message = format!(
+                        "circuit breaker open: agent '{}' reached max_iterations {max} runs \
                          since the flock was last idle; this run was refused and its inputs \
                          are kept in Flock::failed_runs()",
-                            agent.name
-                        );
-                        let correlation = run::common_correlation(work.artifacts());
-                        let kind = FailureKind::CircuitOpen;
-                        run::fail(&shared, &agent, work, kind, message, 0, correlation).await;
-                        drop(guard);
-                    }
-                    .instrument(span),
-                );
+                        agent.name
+                    );
+                    let correlation = run::common_correlation(work.artifacts());
+                    let kind = FailureKind::CircuitOpen;
+                    run::fail(&shared, &agent, work, kind, message, 0, correlation).await;
+                };
+                tokio::spawn(async move {
+                    refuse.instrument(span).await;
+                    // The run's span has ended: shutdown, waiting for runs in
+                    // flight, finds it ended and flushes it.
+                    drop(guard);
+                });
             }
         }
     }
@@ -1202,23 +1188,25 @@ impl Shared {
     fn spawn_run(self: &Arc<Self>, agent: Arc<Agent>, job: Queued, permit: OwnedSemaphorePermit) {
         let shared = self.clone();
         let Queued { work, span, guard } = job;
-        tokio::spawn(
-            async move {
-                run::execute(&shared, &agent, work).await;
-                let mut backlog = agent.backlog.lock();
-                match backlog.pop_front() {
-                    Some(next) => {
-                        drop(backlog);
-                        shared.spawn_run(agent.clone(), next, permit);
-                    }
-                    // Freed under the lock: a concurrent `schedule` either saw this
-                    // slot taken and queued (then we popped it), or sees it free.
-                    None => drop(permit),
+        let run = async move {
+            run::execute(&shared, &agent, work).await;
+            let mut backlog = agent.backlog.lock();
+            match backlog.pop_front() {
+                Some(next) => {
+                    drop(backlog);
+                    shared.spawn_run(agent.clone(), next, permit);
                 }
-                drop(guard);
+                // Freed under the lock: a concurrent `schedule` either saw this
+                // slot taken and queued (then we popped it), or sees it free.
+                None => drop(permit),
             }
-            .instrument(span),
-        );
+        };
+        tokio::spawn(async move {
+            run.instrument(span).await;
+            // The run's span (`batch.flush`, `agent.run`) has ended: shutdown,
+            // waiting for runs in flight, finds it ended and flushes it.
+            drop(guard);
+        });
     }
 
     pub(crate) fn record_failure(&self, run: FailedRun) {

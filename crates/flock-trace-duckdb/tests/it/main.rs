@@ -86,7 +86,9 @@ pub(crate) fn stock_count(path: &Path, condition: &str) -> u64 {
          print(conn.execute(f'SELECT count(*) FROM spans WHERE {sys.argv[2]}').fetchone()[0])",
         &[path.to_str().unwrap(), condition],
     );
-    out.trim().parse().unwrap_or_else(|_| panic!("not a count: {out}"))
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a count: {out}"))
 }
 
 /// Runs a Python program that uses stock DuckDB; returns its stdout. Fails with a

@@ -23,17 +23,18 @@
 //! prints on stderr, one because DuckDB's file lock only conflicts across processes.
 //! Run normally, the `child_*` tests have nothing to do.
 
+#[cfg(feature = "duckdb-prebuilt")]
 use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::Arc,
-    time::Duration,
 };
+use std::{sync::Arc, time::Duration};
 
 use flock::{
-    Admission, OnFull, Payload, PublishError, PublishOptions, RegistrationError, TraceConfig,
-    TraceError, prelude::*,
+    Admission, OnFull, Payload, PublishError, PublishOptions, RegistrationError, prelude::*,
 };
+#[cfg(feature = "duckdb-prebuilt")]
+use flock::{TraceConfig, TraceError};
 use tracing::Level;
 
 use crate::{Item, JoinSpans, Runs, SignalA, SignalB, recorder};
@@ -624,13 +625,18 @@ async fn everything_after_shutdown_is_refused_with_a_clear_error() {
 
 // === traces ===
 
+#[cfg(feature = "duckdb-prebuilt")]
 const CHILD_TRACE_PATH: &str = "FLOCK_IT_UNWRITABLE_TRACE_PATH";
+#[cfg(feature = "duckdb-prebuilt")]
 const CHILD_TRACED_FLOCK: &str = "FLOCK_IT_TRACED_FLOCK_PATH";
+#[cfg(feature = "duckdb-prebuilt")]
 const CHILD_READER: &str = "FLOCK_IT_TRACE_READER_PATH";
 
+#[cfg(feature = "duckdb-prebuilt")]
 /// A directory for one test, removed when dropped.
 struct TempDir(PathBuf);
 
+#[cfg(feature = "duckdb-prebuilt")]
 impl TempDir {
     fn new(name: &str) -> Self {
         let dir =
@@ -641,12 +647,14 @@ impl TempDir {
     }
 }
 
+#[cfg(feature = "duckdb-prebuilt")]
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
+#[cfg(feature = "duckdb-prebuilt")]
 /// Runs the `child_*` test `name` of this binary with `env`; returns stdout and
 /// stderr once it exits successfully.
 fn run_child(name: &str, env: &[(&str, &Path)]) -> (String, String) {
@@ -671,6 +679,7 @@ fn run_child(name: &str, env: &[(&str, &Path)]) -> (String, String) {
     (stdout, stderr)
 }
 
+#[cfg(feature = "duckdb-prebuilt")]
 /// A trace path whose directory cannot be created: its parent is a regular file
 /// (unwritable even for root, which ignores permission bits).
 fn unwritable_trace_path(dir: &TempDir) -> PathBuf {
@@ -679,6 +688,7 @@ fn unwritable_trace_path(dir: &TempDir) -> PathBuf {
     blocker.join("traces").join("traces.duckdb")
 }
 
+#[cfg(feature = "duckdb-prebuilt")]
 #[test]
 fn unwritable_trace_directory_is_an_error_from_try_build_and_a_printed_warning_from_build() {
     let dir = TempDir::new("unwritable");
@@ -710,6 +720,7 @@ fn unwritable_trace_directory_is_an_error_from_try_build_and_a_printed_warning_f
     assert!(stdout.contains("continued: 2 batches, 5 items"), "{stdout}");
 }
 
+#[cfg(feature = "duckdb-prebuilt")]
 /// The child side of the test above: builds traced flocks (by the builder, then by
 /// `FLOCK_TRACE_FILE`) and runs a batch agent on each.
 #[test]
@@ -748,6 +759,7 @@ fn child_runs_without_traces_when_the_directory_is_unwritable() {
     });
 }
 
+#[cfg(feature = "duckdb-prebuilt")]
 #[test]
 fn trace_file_held_by_a_reader_delays_exports_and_loses_no_span() {
     let dir = TempDir::new("reader");
@@ -792,6 +804,7 @@ fn trace_file_held_by_a_reader_delays_exports_and_loses_no_span() {
     assert_eq!(flushes, 4, "every flush span reached the file");
 }
 
+#[cfg(feature = "duckdb-prebuilt")]
 /// Reads the child's stdout until a line contains `marker`, then keeps draining it
 /// in the background so the child can exit.
 fn wait_for_line(child: &mut std::process::Child, marker: &str) {
@@ -806,6 +819,7 @@ fn wait_for_line(child: &mut std::process::Child, marker: &str) {
     panic!("child exited before printing {marker:?}");
 }
 
+#[cfg(feature = "duckdb-prebuilt")]
 /// The reader: holds the trace file open read-only for 1.5 s.
 #[test]
 fn child_holds_the_trace_file() {
@@ -822,6 +836,7 @@ fn child_holds_the_trace_file() {
     std::thread::sleep(Duration::from_millis(1500));
 }
 
+#[cfg(feature = "duckdb-prebuilt")]
 /// The traced program: a flock tracing into the held file, four batches, shutdown.
 #[test]
 fn child_traces_a_flock() {

@@ -22,6 +22,7 @@ mod registration;
 mod retries;
 mod shutdown;
 mod stress;
+#[cfg(feature = "duckdb-prebuilt")]
 mod traces;
 mod visibility;
 
