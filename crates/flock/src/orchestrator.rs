@@ -289,8 +289,7 @@ impl FlockBuilder {
 
     /// The configured flock. When tracing cannot start (an unwritable directory, a
     /// file that is not DuckDB, a subscriber that does not feed the pipeline), the
-    /// error is printed
-    /// to stderr and the flock runs without traces; use
+    /// error is printed to stderr and the flock runs without traces; use
     /// [`FlockBuilder::try_build`] to treat that as an error instead.
     pub fn build(self) -> Flock {
         let (flock, error) = self.assemble();
