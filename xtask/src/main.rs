@@ -378,8 +378,7 @@ fn unquote(value: &str) -> Result<String> {
 /// Unless the arguments pick targets themselves, only the `[[bench]]` targets run
 /// (plain `cargo bench` would also run every library's unit tests in release mode).
 fn bench(extra: &[String]) -> Result<()> {
-    let dev = dev_args("bench", &[]);
-    let mut args: Vec<&str> = dev.iter().map(String::as_str).collect();
+    let mut args = dev_args("bench", extra);
     let picks_targets = extra.iter().take_while(|a| *a != "--").any(|a| {
         [
             "--bench",
@@ -395,10 +394,10 @@ fn bench(extra: &[String]) -> Result<()> {
         .any(|flag| a == flag || a.starts_with(&format!("{flag}=")))
     });
     if !picks_targets {
-        args.extend(["--bench", "*"]);
+        let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+        args.splice(at..at, ["--bench".to_owned(), "*".to_owned()]);
     }
-    args.extend(extra.iter().map(String::as_str));
-    cargo(&args)
+    cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn traces(rest: &[String]) -> Result<()> {

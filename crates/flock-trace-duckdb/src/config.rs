@@ -232,8 +232,8 @@ impl TraceConfig {
         self
     }
 
-    /// How many waiting spans start a write before the export interval ends, and
-    /// the rows appended at a time (default 8 192); at most the queue size.
+    /// How many waiting spans start a write before the export interval ends
+    /// (default 8 192); at most the queue size.
     #[cfg(feature = "duckdb")]
     #[must_use]
     pub fn export_batch_size(mut self, size: NonZeroUsize) -> Self {

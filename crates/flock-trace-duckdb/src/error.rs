@@ -83,8 +83,8 @@ pub enum TraceError {
     /// subscriber that does not send spans to the pipeline, so it could neither
     /// rely on it nor install its own.
     #[error(
-        "spans would not reach {target}: the tracing subscriber already set does not include \
-         this pipeline's layer; add `TraceGuard::layer()` to it (see the crate docs on composing)"
+        "spans would not reach {target}: the tracing subscriber in use does not include \
+         this pipeline's layer; add `TraceGuard::layer()` to it"
     )]
     NotInSubscriber {
         /// What the pipeline writes to, e.g. the trace file.

@@ -124,7 +124,10 @@ pub use crate::{
     pipeline::{ExportReport, ExportStats, TraceGuard},
 };
 #[cfg(feature = "duckdb")]
-pub use crate::{exporter::DuckDbSpanExporter, store::clear_traces};
+pub use crate::{
+    exporter::DuckDbSpanExporter,
+    store::{clear_traces, open_read_only},
+};
 
 /// Locks a mutex, ignoring poisoning: the data behind the crate's mutexes (counters,
 /// messages, handles) stay valid whatever a panicking holder did.

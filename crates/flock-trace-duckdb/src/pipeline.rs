@@ -90,7 +90,12 @@ pub(crate) fn start(config: TraceConfig) -> Result<TraceGuard, TraceError> {
     if layer::current_pipeline() == Some(guard.pipeline.id) {
         return Ok(guard);
     }
-    if tracing::dispatcher::has_been_set() {
+    // Only where no subscriber at all is in force (no global one, none set for
+    // this thread) may a pipeline install its own.
+    let unset = tracing::dispatcher::get_default(|current| {
+        current.is::<tracing::subscriber::NoSubscriber>()
+    });
+    if !unset {
         return Err(TraceError::NotInSubscriber {
             target: guard.target(),
         });

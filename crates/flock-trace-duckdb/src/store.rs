@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use duckdb::{Config, Connection, arrow::record_batch::RecordBatch, params};
+use duckdb::{AccessMode, Config, Connection, arrow::record_batch::RecordBatch, params};
 
 use crate::{TraceError, schema};
 
@@ -259,4 +259,62 @@ pub fn clear_traces(path: impl AsRef<Path>) -> Result<usize, TraceError> {
     file.checkpoint()?;
     file.detach();
     Ok(deleted)
+}
+
+/// Opens the trace file at `path` read-only while a program may be writing it, as
+/// the guide's readers do: a write holds the file for a few milliseconds, so this
+/// retries with backoff while the file is locked, for up to `timeout`.
+///
+/// Keep the connection briefly: while it is open, the writer waits (its spans wait
+/// in its buffer).
+///
+/// # Errors
+///
+/// [`TraceError::MissingFile`] if there is no file at `path`,
+/// [`TraceError::Locked`] if it was still locked after `timeout`, and
+/// [`TraceError::Database`] if it is not a DuckDB file.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// let conn = flock_trace_duckdb::open_read_only(".flock/traces.duckdb", Duration::from_secs(5))?;
+/// let flushes: i64 = conn
+///     .query_row("SELECT count(*) FROM spans WHERE name = 'batch.flush'", [], |row| row.get(0))
+///     .map_err(|err| flock_trace_duckdb::TraceError::InvalidConfig(err.to_string()))?;
+/// println!("{flushes} flushes so far");
+/// # Ok::<(), flock_trace_duckdb::TraceError>(())
+/// ```
+pub fn open_read_only(path: impl AsRef<Path>, timeout: Duration) -> Result<Connection, TraceError> {
+    let path = path.as_ref();
+    if !path.is_file() {
+        return Err(TraceError::MissingFile {
+            path: PathBuf::from(path),
+        });
+    }
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let config = Config::default()
+            .access_mode(AccessMode::ReadOnly)
+            .and_then(|c| c.enable_autoload_extension(false))
+            .map_err(|err| database(path, err))?;
+        match Connection::open_with_flags(path, config) {
+            Ok(conn) => return Ok(conn),
+            Err(err) if is_lock_conflict(&err) => {
+                let waited = started.elapsed();
+                if waited + backoff > timeout {
+                    return Err(TraceError::Locked {
+                        path: path.to_owned(),
+                        waited,
+                        source: err,
+                    });
+                }
+                thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(err) => return Err(database(path, err)),
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //! One *session* holds the file: attach, append in transactions, checkpoint when
 //! due, detach. A session starts when spans are due (a batch's worth waiting, the
 //! export interval passed, a flush, shutdown) and lasts while a backlog remains, up
-//! to [`MAX_HOLD`]; in a burst, transactions grow to [`MAX_TRANSACTION`] rows, so
+//! to [`MAX_HOLD`]; rows are converted and appended [`CHUNK`] at a time, and in a
+//! burst, transactions grow to [`MAX_TRANSACTION`] rows, so
 //! DuckDB writes whole row groups straight into the file. Between sessions the file
 //! is free for any other process.
 //!
@@ -35,6 +36,9 @@ pub(crate) const MAX_HOLD: Duration = Duration::from_secs(1);
 /// The most rows in one transaction (two of DuckDB's row groups).
 pub(crate) const MAX_TRANSACTION: usize = 2 * 122_880;
 
+/// Rows converted and appended at a time.
+pub(crate) const CHUNK: usize = 8_192;
+
 /// A session checkpoints when the write-ahead log has grown past this: readers
 /// and the next attach replay the log, so it stays small, but a checkpoint costs
 /// tens of milliseconds, so not every export pays one.
@@ -47,7 +51,7 @@ pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
 /// How the writer paces itself.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    /// Spans appended per chunk; this many pending spans start a session early.
+    /// This many pending spans start a session before the interval ends.
     pub(crate) batch_size: usize,
     /// The longest a finished span waits before a session starts.
     pub(crate) interval: Duration,
@@ -79,7 +83,7 @@ impl Writer {
         resource: Arc<Mutex<Arc<str>>>,
         ttl_cutoff: Option<i64>,
     ) -> Self {
-        let rows = Rows::with_capacity(settings.batch_size);
+        let rows = Rows::with_capacity(CHUNK);
         Writer {
             buffer,
             file,
@@ -128,12 +132,11 @@ impl Writer {
             );
         }
         let resource = lock(&self.resource).clone();
-        let batch = self.settings.batch_size;
         loop {
             if !self.transaction(&resource, started) {
                 break;
             }
-            if self.buffer.pending() < batch || started.elapsed() >= MAX_HOLD {
+            if self.buffer.pending() < CHUNK || started.elapsed() >= MAX_HOLD {
                 break;
             }
         }
@@ -150,15 +153,14 @@ impl Writer {
     /// One transaction of chunks taken from the buffer; returns whether it
     /// committed something (a failure is settled and ends the session).
     fn transaction(&mut self, resource: &str, started: Instant) -> bool {
-        let batch = self.settings.batch_size;
         if let Err(err) = self.file.begin() {
-            let spans = self.buffer.take(batch);
+            let spans = self.buffer.take(CHUNK);
             self.buffer.settle(spans.len(), Err(error_chain(&err)));
             return false;
         }
         let mut in_transaction = 0;
         loop {
-            let spans = self.buffer.take(batch);
+            let spans = self.buffer.take(CHUNK);
             if spans.is_empty() {
                 break;
             }
@@ -177,7 +179,7 @@ impl Writer {
             in_transaction += n;
             if in_transaction >= MAX_TRANSACTION
                 || started.elapsed() >= MAX_HOLD
-                || self.buffer.pending() < batch
+                || self.buffer.pending() < CHUNK
             {
                 break;
             }

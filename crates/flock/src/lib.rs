@@ -177,6 +177,8 @@ pub mod guide {
     // where readers of the repository find them. Only doc and doctest builds read it.
     #[doc = include_str!("../../../docs/guide/batch-processing.md")]
     pub mod batch_processing {}
+    #[doc = include_str!("../../../docs/guide/traces.md")]
+    pub mod traces {}
 }
 
 /// Everything an application needs: `use flock::prelude::*;`.

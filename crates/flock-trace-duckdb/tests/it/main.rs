@@ -12,6 +12,7 @@ mod install;
 mod locked_file;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod readers;
 mod schema;
 mod shutdown;
 mod ttl;

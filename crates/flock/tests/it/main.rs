@@ -22,6 +22,7 @@ mod registration;
 mod retries;
 mod shutdown;
 mod stress;
+mod trace_setup;
 #[cfg(feature = "duckdb-prebuilt")]
 mod traces;
 mod visibility;

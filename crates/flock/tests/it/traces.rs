@@ -177,38 +177,18 @@ async fn flushes_runs_and_publishes_land_in_duckdb_with_parent_links() {
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
-#[tokio::test]
-async fn shutdown_flushes_pending_spans_of_the_flock_s_own_pipeline() {
-    // Without a global subscriber, spans are not recorded, but the guard is still
-    // flushed and reported by shutdown.
-    let path = temp_trace_file("own");
-    let flock = Flock::builder()
-        .trace(TraceConfig::new(&path).service_name("own"))
-        .build();
-    let traced = flock.trace_file().map(ToOwned::to_owned);
-    publish_ids(&flock, [1]).await;
-    let report = flock.shutdown().await;
-    match traced {
-        // This test binary may already have a global subscriber (another test).
-        Some(file) => {
-            assert_eq!(file, path);
-            assert!(report.traces.expect("flushed at shutdown").is_complete());
-        }
-        None => assert!(report.traces.is_none()),
-    }
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
-}
-
 /// The program of the issue: four flushes (size, size, timeout, shutdown) on a
 /// multi-thread runtime. Its last run may still be finishing on a worker thread when
 /// `shutdown` goes on to the traces; the run's `batch.flush` span must have ended by
-/// then, so it reaches the file. Repeated, because the loss was a race (about one
-/// round in four).
+/// then, so it reaches the file, as stock DuckDB reads it. Repeated, because the
+/// loss was a race (about one round in four).
 #[test]
 fn the_shutdown_flush_span_of_a_four_flush_program_reaches_the_file() {
     const ROUNDS: usize = 24;
+    let dir = temp_trace_file("four-flush").parent().unwrap().to_owned();
+    let mut reports = Vec::new();
     for round in 0..ROUNDS {
-        let path = temp_trace_file(&format!("four-flush-{round}"));
+        let path = dir.join(format!("round-{round:02}.duckdb"));
         let guard = TraceConfig::new(&path).service_name("it").build().unwrap();
         let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(guard.layer()));
         let worker_dispatch = dispatch.clone();
@@ -244,29 +224,55 @@ fn the_shutdown_flush_span_of_a_four_flush_program_reaches_the_file() {
             })
         });
         assert_eq!(flushes.len(), 4, "round {round}: {flushes:?}");
-        let report = guard.shutdown();
+        reports.push(guard.shutdown());
         drop(rt);
-        let conn = Connection::open(&path).unwrap();
-        let reasons: Vec<String> = conn
-            .prepare(
-                "SELECT attributes->>'$.flush_reason' FROM spans WHERE name = 'batch.flush' \
-                 ORDER BY start_time",
-            )
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let in_file: i64 = conn
-            .query_row("SELECT count(*) FROM spans", [], |row| row.get(0))
-            .unwrap();
-        drop(conn);
+    }
+    // One stock DuckDB process reads every round's file.
+    let out = stock_duckdb(
+        "import duckdb, glob, os, sys\n\
+         for path in sorted(glob.glob(os.path.join(sys.argv[1], 'round-*.duckdb'))):\n    \
+             conn = duckdb.connect(path, read_only=True)\n    \
+             total = conn.execute('SELECT count(*) FROM spans').fetchone()[0]\n    \
+             reasons = [r[0] for r in conn.execute(\n        \
+                 \"SELECT attributes->>'$.flush_reason' FROM spans \"\n        \
+                 \"WHERE name = 'batch.flush' ORDER BY start_time\").fetchall()]\n    \
+             print(total, ','.join(reasons))\n    \
+             conn.close()",
+        &[dir.to_str().unwrap()],
+    );
+    let rounds: Vec<&str> = out.lines().collect();
+    assert_eq!(rounds.len(), ROUNDS, "{out}");
+    for (round, (line, report)) in rounds.iter().zip(&reports).enumerate() {
+        let (total, reasons) = line.split_once(' ').unwrap();
         assert_eq!(
-            reasons,
-            ["size", "size", "timeout", "shutdown"],
+            reasons, "size,size,timeout,shutdown",
             "round {round}: the file lacks a flush span; report: {report}"
         );
-        assert_eq!(report.exported, in_file as u64, "round {round}: {report}");
-        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+        assert!(report.is_complete(), "round {round}: {report}");
+        assert_eq!(
+            report.exported.to_string(),
+            total,
+            "round {round}: {report}"
+        );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs a Python program that uses stock DuckDB (the `duckdb` package); returns its
+/// stdout. Fails with a hint when `python3` or its `duckdb` package is missing
+/// (`.ci/run` installs it).
+pub(crate) fn stock_duckdb(program: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run python3 ({err}); stock DuckDB tests need it"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named 'duckdb'"),
+        "stock DuckDB tests need the duckdb Python package: python3 -m pip install duckdb"
+    );
+    assert!(output.status.success(), "python3 failed: {stderr}");
+    String::from_utf8(output.stdout).unwrap()
 }
