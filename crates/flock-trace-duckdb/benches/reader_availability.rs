@@ -86,6 +86,7 @@ fn main() {
         }
     });
     let output = reader.wait_with_output().expect("reader");
+    let stats = guard.stats();
     let report = guard.shutdown();
     let text = String::from_utf8_lossy(&output.stdout);
     let mut numbers = text
@@ -94,8 +95,12 @@ fn main() {
     let (attempts, failures) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
     println!(
         "{seconds} s at {rate} spans/s, export interval {interval_ms} ms: {failures} of {attempts} \
-         reader attempts failed to lock the file ({:.2}%); {emitted} spans emitted, {report}",
+         reader attempts failed to lock the file ({:.2}%); the writer held it {} times, {:.1} ms \
+         each on average ({:.2}% of the time); {emitted} spans emitted, {report}",
         100.0 * failures as f64 / attempts.max(1) as f64,
+        stats.writes,
+        stats.file_held.as_secs_f64() * 1e3 / stats.writes.max(1) as f64,
+        100.0 * stats.file_held.as_secs_f64() / seconds as f64,
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

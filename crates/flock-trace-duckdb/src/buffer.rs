@@ -1,7 +1,8 @@
 //! The bounded buffer between the threads that end spans and the writer thread,
 //! with its backpressure rule and the counters behind every report.
 //!
-//! A finished span is queued at once while there is room. When the buffer is full:
+//! A finished span is queued at once while there is room (spans the writer took
+//! but has not written yet take room too). When the buffer is full:
 //!
 //! - while the writer is writing, the thread that ended the span waits for room
 //!   (backpressure): a burst slows down to the writer's pace instead of losing spans;
@@ -80,6 +81,9 @@ pub(crate) struct Counts {
     pub(crate) waits: u64,
     /// How often the writer found the file locked by another process and waited.
     pub(crate) lock_retries: u64,
+    /// Times the writer held the file (sessions), and for how long in all.
+    pub(crate) sessions: u64,
+    pub(crate) held: Duration,
 }
 
 impl Counts {
@@ -187,7 +191,9 @@ impl<T> Buffer<T> {
                 state.counts.late += 1;
                 return;
             }
-            if state.pending.len() < self.capacity {
+            // Spans the writer took but has not settled yet count too: the bound
+            // holds for everything between ending and the file.
+            if state.counts.queued - state.settled < self.capacity as u64 {
                 state.pending.push_back(item);
                 state.counts.queued += 1;
                 if state.pending.len() == self.wake_at {
@@ -265,9 +271,15 @@ impl<T> Buffer<T> {
         taken
     }
 
-    /// How many spans wait in the buffer.
+    /// How many spans wait in the buffer, not yet taken by the writer.
     pub(crate) fn pending(&self) -> usize {
         self.lock().pending.len()
+    }
+
+    /// How many spans are queued and not settled yet: waiting, or being written.
+    pub(crate) fn unsettled(&self) -> u64 {
+        let state = self.lock();
+        state.counts.queued - state.settled
     }
 
     /// Records the fate of the next `n` spans taken: written, or failed with `error`.
@@ -294,6 +306,13 @@ impl<T> Buffer<T> {
         state.counts.failed += n as u64;
         state.last_error = Some(error);
         self.progress.notify_all();
+    }
+
+    /// Counts one session that held the file for `held`.
+    pub(crate) fn note_session(&self, held: Duration) {
+        let mut state = self.lock();
+        state.counts.sessions += 1;
+        state.counts.held += held;
     }
 
     /// Counts one more attempt that found the file locked.

@@ -60,6 +60,7 @@ struct Pipeline {
     stopped: AtomicBool,
     shutdown_timeout: Duration,
     fmt_from_rust_log: bool,
+    detailed_spans: bool,
 }
 
 /// Starts a pipeline for `config`, or joins the running one for the same file.
@@ -205,6 +206,7 @@ impl Pipeline {
             stopped: AtomicBool::new(false),
             shutdown_timeout: config.shutdown_timeout,
             fmt_from_rust_log: config.fmt_from_rust_log,
+            detailed_spans: config.detailed_spans,
         })
     }
 
@@ -240,7 +242,7 @@ impl Pipeline {
             let ended = ended.max(seen);
             let mut error = counts.describe_losses(duckdb.capacity(), last_error.as_deref());
             if !settled {
-                let waiting = duckdb.pending();
+                let waiting = duckdb.unsettled();
                 let timeout = self.shutdown_timeout;
                 let clause = format!("{waiting} still waiting to be written after {timeout:?}");
                 error = Some(match error {
@@ -269,9 +271,11 @@ impl Pipeline {
                 failed: counts.failed,
                 dropped: counts.dropped(),
                 late: counts.late,
-                waiting: duckdb.pending() as u64,
+                waiting: duckdb.unsettled(),
                 backpressure_waits: counts.waits,
                 lock_retries: counts.lock_retries,
+                writes: counts.sessions,
+                file_held: counts.held,
                 last_error,
             };
         }
@@ -330,12 +334,16 @@ pub struct ExportStats {
     pub dropped: u64,
     /// Spans that ended after shutdown began.
     pub late: u64,
-    /// Spans waiting in the buffer right now.
+    /// Spans ended and not written yet: waiting in the buffer, or being written.
     pub waiting: u64,
     /// How often a thread ending a span waited for room in a full buffer.
     pub backpressure_waits: u64,
     /// How often the writer found the file held by another process and waited.
     pub lock_retries: u64,
+    /// How often the writer held the file to write (attach to detach).
+    pub writes: u64,
+    /// How long it held the file in all: the time another process could not open it.
+    pub file_held: Duration,
     /// The error of the last failed write, if any.
     pub last_error: Option<String>,
 }
@@ -379,8 +387,12 @@ impl TraceGuard {
         S: Subscriber + for<'span> LookupSpan<'span>,
     {
         let pipeline = &self.pipeline;
+        let details = pipeline.detailed_spans;
         tracing_opentelemetry::layer()
             .with_tracer(pipeline.tracer.clone())
+            .with_location(details)
+            .with_threads(details)
+            .with_tracked_inactivity(details)
             .and_then(PipelineLayer::new(pipeline.id, pipeline.ended.clone()))
     }
 

@@ -100,9 +100,9 @@ impl DuckDbProcessor {
         self.shared.buffer.capacity()
     }
 
-    /// Spans waiting in the buffer.
-    pub(crate) fn pending(&self) -> usize {
-        self.shared.buffer.pending()
+    /// Spans queued and not written yet (waiting, or being written).
+    pub(crate) fn unsettled(&self) -> u64 {
+        self.shared.buffer.unsettled()
     }
 }
 

@@ -26,8 +26,17 @@ use crate::json;
 
 /// Creates the `spans` table if missing, in the database attached as `catalog`.
 pub(crate) fn create_table(catalog: &str) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS {catalog}.spans (
+    format!("CREATE TABLE IF NOT EXISTS {catalog}.spans {COLUMNS_DDL}")
+}
+
+/// A fresh, empty staging table in the writer's in-memory database, of the same
+/// columns: rows are converted and checked (JSON) there, before the file is locked.
+pub(crate) fn create_staging(table: &str) -> String {
+    format!("CREATE OR REPLACE TEMP TABLE {table} {COLUMNS_DDL}")
+}
+
+/// The columns of `spans`, Flock's schema.
+const COLUMNS_DDL: &str = "(
     trace_id VARCHAR NOT NULL,
     span_id VARCHAR NOT NULL,
     parent_id VARCHAR,
@@ -45,9 +54,7 @@ pub(crate) fn create_table(catalog: &str) -> String {
     links JSON,
     resource JSON,
     created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
-)"
-    )
-}
+)";
 
 /// The table's columns, in order; the writer fills all of them.
 const COLUMNS: [&str; 17] = [

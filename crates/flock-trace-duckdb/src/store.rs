@@ -25,12 +25,18 @@ use crate::{TraceError, schema};
 pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// First wait after finding the file locked; doubles up to [`MAX_BACKOFF`].
-pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(5);
-/// The longest wait between two attempts to attach a locked file.
-pub(crate) const MAX_BACKOFF: Duration = Duration::from_millis(200);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(2);
+/// The longest wait between two attempts to attach a locked file. Short: a
+/// failed attempt costs well under a millisecond, and a writer that gets in
+/// right after a reader lets go is done before that reader (or the next) opens
+/// the file again.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_millis(20);
 
 /// The name the trace file is attached under in the writer's in-memory database.
 const CATALOG: &str = "flock_traces";
+
+/// The writer's staging table, in its in-memory database.
+const STAGING: &str = "spans_staging";
 
 /// A trace file and the in-memory DuckDB instance that writes it.
 pub(crate) struct TraceFile {
@@ -75,6 +81,8 @@ impl TraceFile {
             "PRAGMA disable_checkpoint_on_shutdown; SET checkpoint_threshold = '1TB';",
         )
         .map_err(|err| database(path, err))?;
+        conn.execute_batch(&schema::create_staging(STAGING))
+            .map_err(|err| database(path, err))?;
         let mut wal = path.as_os_str().to_owned();
         wal.push(".wal");
         Ok(TraceFile {
@@ -165,6 +173,31 @@ impl TraceFile {
             .append_record_batch(rows)
             .map_err(|err| self.error(err))?;
         appender.flush().map_err(|err| self.error(err))
+    }
+
+    /// Empties the staging table in the in-memory database (no lock on the file).
+    pub(crate) fn clear_staged(&self) -> Result<(), TraceError> {
+        self.execute(&schema::create_staging(STAGING))
+    }
+
+    /// Appends `rows` to the staging table, through DuckDB's appender: conversion
+    /// and checks happen here, before the file is locked.
+    pub(crate) fn stage(&self, rows: RecordBatch) -> Result<(), TraceError> {
+        let mut appender = self
+            .conn
+            .appender_to_catalog_and_db(STAGING, "temp", "main")
+            .map_err(|err| self.error(err))?;
+        appender
+            .append_record_batch(rows)
+            .map_err(|err| self.error(err))?;
+        appender.flush().map_err(|err| self.error(err))
+    }
+
+    /// Copies the staged rows into `spans`, in the open transaction.
+    pub(crate) fn insert_staged(&self) -> Result<(), TraceError> {
+        self.execute(&format!(
+            "INSERT INTO {CATALOG}.spans SELECT * FROM temp.main.{STAGING}"
+        ))
     }
 
     /// Deletes spans that started before `cutoff_ns` (nanoseconds since the epoch).

@@ -39,10 +39,23 @@ pub(crate) const MAX_TRANSACTION: usize = 2 * 122_880;
 /// Rows converted and appended at a time.
 pub(crate) const CHUNK: usize = 8_192;
 
-/// A session checkpoints when the write-ahead log has grown past this: readers
-/// and the next attach replay the log, so it stays small, but a checkpoint costs
-/// tens of milliseconds, so not every export pays one.
+/// Up to this many spans are converted into the staging table before the file is
+/// locked; a larger backlog is appended straight into the file (a burst).
+pub(crate) const STAGE_MAX: usize = 4 * CHUNK;
+
+/// The exporter for hand-built pipelines checkpoints past this much log.
 pub(crate) const CHECKPOINT_WAL_BYTES: u64 = 1 << 20;
+
+/// The write-ahead log size past which a session checkpoints, given how much one
+/// session adds to it (`grown`). Every attach (the writer's, and each reader's
+/// open) replays the log, at about 10 ms per MB, and a checkpoint costs about
+/// 30 ms (DuckDB 1.5 on the 2-core machine): checkpointing at `sqrt(2 * 30 / 10
+/// * grown)` MB keeps their sum per session smallest. Bounded to 256 KiB..8 MiB.
+pub(crate) fn checkpoint_after(grown: u64) -> u64 {
+    const MB: f64 = 1024.0 * 1024.0;
+    let optimum = (6.0 * grown as f64 / MB).sqrt() * MB;
+    (optimum as u64).clamp(256 << 10, 8 << 20)
+}
 
 /// The shortest time between two warnings about lost spans, or about a file that
 /// stays locked.
@@ -106,7 +119,7 @@ impl Writer {
             since = Instant::now();
             self.warn_about_losses();
         }
-        if self.dirty && self.attach() {
+        if self.dirty && self.attach().is_ok() {
             self.checkpoint();
             self.file.detach();
         }
@@ -114,13 +127,107 @@ impl Writer {
         self.buffer.set_writer(WriterState::Stopped);
     }
 
-    /// Attaches the file and writes what is due, then detaches.
+    /// Writes what is due in one session: staged before the file is locked when
+    /// it fits in one chunk (the steady state), appended straight into the file
+    /// when a backlog waits (a burst).
     fn session(&mut self) {
         let flush = self.buffer.flush_requested();
-        if !self.attach() {
+        let wal_before = self.file.wal_bytes();
+        let started = if self.buffer.pending() > STAGE_MAX {
+            self.burst_session()
+        } else {
+            self.staged_session()
+        };
+        let Some(started) = started else {
             return;
+        };
+        let wal = self.file.wal_bytes();
+        let grown = wal.saturating_sub(wal_before);
+        if flush
+            || self.buffer.closing().is_some()
+            || started.elapsed() >= MAX_HOLD
+            || wal >= checkpoint_after(grown)
+        {
+            self.checkpoint();
         }
+        self.file.detach();
+        self.buffer.note_session(started.elapsed());
+    }
+
+    /// Converts the pending spans into the staging table (no lock), then attaches
+    /// the file and copies them in one transaction. Returns when the file was
+    /// attached, `None` if it was not.
+    fn staged_session(&mut self) -> Option<Instant> {
+        let resource = lock(&self.resource).clone();
+        let created_at = unix_micros(SystemTime::now());
+        // What is pending now, not what keeps arriving while it is converted.
+        let due = self.buffer.pending().min(STAGE_MAX);
+        let mut n = 0;
+        let mut staged = self.file.clear_staged();
+        while staged.is_ok() && n < due {
+            let spans = self.buffer.take(CHUNK.min(due - n));
+            if spans.is_empty() {
+                break;
+            }
+            n += spans.len();
+            for span in &spans {
+                self.rows.push(span, &resource, created_at);
+            }
+            drop(spans);
+            staged = self.file.stage(self.rows.finish());
+        }
+        if let Err(err) = staged {
+            self.buffer.settle(n, Err(error_chain(&err)));
+            return None;
+        }
+        if let Err(error) = self.attach() {
+            self.buffer.settle(n, Err(error));
+            return None;
+        }
+        // The file is held from here to the detach.
         let started = Instant::now();
+        self.apply_ttl();
+        if n > 0 {
+            let written = self
+                .file
+                .begin()
+                .and_then(|()| self.file.insert_staged())
+                .and_then(|()| self.file.commit());
+            match written {
+                Ok(()) => {
+                    self.dirty = true;
+                    self.buffer.settle(n, Ok(()));
+                }
+                Err(err) => {
+                    self.file.rollback();
+                    self.buffer.settle(n, Err(error_chain(&err)));
+                }
+            }
+        }
+        Some(started)
+    }
+
+    /// Attaches the file and appends chunk after chunk straight into it while a
+    /// backlog remains, up to [`MAX_HOLD`]. Returns when the file was attached.
+    fn burst_session(&mut self) -> Option<Instant> {
+        self.attach().ok()?;
+        // The file is held from here to the detach.
+        let started = Instant::now();
+        self.apply_ttl();
+        let resource = lock(&self.resource).clone();
+        loop {
+            if !self.transaction(&resource, started) {
+                break;
+            }
+            if self.buffer.pending() < CHUNK || started.elapsed() >= MAX_HOLD {
+                break;
+            }
+        }
+        Some(started)
+    }
+
+    /// Deletes spans older than the TTL, once, at the first session.
+    fn apply_ttl(&mut self) {
         if let Some(cutoff) = self.ttl_cutoff.take()
             && let Err(err) = self.file.delete_before(cutoff)
         {
@@ -131,23 +238,6 @@ impl Writer {
                 "could not delete spans older than the trace TTL"
             );
         }
-        let resource = lock(&self.resource).clone();
-        loop {
-            if !self.transaction(&resource, started) {
-                break;
-            }
-            if self.buffer.pending() < CHUNK || started.elapsed() >= MAX_HOLD {
-                break;
-            }
-        }
-        if flush
-            || self.buffer.closing().is_some()
-            || started.elapsed() >= MAX_HOLD
-            || self.file.wal_bytes() >= CHECKPOINT_WAL_BYTES
-        {
-            self.checkpoint();
-        }
-        self.file.detach();
     }
 
     /// One transaction of chunks taken from the buffer; returns whether it
@@ -202,15 +292,16 @@ impl Writer {
         }
     }
 
-    /// Attaches the file, waiting while another process holds it. Returns `false`
-    /// when the pending spans were given up: the file is not a usable DuckDB file,
-    /// or shutdown's deadline passed while it was still locked.
-    fn attach(&mut self) -> bool {
+    /// Attaches the file, waiting while another process holds it. On an error
+    /// other than the lock (the file is not a usable DuckDB file), or when
+    /// shutdown's deadline passed while it was still locked, the pending spans
+    /// are given up and the error returned, for the caller's own spans too.
+    fn attach(&mut self) -> Result<(), String> {
         let mut backoff = FIRST_BACKOFF;
         let mut locked_since: Option<Instant> = None;
         let attached = loop {
             match self.file.try_attach() {
-                Ok(Attach::Attached) => break true,
+                Ok(Attach::Attached) => break Ok(()),
                 Ok(Attach::Locked(err)) => {
                     let since = *locked_since.get_or_insert_with(Instant::now);
                     self.buffer.set_writer(WriterState::Locked);
@@ -218,11 +309,10 @@ impl Writer {
                     let now = Instant::now();
                     let deadline = self.buffer.closing();
                     if deadline.is_some_and(|d| now >= d) {
-                        self.buffer.fail_pending(format!(
+                        break Err(format!(
                             "trace file `{}` was still held by another process when the shutdown timeout passed: {err}",
                             self.file.path().display()
                         ));
-                        break false;
                     }
                     self.warn_locked(since);
                     self.warn_about_losses();
@@ -230,15 +320,15 @@ impl Writer {
                     self.buffer.sleep(wait);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-                Err(err) => {
-                    self.buffer.fail_pending(error_chain(&err));
-                    break false;
-                }
+                Err(err) => break Err(error_chain(&err)),
             }
         };
         if locked_since.is_some() {
             self.buffer.set_writer(WriterState::Writing);
             self.warned_lock = None;
+        }
+        if let Err(error) = &attached {
+            self.buffer.fail_pending(error.clone());
         }
         attached
     }
@@ -270,7 +360,7 @@ impl Writer {
                 target: "flock_trace_duckdb",
                 path = %self.file.path().display(),
                 waited_ms = waited.as_millis() as u64,
-                waiting_spans = self.buffer.pending() as u64,
+                waiting_spans = self.buffer.unsettled(),
                 buffer_capacity = self.buffer.capacity() as u64,
                 "another process holds the trace file; spans wait in the buffer, and are dropped once it is full"
             );
