@@ -96,7 +96,7 @@ async fn flocks_join_the_pipeline_the_applications_subscriber_feeds() {
     let agents: Vec<String> = conn
         .prepare(
             "SELECT attributes->>'$.agent' FROM spans WHERE name = 'batch.flush' \
-             AND resource->>'$.\"service.name\"' = 'app' ORDER BY 1",
+             AND (resource->>'$.\"service.name\"') = 'app' ORDER BY 1",
         )
         .unwrap()
         .query_map([], |row| row.get(0))

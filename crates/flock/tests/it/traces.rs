@@ -184,7 +184,7 @@ async fn flushes_runs_and_publishes_land_in_duckdb_with_parent_links() {
 /// loss was a race (about one round in four).
 #[test]
 fn the_shutdown_flush_span_of_a_four_flush_program_reaches_the_file() {
-    const ROUNDS: usize = 24;
+    const ROUNDS: usize = 20;
     let dir = temp_trace_file("four-flush").parent().unwrap().to_owned();
     let mut reports = Vec::new();
     for round in 0..ROUNDS {
