@@ -3,7 +3,9 @@
 //! Every task that builds the workspace links DuckDB from the prebuilt library of
 //! the npm package `@duckdb/node-bindings-linux-x64` (see `duckdb.rs`) instead of
 //! compiling DuckDB from C++ source, and builds with `--no-default-features` so the
-//! `bundled` feature (what users of the facade get) stays off in development.
+//! `duckdb` feature (what users of the facade get: DuckDB compiled from source)
+//! stays off in development; `DEV_FEATURES` turns on the prebuilt-library variant
+//! and OTLP instead. `cargo xtask no-duckdb` checks the build without DuckDB.
 
 mod duckdb;
 
@@ -28,6 +30,8 @@ tasks:
   bench [ARGS..]           run every benchmark target of the workspace; ARGS go to cargo bench,
                            e.g. `cargo xtask bench --bench throughput -- --quick`
   clippy                   clippy on every target with -D warnings
+  no-duckdb                the facade built without DuckDB (`--no-default-features --features
+                           llm,otlp`): clippy, then tests run with no libduckdb in reach
   traces [PATH]            print the batch flushes in a trace file (default .flock/traces.duckdb)
   cargo ARGS..             any cargo command with the development DuckDB set up
 ";
@@ -52,6 +56,7 @@ fn run() -> Result<()> {
         "test" => test(&rest),
         "ci" => ci(),
         "clippy" => clippy(),
+        "no-duckdb" => no_duckdb(),
         "example" => example(&rest),
         "examples" => examples(&rest),
         "bench" => bench(&rest),
@@ -146,6 +151,40 @@ fn clippy() -> Result<()> {
         .context("clippy found problems; fix them or run `cargo xtask clippy` to see them again")
 }
 
+/// The facade as an application gets it with `default-features = false`: no DuckDB
+/// compiled, linked or loaded. Builds without the development DuckDB environment and
+/// runs tests (spans to OTLP, publishing) without `LD_LIBRARY_PATH`, so a binary
+/// that needed `libduckdb` would not even start.
+fn no_duckdb() -> Result<()> {
+    let plain = |args: &[&str]| -> Result<()> {
+        let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(args)
+            .env_remove("DUCKDB_LIB_DIR")
+            .env_remove("LD_LIBRARY_PATH");
+        eprintln!("xtask: cargo {} (no DuckDB in reach)", args.join(" "));
+        let status = cmd.status().context("failed to start cargo")?;
+        if !status.success() {
+            bail!("`cargo {}` failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    let build = [
+        "-p",
+        "flock",
+        "--no-default-features",
+        "--features",
+        "llm,otlp",
+    ];
+    let mut clippy_args = vec!["clippy"];
+    clippy_args.extend(build);
+    clippy_args.extend(["--all-targets", "--", "-D", "warnings"]);
+    plain(&clippy_args).context("the facade without DuckDB has clippy warnings")?;
+    let mut test_args = vec!["test"];
+    test_args.extend(build);
+    test_args.extend(["--test", "it", "--", "trace_setup::otlp", "publishing"]);
+    plain(&test_args).context("the facade without DuckDB does not build or run")
+}
+
 fn ci() -> Result<()> {
     let status = Command::new("cargo")
         .args(["fmt", "--all", "--check"])
@@ -156,6 +195,7 @@ fn ci() -> Result<()> {
     }
     clippy()?;
     test(&[])?;
+    no_duckdb()?;
     examples(&[])
 }
 

@@ -108,6 +108,7 @@ pub enum TraceError {
 }
 
 /// The error and its sources on one line: `a: b: c`.
+#[cfg(feature = "duckdb")]
 pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut message = err.to_string();
     let mut source = err.source();

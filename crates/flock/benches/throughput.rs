@@ -13,6 +13,7 @@ use std::{
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flock::prelude::*;
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "duckdb-prebuilt")]
 use tracing_subscriber::layer::SubscriberExt;
 
 #[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
