@@ -99,11 +99,14 @@ fn cargo(args: &[&str]) -> Result<()> {
 }
 
 /// Features development builds turn on in place of the defaults, per package: the
-/// DuckDB trace file linking the prebuilt library (never `bundled`, ADR 0002), and
-/// OTLP, so that tests and clippy cover both.
-const DEV_FEATURES: [(&str, &str); 4] = [
+/// DuckDB trace file linking the prebuilt library (never `bundled`, ADR 0002), OTLP,
+/// and the LLM engine with its local server, so that tests and clippy cover them
+/// whether one package or the whole workspace is built.
+const DEV_FEATURES: [(&str, &str); 6] = [
     ("flock", "duckdb-prebuilt"),
     ("flock", "otlp"),
+    ("flock", "llm-mock"),
+    ("flock-engines", "llm-mock"),
     ("flock-trace-duckdb", "duckdb"),
     ("flock-trace-duckdb", "otlp"),
 ];
@@ -472,12 +475,13 @@ mod tests {
         assert_eq!(
             args(&[]),
             "test --workspace --no-default-features --features \
-             flock/duckdb-prebuilt,flock/otlp,flock-trace-duckdb/duckdb,flock-trace-duckdb/otlp"
+             flock/duckdb-prebuilt,flock/otlp,flock/llm-mock,flock-engines/llm-mock,\
+             flock-trace-duckdb/duckdb,flock-trace-duckdb/otlp"
         );
         assert_eq!(
             args(&["-p", "flock", "--test", "it", "--", "-p", "x"]),
-            "test --no-default-features --features flock/duckdb-prebuilt,flock/otlp \
-             -p flock --test it -- -p x"
+            "test --no-default-features --features \
+             flock/duckdb-prebuilt,flock/otlp,flock/llm-mock -p flock --test it -- -p x"
         );
         assert_eq!(
             args(&["--package=flock-batch"]),

@@ -95,6 +95,13 @@
 //! FROM spans WHERE name LIKE '%batch%' ORDER BY start_time DESC LIMIT 20
 //! ```
 //!
+//! The file can be read while the program runs (retry briefly when a write holds
+//! it: `trace::open_read_only`), and a flock composes with the application's own
+//! `tracing` setup: add [`TraceGuard::layer`] to your registry and the flocks of the
+//! process join that pipeline. The guide's page on traces, [`guide::traces`], shows
+//! both. With the `otlp` feature, the standard `OTEL_EXPORTER_OTLP_*` variables send
+//! the same spans to a collector.
+//!
 //! # Failures, hooks and LLMs
 //!
 //! - An agent's [`RetryPolicy`] retries a failed run (engine error or panic, failing
@@ -111,10 +118,18 @@
 //!
 //! # Features
 //!
-//! `bundled` (default) compiles DuckDB from source for the trace file; without it,
-//! DuckDB is linked from `DUCKDB_LIB_DIR`. `otlp` also sends spans to an OTLP/HTTP
-//! collector. `llm` (default) adds the LLM engine; `llm-mock` also its local
-//! OpenAI-compatible test server (`flock::llm::mock`).
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `duckdb` | yes | traces into a DuckDB file (`FLOCK_TRACE_FILE`, `TraceConfig::new`), with DuckDB compiled from source: the first build takes about 25 minutes |
+//! | `duckdb-prebuilt` | | the same, linking a `libduckdb` found through `DUCKDB_LIB_DIR` instead (development in this repository, `cargo xtask`) |
+//! | `otlp` | | spans to an OTLP/HTTP collector, by code or the standard `OTEL_EXPORTER_OTLP_*` variables; with or without DuckDB |
+//! | `llm` | yes | the LLM engine ([`LlmEngine`]) |
+//! | `llm-mock` | | also its local OpenAI-compatible test server (`flock::llm::mock`) |
+//! | `bundled` | | the former name of `duckdb` |
+//!
+//! With `default-features = false` (and, say, `features = ["llm", "otlp"]`) nothing
+//! of DuckDB is built or linked; spans still go to any `tracing` subscriber and, with
+//! `otlp`, to a collector.
 
 mod admission;
 mod agent;
