@@ -214,8 +214,10 @@ impl Pipeline {
     fn flush(&self) -> bool {
         #[cfg(feature = "duckdb")]
         if let Some(duckdb) = &self.duckdb {
+            let settled = duckdb.flush(self.shutdown_timeout);
+            // The other processors (OTLP); the file's is settled already.
             let _ = self.provider.force_flush();
-            return duckdb.flush(self.shutdown_timeout);
+            return settled;
         }
         self.provider.force_flush().is_ok()
     }
