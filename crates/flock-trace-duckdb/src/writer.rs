@@ -3,8 +3,8 @@
 //!
 //! One *session* holds the file: attach, append in transactions, checkpoint when
 //! due, detach. A session starts when spans are due (a batch's worth waiting, the
-//! export interval passed, a flush, shutdown) and lasts while a backlog remains, up
-//! to [`MAX_HOLD`]; rows are converted and appended [`CHUNK`] at a time, and in a
+//! export interval passed, a flush, shutdown); a burst session lasts until nothing
+//! is pending, up to [`MAX_HOLD`]; rows are converted and appended [`CHUNK`] at a time, and in a
 //! burst, transactions grow to [`MAX_TRANSACTION`] rows, so
 //! DuckDB writes whole row groups straight into the file. Between sessions the file
 //! is free for any other process.
@@ -143,7 +143,9 @@ impl Writer {
         };
         let wal = self.file.wal_bytes();
         let grown = wal.saturating_sub(wal_before);
-        if flush
+        // A flush checkpoints once everything it waits for is written.
+        let flushed = flush && self.buffer.pending() == 0;
+        if flushed
             || self.buffer.closing().is_some()
             || started.elapsed() >= MAX_HOLD
             || wal >= checkpoint_after(grown)
@@ -207,8 +209,9 @@ impl Writer {
         Some(started)
     }
 
-    /// Attaches the file and appends chunk after chunk straight into it while a
-    /// backlog remains, up to [`MAX_HOLD`]. Returns when the file was attached.
+    /// Attaches the file and appends chunk after chunk straight into it until
+    /// nothing is pending, for up to [`MAX_HOLD`]. Returns when the file was
+    /// attached.
     fn burst_session(&mut self) -> Option<Instant> {
         self.attach().ok()?;
         // The file is held from here to the detach.
@@ -219,7 +222,7 @@ impl Writer {
             if !self.transaction(&resource, started) {
                 break;
             }
-            if self.buffer.pending() < CHUNK || started.elapsed() >= MAX_HOLD {
+            if self.buffer.pending() == 0 || started.elapsed() >= MAX_HOLD {
                 break;
             }
         }
@@ -267,10 +270,7 @@ impl Writer {
                 return false;
             }
             in_transaction += n;
-            if in_transaction >= MAX_TRANSACTION
-                || started.elapsed() >= MAX_HOLD
-                || self.buffer.pending() < CHUNK
-            {
+            if in_transaction >= MAX_TRANSACTION || started.elapsed() >= MAX_HOLD {
                 break;
             }
         }
