@@ -450,6 +450,8 @@ fn traces(rest: &[String]) -> Result<()> {
         "--no-default-features",
         "--package",
         "flock-trace-duckdb",
+        "--features",
+        "duckdb",
         "--bin",
         "flock-traces",
     ];

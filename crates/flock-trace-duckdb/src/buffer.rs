@@ -41,8 +41,10 @@ struct State<T> {
     /// Spans settled so far: written, failed, or given up. Spans are settled in
     /// queue order, so these are the first `settled` spans queued.
     settled: u64,
-    /// A flush waits until this many spans are settled.
-    flush_to: u64,
+    /// Flushes asked for so far, and the last one the writer completed (its spans
+    /// written and the file checkpointed).
+    flushes_asked: u64,
+    flushes_done: u64,
     writer: WriterState,
     closing: Option<Instant>,
     counts: Counts,
@@ -160,7 +162,8 @@ impl<T> Buffer<T> {
             state: Mutex::new(State {
                 pending: VecDeque::new(),
                 settled: 0,
-                flush_to: 0,
+                flushes_asked: 0,
+                flushes_done: 0,
                 writer: WriterState::Writing,
                 closing: None,
                 counts: Counts::default(),
@@ -242,7 +245,8 @@ impl<T> Buffer<T> {
             let due = since + interval;
             let now = Instant::now();
             if pending >= self.wake_at
-                || (pending > 0 && (state.flush_to > state.settled || now >= due))
+                || state.flushes_asked > state.flushes_done
+                || (pending > 0 && now >= due)
             {
                 return Next::Write;
             }
@@ -330,18 +334,22 @@ impl<T> Buffer<T> {
         }
     }
 
-    /// Asks the writer to write every span queued so far and waits until they are
-    /// settled, at most `timeout`. Returns whether they were.
+    /// Asks the writer to write every span queued so far and checkpoint the file,
+    /// and waits until it did, at most `timeout`. Returns whether every span queued
+    /// before the call is settled.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
         let target = state.counts.queued;
-        state.flush_to = state.flush_to.max(target);
+        state.flushes_asked += 1;
+        let ticket = state.flushes_asked;
         self.writer.notify_one();
-        while state.settled < target && state.writer != WriterState::Stopped {
+        while (state.settled < target || state.flushes_done < ticket)
+            && state.writer != WriterState::Stopped
+        {
             let now = Instant::now();
             if now >= deadline {
-                return false;
+                return state.settled >= target;
             }
             state = self
                 .progress
@@ -352,10 +360,25 @@ impl<T> Buffer<T> {
         state.settled >= target
     }
 
-    /// Whether a flush is waiting for spans not yet settled.
-    pub(crate) fn flush_requested(&self) -> bool {
+    /// The flushes asked for so far, and whether one is not done yet; a writer
+    /// that completes a session with nothing pending reports it back with
+    /// [`flushed`](Self::flushed).
+    pub(crate) fn flushes(&self) -> (u64, bool) {
         let state = self.lock();
-        state.flush_to > state.settled
+        (
+            state.flushes_asked,
+            state.flushes_asked > state.flushes_done,
+        )
+    }
+
+    /// The writer wrote everything pending when flush `asked` was the latest, and
+    /// checkpointed the file.
+    pub(crate) fn flushed(&self, asked: u64) {
+        let mut state = self.lock();
+        if asked > state.flushes_done {
+            state.flushes_done = asked;
+            self.progress.notify_all();
+        }
     }
 
     /// Begins shutdown: spans ending from now on are counted as late; the writer
@@ -456,10 +479,13 @@ mod tests {
                     buffer.next(Instant::now(), Duration::from_secs(3600)),
                     Next::Write
                 );
+                let (asked, outstanding) = buffer.flushes();
+                assert!(outstanding);
                 let taken = buffer.take(2);
                 buffer.settle(taken.len(), Ok(()));
                 let taken = buffer.take(2);
                 buffer.settle(taken.len(), Err("disk full".into()));
+                buffer.flushed(asked);
             })
         };
         assert!(buffer.flush(Duration::from_secs(60)));
@@ -467,7 +493,7 @@ mod tests {
         let (counts, error) = buffer.counts();
         assert_eq!((counts.exported, counts.failed), (2, 1));
         assert_eq!(error.as_deref(), Some("disk full"));
-        // Nothing pending: a flush returns at once.
+        // Nothing pending: a flush waits only for the writer's checkpoint.
         assert!(buffer.flush(Duration::ZERO));
     }
 

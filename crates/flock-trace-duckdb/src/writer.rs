@@ -131,7 +131,12 @@ impl Writer {
     /// it fits in one chunk (the steady state), appended straight into the file
     /// when a backlog waits (a burst).
     fn session(&mut self) {
-        let flush = self.buffer.flush_requested();
+        let (asked, flush) = self.buffer.flushes();
+        if self.buffer.pending() == 0 && !self.dirty {
+            // A flush with everything written and checkpointed already.
+            self.buffer.flushed(asked);
+            return;
+        }
         let wal_before = self.file.wal_bytes();
         let started = if self.buffer.pending() > STAGE_MAX {
             self.burst_session()
@@ -139,6 +144,11 @@ impl Writer {
             self.staged_session()
         };
         let Some(started) = started else {
+            // Not attached: what was pending is given up (and counted); a flush
+            // waits for nothing more.
+            if flush && self.buffer.pending() == 0 {
+                self.buffer.flushed(asked);
+            }
             return;
         };
         let wal = self.file.wal_bytes();
@@ -154,6 +164,9 @@ impl Writer {
         }
         self.file.detach();
         self.buffer.note_session(started.elapsed());
+        if flushed {
+            self.buffer.flushed(asked);
+        }
     }
 
     /// Converts the pending spans into the staging table (no lock), then attaches
