@@ -45,6 +45,8 @@ struct State<T> {
     /// written and the file checkpointed).
     flushes_asked: u64,
     flushes_done: u64,
+    /// The spans the latest flush waits for: those queued before it.
+    flush_target: u64,
     writer: WriterState,
     closing: Option<Instant>,
     counts: Counts,
@@ -164,6 +166,7 @@ impl<T> Buffer<T> {
                 settled: 0,
                 flushes_asked: 0,
                 flushes_done: 0,
+                flush_target: 0,
                 writer: WriterState::Writing,
                 closing: None,
                 counts: Counts::default(),
@@ -342,6 +345,7 @@ impl<T> Buffer<T> {
         let mut state = self.lock();
         let target = state.counts.queued;
         state.flushes_asked += 1;
+        state.flush_target = target;
         let ticket = state.flushes_asked;
         self.writer.notify_one();
         while (state.settled < target || state.flushes_done < ticket)
@@ -361,8 +365,7 @@ impl<T> Buffer<T> {
     }
 
     /// The flushes asked for so far, and whether one is not done yet; a writer
-    /// that completes a session with nothing pending reports it back with
-    /// [`flushed`](Self::flushed).
+    /// that completes a session reports it back with [`flushed`](Self::flushed).
     pub(crate) fn flushes(&self) -> (u64, bool) {
         let state = self.lock();
         (
@@ -371,8 +374,14 @@ impl<T> Buffer<T> {
         )
     }
 
-    /// The writer wrote everything pending when flush `asked` was the latest, and
-    /// checkpointed the file.
+    /// Whether every span the latest flush waits for is settled (spans that
+    /// arrived after it do not hold it up).
+    pub(crate) fn flush_target_settled(&self) -> bool {
+        let state = self.lock();
+        state.settled >= state.flush_target
+    }
+
+    /// The writer settled every span flush `asked` waits for, and checkpointed.
     pub(crate) fn flushed(&self, asked: u64) {
         let mut state = self.lock();
         if asked > state.flushes_done {
@@ -495,6 +504,30 @@ mod tests {
         assert_eq!(error.as_deref(), Some("disk full"));
         // Nothing pending: a flush waits only for the writer's checkpoint.
         assert!(buffer.flush(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_flush_is_done_when_its_own_spans_are_settled_while_more_keep_coming() {
+        let buffer = Arc::new(Buffer::<u32>::new(100, 100));
+        (0..3).for_each(|i| buffer.push(i));
+        let writer = {
+            let buffer = buffer.clone();
+            thread::spawn(move || {
+                while !buffer.flushes().1 {
+                    thread::yield_now();
+                }
+                let (asked, _) = buffer.flushes();
+                let taken = buffer.take(10);
+                (10..15).for_each(|i| buffer.push(i)); // the program goes on
+                assert!(!buffer.flush_target_settled());
+                buffer.settle(taken.len(), Ok(()));
+                assert!(buffer.flush_target_settled());
+                assert_eq!(buffer.pending(), 5);
+                buffer.flushed(asked);
+            })
+        };
+        assert!(buffer.flush(Duration::from_secs(60)));
+        writer.join().unwrap();
     }
 
     #[test]

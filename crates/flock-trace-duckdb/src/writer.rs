@@ -146,7 +146,7 @@ impl Writer {
         let Some(started) = started else {
             // Not attached: what was pending is given up (and counted); a flush
             // waits for nothing more.
-            if flush && self.buffer.pending() == 0 {
+            if flush && self.buffer.flush_target_settled() {
                 self.buffer.flushed(asked);
             }
             return;
@@ -154,7 +154,7 @@ impl Writer {
         let wal = self.file.wal_bytes();
         let grown = wal.saturating_sub(wal_before);
         // A flush checkpoints once everything it waits for is written.
-        let flushed = flush && self.buffer.pending() == 0;
+        let flushed = flush && self.buffer.flush_target_settled();
         if flushed
             || self.buffer.closing().is_some()
             || started.elapsed() >= MAX_HOLD
