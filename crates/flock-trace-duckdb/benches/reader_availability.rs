@@ -5,7 +5,7 @@
 //! `cargo xtask bench -p flock-trace-duckdb --bench reader_availability [-- SECONDS RATE INTERVAL_MS]`
 //!
 //! Defaults: 20 seconds, 2 000 spans per second (`batch.flush`-shaped), the default
-//! export interval (1 000 ms). Prints the attempts, the failures and their share.
+//! export interval (5 000 ms). Prints the attempts, the failures and their share.
 //! Needs `python3` with the `duckdb` package. Not a criterion benchmark: the figure
 //! is a rate of failures, not a duration.
 
@@ -44,7 +44,7 @@ fn main() {
         .collect();
     let seconds = args.first().copied().unwrap_or(20);
     let rate = args.get(1).copied().unwrap_or(2_000);
-    let interval_ms = args.get(2).copied().unwrap_or(1_000);
+    let interval_ms = args.get(2).copied().unwrap_or(5_000);
 
     let dir = std::env::temp_dir().join(format!("flock-reader-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -100,7 +100,7 @@ impl TraceConfig {
             #[cfg(feature = "duckdb")]
             export_batch_size: NonZeroUsize::new(8_192).expect("non-zero"),
             #[cfg(feature = "duckdb")]
-            export_interval: Duration::from_secs(1),
+            export_interval: Duration::from_secs(5),
             #[cfg(feature = "duckdb")]
             lock_timeout: crate::store::DEFAULT_LOCK_TIMEOUT,
             service_name: None,
@@ -114,7 +114,7 @@ impl TraceConfig {
 
     /// Traces into the DuckDB file at `path` (its directory is created as needed),
     /// with service name `flock` (or `OTEL_SERVICE_NAME`), no TTL, a buffer of
-    /// 65 536 spans written at least every second (sooner when 8 192 wait), a
+    /// 65 536 spans written at least every 5 seconds (sooner when 8 192 wait), a
     /// warning when another process holds the file for 30 seconds, and a 60 second
     /// bound on the flush at shutdown.
     #[cfg(feature = "duckdb")]
@@ -243,9 +243,10 @@ impl TraceConfig {
         self
     }
 
-    /// The longest a finished span waits before it is written (default 1 second).
-    /// Each write holds the file for a few milliseconds; a longer interval leaves
-    /// it free to readers more of the time.
+    /// The longest a finished span waits before it is written (default 5 seconds,
+    /// as OpenTelemetry's batch processor). Each write holds the file for a few
+    /// milliseconds or more; fewer, larger writes leave it free to readers more of
+    /// the time. `Flock::shutdown` and [`TraceGuard::force_flush`] write at once.
     #[cfg(feature = "duckdb")]
     #[must_use]
     pub fn export_interval(mut self, interval: Duration) -> Self {
