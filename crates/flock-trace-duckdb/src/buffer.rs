@@ -271,7 +271,12 @@ impl<T> Buffer<T> {
     pub(crate) fn take(&self, max: usize) -> Vec<T> {
         let mut state = self.lock();
         let n = state.pending.len().min(max);
-        let taken: Vec<T> = state.pending.drain(..n).collect();
+        let taken: Vec<T> = if n == state.pending.len() {
+            // All of them: hand the queue's storage over instead of moving each.
+            std::mem::take(&mut state.pending).into()
+        } else {
+            state.pending.drain(..n).collect()
+        };
         if n > 0 {
             self.progress.notify_all();
         }

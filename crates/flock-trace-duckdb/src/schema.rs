@@ -96,7 +96,6 @@ pub(crate) struct Rows {
     links: StringBuilder,
     resource: StringBuilder,
     created_at: TimestampMicrosecondBuilder,
-    len: usize,
 }
 
 impl Rows {
@@ -122,13 +121,7 @@ impl Rows {
             links: strings(2),
             resource: strings(32),
             created_at: TimestampMicrosecondBuilder::with_capacity(capacity),
-            len: 0,
         }
-    }
-
-    /// How many rows are waiting in the builders.
-    pub(crate) fn len(&self) -> usize {
-        self.len
     }
 
     /// Adds `span` as a row; `resource` is the resource's JSON, `created_at` the
@@ -183,7 +176,6 @@ impl Rows {
         self.links.append_value("");
         self.resource.append_value(resource);
         self.created_at.append_value(created_at);
-        self.len += 1;
     }
 
     /// The rows pushed so far as one record batch; the builders start over empty.
@@ -207,7 +199,6 @@ impl Rows {
             Arc::new(self.resource.finish()),
             Arc::new(self.created_at.finish()),
         ];
-        self.len = 0;
         let fields: Vec<Field> = COLUMNS
             .iter()
             .zip(&columns)

@@ -15,13 +15,21 @@
 //! WARN when they happen, at most every [`WARN_EVERY`].
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
+    thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+
+use duckdb::arrow::record_batch::RecordBatch;
 
 use opentelemetry_sdk::trace::SpanData;
 
 use crate::{
+    TraceError,
     buffer::{self, Buffer, Next, WriterState},
     error::error_chain,
     lock,
@@ -258,48 +266,63 @@ impl Writer {
 
     /// One transaction of chunks taken from the buffer; returns whether it
     /// committed something (a failure is settled and ends the session).
+    ///
+    /// A helper thread converts chunk after chunk while this one appends them: a
+    /// burst is written at DuckDB's pace, not at DuckDB's pace plus the
+    /// conversion's.
     fn transaction(&mut self, resource: &str, started: Instant) -> bool {
         if let Err(err) = self.file.begin() {
             let spans = self.buffer.take(CHUNK);
             self.buffer.settle(spans.len(), Err(error_chain(&err)));
             return false;
         }
-        let mut in_transaction = 0;
-        loop {
-            let spans = self.buffer.take(CHUNK);
-            if spans.is_empty() {
-                break;
+        let (buffer, file, rows) = (&*self.buffer, &self.file, &mut self.rows);
+        let taken = AtomicUsize::new(0);
+        let appended = thread::scope(|scope| {
+            let (batches, received) = mpsc::sync_channel::<RecordBatch>(2);
+            let taken = &taken;
+            scope.spawn(move || {
+                let mut total = 0;
+                while total < MAX_TRANSACTION && started.elapsed() < MAX_HOLD {
+                    let spans = buffer.take(CHUNK.min(MAX_TRANSACTION - total));
+                    if spans.is_empty() {
+                        break;
+                    }
+                    total += spans.len();
+                    taken.store(total, Ordering::Release);
+                    let created_at = unix_micros(SystemTime::now());
+                    for span in &spans {
+                        rows.push(span, resource, created_at);
+                    }
+                    drop(spans);
+                    // An error means the appending side stopped (an append failed).
+                    if batches.send(rows.finish()).is_err() {
+                        break;
+                    }
+                }
+            });
+            // Ends when the converter is done (or, on an error, drops the
+            // receiver so that a converter waiting to send gives up).
+            for batch in received {
+                file.append(batch)?;
             }
-            let created_at = unix_micros(SystemTime::now());
-            for span in &spans {
-                self.rows.push(span, resource, created_at);
-            }
-            drop(spans);
-            let n = self.rows.len();
-            if let Err(err) = self.file.append(self.rows.finish()) {
-                self.file.rollback();
-                self.buffer
-                    .settle(in_transaction + n, Err(error_chain(&err)));
-                return false;
-            }
-            in_transaction += n;
-            if in_transaction >= MAX_TRANSACTION || started.elapsed() >= MAX_HOLD {
-                break;
-            }
-        }
-        if in_transaction == 0 {
+            Ok::<(), TraceError>(())
+        });
+        // Every span the converter took is settled, whatever happened to it.
+        let taken = taken.load(Ordering::Acquire);
+        if taken == 0 {
             self.file.rollback();
             return false;
         }
-        match self.file.commit() {
+        match appended.and_then(|()| self.file.commit()) {
             Ok(()) => {
                 self.dirty = true;
-                self.buffer.settle(in_transaction, Ok(()));
+                self.buffer.settle(taken, Ok(()));
                 true
             }
             Err(err) => {
                 self.file.rollback();
-                self.buffer.settle(in_transaction, Err(error_chain(&err)));
+                self.buffer.settle(taken, Err(error_chain(&err)));
                 false
             }
         }
