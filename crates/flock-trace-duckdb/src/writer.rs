@@ -283,21 +283,25 @@ impl Writer {
             let taken = &taken;
             scope.spawn(move || {
                 let mut total = 0;
-                while total < MAX_TRANSACTION && started.elapsed() < MAX_HOLD {
-                    let spans = buffer.take(CHUNK.min(MAX_TRANSACTION - total));
+                'take: while total < MAX_TRANSACTION && started.elapsed() < MAX_HOLD {
+                    // Whatever is pending, at once (the queue's storage changes
+                    // hands), then converted a chunk at a time.
+                    let spans = buffer.take(MAX_TRANSACTION - total);
                     if spans.is_empty() {
                         break;
                     }
                     total += spans.len();
                     taken.store(total, Ordering::Release);
                     let created_at = unix_micros(SystemTime::now());
-                    for span in &spans {
-                        rows.push(span, resource, created_at);
-                    }
-                    drop(spans);
-                    // An error means the appending side stopped (an append failed).
-                    if batches.send(rows.finish()).is_err() {
-                        break;
+                    for chunk in spans.chunks(CHUNK) {
+                        for span in chunk {
+                            rows.push(span, resource, created_at);
+                        }
+                        // An error means the appending side stopped (an append
+                        // failed).
+                        if batches.send(rows.finish()).is_err() {
+                            break 'take;
+                        }
                     }
                 }
             });
