@@ -13,6 +13,9 @@
 //! - `export/burst`: 200 000 spans ended by `tracing` on this thread while the
 //!   writer writes, with the default buffer (65 536 spans), so backpressure acts:
 //!   end to end, the first span to the last one in the file.
+//! - `span/*`: what one span costs the thread that ends it, with a buffer large
+//!   enough that it never waits: the pipeline's layer (default, and with
+//!   `detailed_spans`), against a bare registry.
 //!
 //! After criterion's report, one more run of each prints spans per second and the
 //! ratio of the pipeline to the appender.
@@ -320,5 +323,59 @@ fn export(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, export);
+/// The time `SPANS` spans take on this thread: with the pipeline's layer
+/// (`detailed` or not, the buffer never full), or with a bare registry.
+fn span_run(layer: Option<bool>) -> Duration {
+    let dir = Dir::new("span");
+    match layer {
+        None => {
+            let started = Instant::now();
+            tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+                flush_spans(SPANS);
+            });
+            started.elapsed()
+        }
+        Some(detailed) => {
+            let guard = TraceConfig::new(dir.file())
+                .detailed_spans(detailed)
+                .queue_size((SPANS + 1).try_into().expect("non-zero"))
+                .export_batch_size((SPANS + 1).try_into().expect("non-zero"))
+                .export_interval(Duration::from_secs(3600))
+                .build()
+                .expect("trace pipeline");
+            let subscriber = tracing_subscriber::registry().with(guard.layer());
+            let started = Instant::now();
+            tracing::subscriber::with_default(subscriber, || flush_spans(SPANS));
+            let elapsed = started.elapsed();
+            drop(guard);
+            elapsed
+        }
+    }
+}
+
+fn span_cost(c: &mut Criterion) {
+    let mut group = c.benchmark_group("span");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(SPANS as u64));
+    for (name, layer) in [
+        ("pipeline_layer", Some(false)),
+        ("pipeline_layer_detailed", Some(true)),
+        ("registry_only", None),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| span_run(layer)).sum());
+        });
+    }
+    group.finish();
+    let per_span = |d: Duration| d.as_secs_f64() * 1e6 / SPANS as f64;
+    println!(
+        "one span on the thread that ends it: {:.2} µs with the pipeline's layer, {:.2} µs with \
+         detailed spans, {:.2} µs with a bare registry",
+        per_span(span_run(Some(false))),
+        per_span(span_run(Some(true))),
+        per_span(span_run(None)),
+    );
+}
+
+criterion_group!(benches, export, span_cost);
 criterion_main!(benches);
