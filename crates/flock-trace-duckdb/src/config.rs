@@ -98,7 +98,7 @@ impl TraceConfig {
             #[cfg(feature = "duckdb")]
             queue_size: NonZeroUsize::new(65_536).expect("non-zero"),
             #[cfg(feature = "duckdb")]
-            export_batch_size: NonZeroUsize::new(8_192).expect("non-zero"),
+            export_batch_size: NonZeroUsize::new(32_768).expect("non-zero"),
             #[cfg(feature = "duckdb")]
             export_interval: Duration::from_secs(5),
             #[cfg(feature = "duckdb")]
@@ -114,7 +114,7 @@ impl TraceConfig {
 
     /// Traces into the DuckDB file at `path` (its directory is created as needed),
     /// with service name `flock` (or `OTEL_SERVICE_NAME`), no TTL, a buffer of
-    /// 65 536 spans written at least every 5 seconds (sooner when 8 192 wait), a
+    /// 65 536 spans written at least every 5 seconds (sooner when 32 768 wait), a
     /// warning when another process holds the file for 30 seconds, and a 60 second
     /// bound on the flush at shutdown.
     #[cfg(feature = "duckdb")]
@@ -235,7 +235,7 @@ impl TraceConfig {
     }
 
     /// How many waiting spans start a write before the export interval ends
-    /// (default 8 192); at most the queue size.
+    /// (default 32 768); at most the queue size.
     #[cfg(feature = "duckdb")]
     #[must_use]
     pub fn export_batch_size(mut self, size: NonZeroUsize) -> Self {

@@ -47,8 +47,9 @@ pub(crate) const MAX_TRANSACTION: usize = 2 * 122_880;
 /// Rows converted and appended at a time.
 pub(crate) const CHUNK: usize = 8_192;
 
-/// Up to this many spans are converted into the staging table before the file is
-/// locked; a larger backlog is appended straight into the file (a burst).
+/// Fewer pending spans than this are converted into the staging table before the
+/// file is locked; a backlog this large is a burst, appended straight into the
+/// file (the default `export_batch_size` wakes the writer at this many).
 pub(crate) const STAGE_MAX: usize = 4 * CHUNK;
 
 /// The exporter for hand-built pipelines checkpoints past this much log.
@@ -146,7 +147,7 @@ impl Writer {
             return;
         }
         let wal_before = self.file.wal_bytes();
-        let started = if self.buffer.pending() > STAGE_MAX {
+        let started = if self.buffer.pending() >= STAGE_MAX {
             self.burst_session()
         } else {
             self.staged_session()
