@@ -1,13 +1,14 @@
 //! The writer thread: takes finished spans from the buffer and writes them into the
 //! trace file through DuckDB's appender, off the application's threads.
 //!
-//! One *session* holds the file: attach, append in transactions, checkpoint when
-//! due, detach. A session starts when spans are due (a batch's worth waiting, the
-//! export interval passed, a flush, shutdown); a burst session lasts until nothing
-//! is pending, up to [`MAX_HOLD`]; rows are converted and appended [`CHUNK`] at a time, and in a
-//! burst, transactions grow to [`MAX_TRANSACTION`] rows, so
-//! DuckDB writes whole row groups straight into the file. Between sessions the file
-//! is free for any other process.
+//! One *session* holds the file: attach, write in transactions, checkpoint when
+//! due, detach. A session starts when spans are due (the export interval passed,
+//! `export_batch_size` spans wait, a flush, shutdown). Fewer than [`STAGE_MAX`]
+//! pending spans are converted into a staging table first, so the file is held
+//! only for one `INSERT … SELECT` and its commit. A larger backlog is a burst:
+//! appended straight into the file, [`CHUNK`] rows at a time while a helper thread
+//! converts the next chunk, in transactions of up to [`MAX_TRANSACTION`] rows, for
+//! up to [`MAX_HOLD`]. Between sessions the file is free for any other process.
 //!
 //! A file held by another process is waited for, with backoff, as long as it takes:
 //! the spans wait in the bounded buffer meanwhile (ADR 0007). Only shutdown gives up
@@ -25,7 +26,6 @@ use std::{
 };
 
 use duckdb::arrow::record_batch::RecordBatch;
-
 use opentelemetry_sdk::trace::SpanData;
 
 use crate::{
@@ -37,8 +37,8 @@ use crate::{
     store::{Attach, FIRST_BACKOFF, MAX_BACKOFF, TraceFile},
 };
 
-/// The longest one session holds the file while a backlog remains; then it
-/// detaches (and checkpoints), giving other processes a turn.
+/// The longest one burst session holds the file while a backlog remains; then it
+/// detaches, giving other processes a turn.
 pub(crate) const MAX_HOLD: Duration = Duration::from_secs(1);
 
 /// The most rows in one transaction (two of DuckDB's row groups).
