@@ -70,6 +70,22 @@ async fn burst(path: &std::path::Path) -> (u64, std::time::Duration, flock::Expo
     (ARTIFACTS, elapsed, traces)
 }
 
+/// CPU time (user and system, all threads) of this process so far, in seconds,
+/// from `/proc` (Linux; 100 ticks per second).
+fn process_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
+}
+
 fn main() {
     let rounds: usize = std::env::args()
         .skip(1)
@@ -86,14 +102,17 @@ fn main() {
         .expect("runtime");
     let mut before = 0;
     for round in 1..=rounds {
+        let cpu = process_cpu();
         let (artifacts, elapsed, traces) = rt.block_on(burst(&path));
+        let cpu = process_cpu() - cpu;
         let exported = traces.exported - before;
         before = traces.exported;
         println!(
             "round {round}: {artifacts} artifacts, {exported} spans written in {:.2} s \
-             ({:.0} spans/s, publish to file), {} not written in all{}",
+             ({:.0} spans/s, publish to file; {:.2} s of CPU), {} not written in all{}",
             elapsed.as_secs_f64(),
             exported as f64 / elapsed.as_secs_f64(),
+            cpu,
             traces.unexported,
             traces
                 .error
