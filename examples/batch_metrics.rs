@@ -19,7 +19,7 @@ use std::{
 };
 
 use flock::prelude::*;
-use flock_examples::Args;
+use flock_examples::{Args, Opt};
 use serde::{Deserialize, Serialize};
 
 const SIZE: usize = 50;
@@ -40,8 +40,15 @@ struct EmailBatchReceipt {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::from_env();
-    let speed: f64 = args.value("--speed", 100.0)?;
+    let args = Args::from_env(
+        "The guide's \"Monitor batch efficiency\": every flush's BatchMetrics, printed by a monitor agent.",
+        &[Opt::value(
+            "--speed",
+            "N",
+            "simulated time runs N times faster than real time (default 100)",
+        )],
+    );
+    let speed: f64 = args.value("--speed", 100.0);
     anyhow::ensure!(speed > 0.0, "--speed must be positive, got {speed}");
     let sim = |seconds: f64| Duration::from_secs_f64(seconds / speed);
     let start = Instant::now();

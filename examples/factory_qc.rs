@@ -24,7 +24,7 @@ use std::{
 };
 
 use flock::prelude::*;
-use flock_examples::Args;
+use flock_examples::{Args, Opt};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
@@ -65,9 +65,19 @@ enum Reading {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::from_env();
-    let speed: f64 = args.value("--speed", 100.0)?;
-    let seed: u64 = args.value("--seed", 11)?;
+    let args = Args::from_env(
+        "The guide's \"BatchSpec + JoinSpec\": temperature and pressure joined by device within 30 s, 5 pairs per quality report.",
+        &[
+            Opt::value(
+                "--speed",
+                "N",
+                "simulated time runs N times faster than real time (default 100; 1 for real durations)",
+            ),
+            Opt::value("--seed", "N", "the random seed (default 11)"),
+        ],
+    );
+    let speed: f64 = args.value("--speed", 100.0);
+    let seed: u64 = args.value("--seed", 11);
     anyhow::ensure!(speed > 0.0, "--speed must be positive, got {speed}");
     let sim = |seconds: f64| Duration::from_secs_f64(seconds / speed);
     let start = Instant::now();

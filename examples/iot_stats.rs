@@ -19,7 +19,7 @@ use std::{
 };
 
 use flock::prelude::*;
-use flock_examples::Args;
+use flock_examples::{Args, Opt};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
@@ -67,9 +67,19 @@ struct StatisticsReport {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::from_env();
-    let speed: f64 = args.value("--speed", 1000.0)?;
-    let seed: u64 = args.value("--seed", 5)?;
+    let args = Args::from_env(
+        "The guide's \"IoT Sensor Aggregation\": statistics per device over 1,000 readings or 10 minutes.",
+        &[
+            Opt::value(
+                "--speed",
+                "N",
+                "simulated time runs N times faster than real time (default 1000)",
+            ),
+            Opt::value("--seed", "N", "the random seed (default 5)"),
+        ],
+    );
+    let speed: f64 = args.value("--speed", 1000.0);
+    let seed: u64 = args.value("--seed", 5);
     anyhow::ensure!(speed > 0.0, "--speed must be positive, got {speed}");
     let sim = |seconds: f64| Duration::from_secs_f64(seconds / speed);
 

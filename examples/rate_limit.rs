@@ -20,7 +20,7 @@ use std::{
 };
 
 use flock::prelude::*;
-use flock_examples::Args;
+use flock_examples::{Args, Opt};
 use serde::{Deserialize, Serialize};
 
 /// The API's limit: calls per rolling minute.
@@ -47,8 +47,15 @@ struct ApiResponse {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::from_env();
-    let speed: f64 = args.value("--speed", 60.0)?;
+    let args = Args::from_env(
+        "The guide's \"Rate Limit Management\": requests 10 per call under a limit of 100 calls a minute.",
+        &[Opt::value(
+            "--speed",
+            "N",
+            "simulated time runs N times faster than real time (default 60; 1 for real time)",
+        )],
+    );
+    let speed: f64 = args.value("--speed", 60.0);
     anyhow::ensure!(speed > 0.0, "--speed must be positive, got {speed}");
     let clock = SimClock::new(speed);
     println!(

@@ -63,6 +63,10 @@ struct SentimentTrendReport {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    flock_examples::Args::from_env(
+        "The guide's \"Sentiment Analysis at Scale\": 250 reviews, 100 per LLM call (a local server unless OPENAI_* is set).",
+        &[],
+    );
     let builder = LlmEngine::<SentimentTrendReport>::builder()
         .instructions(
             "You analyse customer reviews for a product team. Classify each review's tone \

@@ -7,6 +7,10 @@ use flock::prelude::*;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    flock_examples::Args::from_env(
+        "The guide's reference batch engine: SimpleBatchEngine with BatchSpec::size(3).",
+        &[],
+    );
     let flock = Flock::new();
     flock
         .agent("simple_batch")

@@ -56,6 +56,10 @@ struct TrendAnalysis {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    flock_examples::Args::from_env(
+        "The guide's \"Customer Support Ticket Batching\": 70 tickets, 20 per LLM trend analysis (a local server unless OPENAI_* is set).",
+        &[],
+    );
     let builder = LlmEngine::<TrendAnalysis>::builder()
         .instructions(
             "You analyse batches of customer support tickets for a support lead. Name the \

@@ -30,6 +30,10 @@ const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    flock_examples::Args::from_env(
+        "The guide's \"BatchSpec + Visibility\": one batch across three tenants, each report visible to its tenant only.",
+        &[],
+    );
     let flock = Flock::new();
     flock
         .agent("tenant_batch")

@@ -20,7 +20,7 @@ use std::{
 };
 
 use flock::prelude::*;
-use flock_examples::Args;
+use flock_examples::{Args, Opt};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
@@ -46,9 +46,19 @@ struct VipBatchReport {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::from_env();
-    let speed: f64 = args.value("--speed", 600.0)?;
-    let seed: u64 = args.value("--seed", 21)?;
+    let args = Args::from_env(
+        "The guide's \"BatchSpec + Predicates\": only orders over $1,000 are batched, 10 at a time.",
+        &[
+            Opt::value(
+                "--speed",
+                "N",
+                "simulated time runs N times faster than real time (default 600)",
+            ),
+            Opt::value("--seed", "N", "the random seed (default 21)"),
+        ],
+    );
+    let speed: f64 = args.value("--speed", 600.0);
+    let seed: u64 = args.value("--seed", 21);
     anyhow::ensure!(speed > 0.0, "--speed must be positive, got {speed}");
     let sim = |seconds: f64| Duration::from_secs_f64(seconds / speed);
     let start = Instant::now();

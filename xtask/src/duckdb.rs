@@ -71,11 +71,7 @@ fn lib_dir() -> Result<PathBuf> {
 
 /// `<cargo target dir>/flock-duckdb/<version>`, absolute so it holds in any working directory.
 fn cache_dir() -> Result<PathBuf> {
-    let target = match env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => crate::project_root().join("target"),
-    };
-    Ok(absolute(&target)?.join("flock-duckdb").join(NPM_VERSION))
+    Ok(crate::target_dir()?.join("flock-duckdb").join(NPM_VERSION))
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {

@@ -8,13 +8,14 @@
 //! and OTLP instead. `cargo xtask no-duckdb` checks the build without DuckDB.
 
 mod duckdb;
+mod examples;
+mod fresh_app;
+mod release;
 
 use std::{
-    env, fs,
+    env,
     path::{Path, PathBuf},
     process::{Command, ExitCode},
-    thread,
-    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
@@ -24,7 +25,7 @@ usage: cargo xtask <task> [args]
 
 tasks:
   test [ARGS..]            run every test of the workspace (unit, integration, doc)
-  ci                       fmt check, clippy -D warnings, tests, every example: what CI runs
+  ci                       fmt check, clippy, tests, examples, fresh-app, package, docs, msrv: what CI runs
   example NAME [ARGS..]    run one example, e.g. `cargo xtask example payment_batching`
   examples [NAME..]        run every example (or these) with its fast flags; fails if one fails
   bench [ARGS..]           run every benchmark target of the workspace; ARGS go to cargo bench,
@@ -33,6 +34,11 @@ tasks:
   no-duckdb                the facade built without DuckDB (`--no-default-features --features
                            llm,otlp`): clippy, then tests run with no libduckdb in reach
   traces [PATH]            print the batch flushes in a trace file (default .flock/traces.duckdb)
+  package                  `cargo package` every published crate (verified without the C++ DuckDB build)
+  docs                     document every published crate as docs.rs does (--cfg docsrs, -D warnings)
+  msrv                     check the declared minimum Rust version (rust-version)
+  fresh-app                build and run the README's quick start as a new project outside the workspace
+  screenshot               run the dashboard's browser test and save docs/images/dashboard.png
   cargo ARGS..             any cargo command with the development DuckDB set up
 ";
 
@@ -57,10 +63,15 @@ fn run() -> Result<()> {
         "ci" => ci(),
         "clippy" => clippy(),
         "no-duckdb" => no_duckdb(),
-        "example" => example(&rest),
-        "examples" => examples(&rest),
+        "example" => examples::example(&rest),
+        "examples" => examples::examples(&rest),
         "bench" => bench(&rest),
         "traces" => traces(&rest),
+        "package" => release::package(),
+        "docs" => release::docs(),
+        "msrv" => release::msrv(),
+        "fresh-app" => fresh_app::fresh_app(),
+        "screenshot" => screenshot(),
         "cargo" => cargo(&rest.iter().map(String::as_str).collect::<Vec<_>>()),
         "" | "help" | "-h" | "--help" => {
             print!("{USAGE}");
@@ -75,6 +86,16 @@ fn project_root() -> PathBuf {
         .parent()
         .expect("xtask lives one level below the workspace root")
         .to_path_buf()
+}
+
+/// The cargo target directory (`CARGO_TARGET_DIR`, else `target/`), absolute.
+fn target_dir() -> Result<PathBuf> {
+    let target = match env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => project_root().join("target"),
+    };
+    std::path::absolute(&target)
+        .with_context(|| format!("cannot resolve path `{}`", target.display()))
 }
 
 /// A cargo command with the development environment: the prebuilt DuckDB.
@@ -103,12 +124,12 @@ fn cargo(args: &[&str]) -> Result<()> {
 /// and the LLM engine with its local server, so that tests and clippy cover them
 /// whether one package or the whole workspace is built.
 const DEV_FEATURES: [(&str, &str); 6] = [
-    ("flock", "duckdb-prebuilt"),
-    ("flock", "otlp"),
-    ("flock", "llm-mock"),
-    ("flock-engines", "llm-mock"),
-    ("flock-trace-duckdb", "duckdb"),
-    ("flock-trace-duckdb", "otlp"),
+    ("flock-rs", "duckdb-prebuilt"),
+    ("flock-rs", "otlp"),
+    ("flock-rs", "llm-mock"),
+    ("flock-rs-engines", "llm-mock"),
+    ("flock-rs-trace-duckdb", "duckdb"),
+    ("flock-rs-trace-duckdb", "otlp"),
 ];
 
 /// `cargo <command>` over the workspace, or over the packages `extra` selects
@@ -147,6 +168,31 @@ fn test(extra: &[String]) -> Result<()> {
     cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
+/// The README's dashboard screenshot, taken by the browser test (headless
+/// Chromium: Debian's `chromium` and `chromium-driver`).
+fn screenshot() -> Result<()> {
+    let path = project_root().join("docs/images/dashboard.png");
+    std::fs::create_dir_all(path.parent().expect("docs/images has a parent"))?;
+    let mut cmd = cargo_command(&[
+        "test",
+        "--no-default-features",
+        "--package",
+        "flock-rs-server",
+        "--test",
+        "it",
+        "--",
+        "--exact",
+        "browser::the_dashboard_shows_a_batch_filling_then_its_flush",
+    ])?;
+    cmd.env("FLOCK_SCREENSHOT", &path);
+    let status = cmd.status().context("failed to start cargo")?;
+    if !status.success() {
+        bail!("the browser test failed ({status}); is chromium-driver installed?");
+    }
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}
+
 fn clippy() -> Result<()> {
     let extra = ["--all-targets", "--", "-D", "warnings"].map(String::from);
     let args = dev_args("clippy", &extra);
@@ -173,7 +219,7 @@ fn no_duckdb() -> Result<()> {
     };
     let build = [
         "-p",
-        "flock",
+        "flock-rs",
         "--no-default-features",
         "--features",
         "llm,otlp",
@@ -199,222 +245,11 @@ fn ci() -> Result<()> {
     clippy()?;
     test(&[])?;
     no_duckdb()?;
-    examples(&[])
-}
-
-fn example(rest: &[String]) -> Result<()> {
-    let Some((name, extra)) = rest.split_first() else {
-        bail!("which example? e.g. `cargo xtask example payment_batching`");
-    };
-    cargo(&example_args(name, extra))
-}
-
-/// `cargo run` arguments for one example: what `cargo xtask example` and
-/// `cargo xtask examples` both run.
-fn example_args<'a>(name: &'a str, extra: &'a [String]) -> Vec<&'a str> {
-    let mut args = vec![
-        "run",
-        "--quiet",
-        "--no-default-features",
-        "--package",
-        "flock-examples",
-        "--example",
-        name,
-    ];
-    if !extra.is_empty() {
-        args.push("--");
-        args.extend(extra.iter().map(String::as_str));
-    }
-    args
-}
-
-/// How long one example may run before `cargo xtask examples` stops it (they take
-/// seconds; this catches a hang).
-const EXAMPLE_TIME_LIMIT: Duration = Duration::from_secs(300);
-/// Variables that would send the LLM examples to a real (paid) endpoint.
-const OFFLINE_UNSET: [&str; 2] = ["OPENAI_API_KEY", "OPENAI_BASE_URL"];
-
-/// One example to run, with the flags that make it finish in seconds.
-#[derive(Debug)]
-struct ExampleRun {
-    name: String,
-    args: Vec<String>,
-}
-
-/// Runs every example declared in `examples/Cargo.toml` (or those named), each the
-/// way `cargo xtask example` runs it, with the flags of
-/// `[package.metadata.xtask.example-args]`; offline (without `OPENAI_*`), so the LLM
-/// examples use their local server. Prints a summary and fails if one failed.
-fn examples(only: &[String]) -> Result<()> {
-    let manifest =
-        fs::read_to_string("examples/Cargo.toml").context("cannot read examples/Cargo.toml")?;
-    let mut runs = parse_examples(&manifest)?;
-    if let Some(unknown) = only.iter().find(|n| !runs.iter().any(|r| &r.name == *n)) {
-        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
-        bail!(
-            "no example `{unknown}` in examples/Cargo.toml; the examples are: {}",
-            names.join(", ")
-        );
-    }
-    if !only.is_empty() {
-        runs.retain(|r| only.contains(&r.name));
-    }
-    // One build first, so a compile error stops everything and durations are runs.
-    cargo(&[
-        "build",
-        "--quiet",
-        "--no-default-features",
-        "--package",
-        "flock-examples",
-        "--examples",
-    ])
-    .context("the examples do not build")?;
-
-    let mut results = Vec::new();
-    for run in &runs {
-        let shown = if run.args.is_empty() {
-            run.name.clone()
-        } else {
-            format!("{} {}", run.name, run.args.join(" "))
-        };
-        println!("\n=== example {shown}");
-        let mut cmd = cargo_command(&example_args(&run.name, &run.args))?;
-        for var in OFFLINE_UNSET {
-            cmd.env_remove(var);
-        }
-        let started = Instant::now();
-        let outcome = run_with_limit(&mut cmd, EXAMPLE_TIME_LIMIT);
-        let elapsed = started.elapsed();
-        let verdict = match &outcome {
-            Ok(()) => "ok".to_owned(),
-            Err(err) => format!("FAILED: {err:#}"),
-        };
-        println!("=== {shown}: {verdict} ({:.1} s)", elapsed.as_secs_f64());
-        results.push((shown, elapsed, outcome));
-    }
-
-    println!("\nexamples:");
-    let width = results.iter().map(|(s, _, _)| s.len()).max().unwrap_or(0);
-    for (shown, elapsed, outcome) in &results {
-        let status = if outcome.is_ok() { "ok" } else { "FAILED" };
-        println!(
-            "  {shown:<width$}  {status:<6} {:>6.1} s",
-            elapsed.as_secs_f64()
-        );
-    }
-    let total: Duration = results.iter().map(|(_, d, _)| *d).sum();
-    let failed: Vec<&str> = results
-        .iter()
-        .filter(|(_, _, o)| o.is_err())
-        .map(|(s, _, _)| s.as_str())
-        .collect();
-    println!(
-        "  {} of {} passed in {:.1} s",
-        results.len() - failed.len(),
-        results.len(),
-        total.as_secs_f64()
-    );
-    if !failed.is_empty() {
-        bail!(
-            "{} example(s) failed: {}; rerun one with `cargo xtask example NAME ARGS`",
-            failed.len(),
-            failed.join(", ")
-        );
-    }
-    Ok(())
-}
-
-/// Runs `cmd` (output goes to the terminal) and fails when it fails or outlives
-/// `limit`, killing it. `cargo run` replaces itself with the program on Unix, so the
-/// child is the example itself.
-fn run_with_limit(cmd: &mut Command, limit: Duration) -> Result<()> {
-    let mut child = cmd.spawn().context("failed to start cargo")?;
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait()? {
-            if status.success() {
-                return Ok(());
-            }
-            bail!("exited with {status}");
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "still running after {} s, stopped",
-                limit.as_secs_f64().round()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The `[[example]]` names of a manifest, in order, with the flags its
-/// `[package.metadata.xtask.example-args]` table gives them (`name = ["--flag"]`).
-/// A small line parser: xtask stays on std and anyhow.
-fn parse_examples(manifest: &str) -> Result<Vec<ExampleRun>> {
-    let mut runs = Vec::new();
-    let mut args: Vec<(String, Vec<String>)> = Vec::new();
-    let mut section = "";
-    for (n, raw) in manifest.lines().enumerate() {
-        let line = raw.split(" #").next().unwrap_or("").trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if line.starts_with('[') {
-            section = line;
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let (key, value) = (key.trim(), value.trim());
-        match section {
-            "[[example]]" if key == "name" => runs.push(ExampleRun {
-                name: unquote(value)
-                    .with_context(|| format!("examples/Cargo.toml:{}: `{raw}`", n + 1))?,
-                args: Vec::new(),
-            }),
-            "[package.metadata.xtask.example-args]" => {
-                let list = value
-                    .strip_prefix('[')
-                    .and_then(|v| v.strip_suffix(']'))
-                    .with_context(|| {
-                        format!(
-                            "examples/Cargo.toml:{}: example args must be a one-line list of strings, got `{raw}`",
-                            n + 1
-                        )
-                    })?;
-                let flags = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|f| !f.is_empty())
-                    .map(unquote)
-                    .collect::<Result<Vec<_>>>()
-                    .with_context(|| format!("examples/Cargo.toml:{}: `{raw}`", n + 1))?;
-                args.push((key.to_owned(), flags));
-            }
-            _ => {}
-        }
-    }
-    for (name, flags) in args {
-        let run = runs.iter_mut().find(|r| r.name == name).with_context(|| {
-            format!("examples/Cargo.toml gives args to `{name}`, which is no [[example]]")
-        })?;
-        run.args = flags;
-    }
-    if runs.is_empty() {
-        bail!("examples/Cargo.toml declares no [[example]]");
-    }
-    Ok(runs)
-}
-
-fn unquote(value: &str) -> Result<String> {
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .map(str::to_owned)
-        .with_context(|| format!("expected a quoted string, got `{value}`"))
+    examples::examples(&[])?;
+    fresh_app::fresh_app()?;
+    release::package()?;
+    release::docs()?;
+    release::msrv()
 }
 
 /// Every benchmark of the workspace, in release mode, with the development DuckDB.
@@ -449,7 +284,7 @@ fn traces(rest: &[String]) -> Result<()> {
         "--quiet",
         "--no-default-features",
         "--package",
-        "flock-trace-duckdb",
+        "flock-rs-trace-duckdb",
         "--features",
         "duckdb",
         "--bin",
@@ -477,78 +312,17 @@ mod tests {
         assert_eq!(
             args(&[]),
             "test --workspace --no-default-features --features \
-             flock/duckdb-prebuilt,flock/otlp,flock/llm-mock,flock-engines/llm-mock,\
-             flock-trace-duckdb/duckdb,flock-trace-duckdb/otlp"
+             flock-rs/duckdb-prebuilt,flock-rs/otlp,flock-rs/llm-mock,flock-rs-engines/llm-mock,\
+             flock-rs-trace-duckdb/duckdb,flock-rs-trace-duckdb/otlp"
         );
         assert_eq!(
-            args(&["-p", "flock", "--test", "it", "--", "-p", "x"]),
+            args(&["-p", "flock-rs", "--test", "it", "--", "-p", "x"]),
             "test --no-default-features --features \
-             flock/duckdb-prebuilt,flock/otlp,flock/llm-mock -p flock --test it -- -p x"
+             flock-rs/duckdb-prebuilt,flock-rs/otlp,flock-rs/llm-mock -p flock-rs --test it -- -p x"
         );
         assert_eq!(
-            args(&["--package=flock-batch"]),
-            "test --no-default-features --package=flock-batch"
-        );
-    }
-
-    #[test]
-    fn examples_come_from_the_manifest_with_their_flags() {
-        let manifest = r#"
-[package]
-name = "flock-examples"
-
-[package.metadata.xtask.example-args]
-slow = ["--fast", "--seed", "3"] # the default run takes minutes
-
-[dependencies]
-name = "not an example"
-
-[[example]]
-name = "slow"
-path = "slow.rs"
-
-[[example]]
-name = "quick"
-path = "quick.rs"
-"#;
-        let runs = parse_examples(manifest).unwrap();
-        let runs: Vec<(&str, Vec<&str>)> = runs
-            .iter()
-            .map(|r| (r.name.as_str(), r.args.iter().map(String::as_str).collect()))
-            .collect();
-        assert_eq!(
-            runs,
-            vec![("slow", vec!["--fast", "--seed", "3"]), ("quick", vec![])]
-        );
-    }
-
-    #[test]
-    fn args_for_an_unknown_example_are_an_error() {
-        let manifest = "[package.metadata.xtask.example-args]\ngone = [\"--fast\"]\n\n[[example]]\nname = \"here\"\n";
-        let err = parse_examples(manifest).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "examples/Cargo.toml gives args to `gone`, which is no [[example]]"
-        );
-    }
-
-    #[test]
-    fn a_failing_or_hanging_example_is_a_failure() {
-        let err = run_with_limit(&mut Command::new("false"), EXAMPLE_TIME_LIMIT).unwrap_err();
-        assert!(err.to_string().starts_with("exited with"), "{err}");
-        let mut hang = Command::new("sleep");
-        hang.arg("600");
-        let err = run_with_limit(&mut hang, Duration::from_millis(50)).unwrap_err();
-        assert_eq!(err.to_string(), "still running after 0 s, stopped");
-    }
-
-    #[test]
-    fn the_workspace_examples_parse() {
-        let manifest = fs::read_to_string(project_root().join("examples/Cargo.toml")).unwrap();
-        let runs = parse_examples(&manifest).unwrap();
-        assert!(
-            runs.iter()
-                .any(|r| r.name == "payment_batching" && r.args == ["--fast"])
+            args(&["--package=flock-rs-batch"]),
+            "test --no-default-features --package=flock-rs-batch"
         );
     }
 }

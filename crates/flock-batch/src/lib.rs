@@ -2,6 +2,9 @@
 //! per key and decides when a batch flushes, by size or by deadline; and the join
 //! state machine ([`Joiner`]) that correlates items into groups before they batch.
 //!
+//! [`Deferrals`] holds items until an instant (artifacts whose `After` visibility has
+//! not begun), on the same timer.
+//!
 //! [`Batcher`] does no IO and reads no clock: every call takes `now`. The runtime
 //! drives it from one async task that sleeps until [`Batcher::next_deadline`]; tests
 //! drive it with explicit instants.
@@ -30,8 +33,10 @@
 //! assert_eq!((due[0].items.clone(), due[0].reason), (vec![4], FlushReason::Timeout));
 //! ```
 
+mod deferral;
 mod join;
 
+pub use deferral::Deferrals;
 pub use join::{
     DiscardReason, Discarded, Group, InvalidJoinShape, JoinShape, Joined, Joiner, PendingGroup,
 };
@@ -42,7 +47,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, Utc};
 pub use flock_core::FlushReason;
 use flock_subscription::BatchSpec;
 use rustc_hash::FxHashMap;
@@ -58,11 +62,9 @@ pub struct Batch<K, T> {
     pub reason: FlushReason,
     /// The spec it was collected under.
     pub spec: BatchSpec,
-    /// Arrival of the first item (monotonic).
+    /// Arrival of the first item.
     pub first_arrival: Instant,
-    /// Arrival of the first item (wall clock).
-    pub created_at: DateTime<Utc>,
-    /// When it flushed (monotonic).
+    /// When it flushed.
     pub flushed_at: Instant,
 }
 
@@ -97,8 +99,8 @@ pub struct PendingBatch<K> {
     pub key: K,
     /// Items waiting.
     pub items: usize,
-    /// Arrival of the first item (wall clock).
-    pub created_at: DateTime<Utc>,
+    /// Arrival of the first item.
+    pub first_arrival: Instant,
     /// The spec.
     pub spec: BatchSpec,
     /// Time until the timeout fires (`None` without a timeout; zero when overdue).
@@ -109,7 +111,6 @@ struct Accumulator<T> {
     spec: BatchSpec,
     items: Vec<T>,
     first_arrival: Instant,
-    created_at: DateTime<Utc>,
     /// Creation order, for deterministic flush-all order.
     seq: u64,
     deadline: Option<Instant>,
@@ -164,7 +165,6 @@ impl<K: Clone + Eq + Hash, T> Batcher<K, T> {
                     spec,
                     items: Vec::with_capacity(capacity),
                     first_arrival: now,
-                    created_at: Utc::now(),
                     seq,
                     deadline,
                 })
@@ -233,7 +233,7 @@ impl<K: Clone + Eq + Hash, T> Batcher<K, T> {
                     PendingBatch {
                         key: key.clone(),
                         items: acc.items.len(),
-                        created_at: acc.created_at,
+                        first_arrival: acc.first_arrival,
                         spec: acc.spec,
                         time_left: acc
                             .deadline
@@ -244,6 +244,14 @@ impl<K: Clone + Eq + Hash, T> Batcher<K, T> {
             .collect();
         pending.sort_unstable_by_key(|(seq, _)| *seq);
         pending.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// The batch of `key`, if one is collecting: its items, in arrival order, and
+    /// its deadline.
+    pub fn collecting(&self, key: &K) -> Option<(&[T], Option<Instant>)> {
+        self.accumulators
+            .get(key)
+            .map(|acc| (acc.items.as_slice(), acc.deadline))
     }
 
     /// How many batches are collecting.
@@ -273,7 +281,6 @@ impl<K: Clone + Eq + Hash, T> Batcher<K, T> {
             reason,
             spec: accumulator.spec,
             first_arrival: accumulator.first_arrival,
-            created_at: accumulator.created_at,
             flushed_at: now,
         })
     }

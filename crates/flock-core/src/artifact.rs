@@ -57,6 +57,32 @@ impl<T: FlockType> ErasedValue for T {
     }
 }
 
+/// A payload read back (from a durable store) whose Rust type this process has not
+/// registered: kept as JSON.
+struct RawJson(serde_json::Value);
+
+impl ErasedValue for RawJson {
+    fn to_json(&self) -> serde_json::Result<serde_json::Value> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Type names of raw payloads, interned: a payload's type name is `&'static str`,
+/// and the names read back are few (one per artifact type ever stored).
+fn intern(type_name: &str) -> &'static str {
+    static NAMES: std::sync::LazyLock<parking_lot::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut names = NAMES.lock();
+    match names.get(type_name) {
+        Some(name) => name,
+        None => {
+            let name: &'static str = Box::leak(type_name.to_owned().into_boxed_str());
+            names.insert(name);
+            name
+        }
+    }
+}
+
 /// The value an artifact carries, kept typed.
 ///
 /// Cloning is cheap (a reference count).
@@ -70,6 +96,16 @@ impl Payload {
     /// Wraps a typed value.
     pub fn new<T: FlockType>(value: T) -> Self {
         Self::from_arc(Arc::new(value))
+    }
+
+    /// A payload of an artifact type this process has no Rust type for (read back
+    /// from a durable store): JSON under its type name. It downcasts to nothing;
+    /// [`Payload::to_json`] returns the value.
+    pub fn raw_json(type_name: &str, value: serde_json::Value) -> Self {
+        Self {
+            type_name: intern(type_name),
+            value: Arc::new(RawJson(value)),
+        }
     }
 
     /// Wraps a shared typed value without copying it.
@@ -151,7 +187,7 @@ impl Artifact {
     /// A fresh artifact with default metadata: public, no tags, no correlation id,
     /// created now.
     pub fn new(payload: Payload, produced_by: impl Into<Arc<str>>) -> Self {
-        Self::new_at(payload, produced_by, Utc::now())
+        Self::new_at(payload, produced_by, crate::time::utc_now())
     }
 
     /// A fresh artifact created at `created_at` (runtimes with a clock of their own).

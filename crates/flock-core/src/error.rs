@@ -27,11 +27,17 @@ pub enum PublishError {
         known: Vec<String>,
     },
     /// The payload does not deserialize into the named type.
-    #[error("payload does not fit artifact type '{type_name}': {source}")]
+    #[error(
+        "payload does not fit artifact type '{type_name}'{}: {source}",
+        at_field(.path.as_deref())
+    )]
     InvalidPayload {
         /// The type the payload was meant for.
         type_name: String,
-        /// What serde reported (it names the field).
+        /// Where in the payload it does not fit, as `items[2].price`; `None` when the
+        /// payload as a whole does not (a missing field is named by `source`).
+        path: Option<String>,
+        /// What serde reported.
         source: serde_json::Error,
     },
     /// The JSON is not of the form `{"type": "...", "payload": {...}}`.
@@ -65,6 +71,11 @@ pub enum PublishError {
     Store(#[from] StoreError),
 }
 
+fn at_field(path: Option<&str>) -> String {
+    path.map(|path| format!(" at field '{path}'"))
+        .unwrap_or_default()
+}
+
 fn known_list(known: &[String]) -> String {
     if known.is_empty() {
         "none".to_owned()
@@ -80,6 +91,15 @@ pub enum StoreError {
     /// An artifact with this id is already stored.
     #[error("artifact {0} is already stored")]
     Duplicate(crate::ArtifactId),
+    /// A cluster store refused a commit: the process no longer holds the lease of
+    /// the run's unit (another process took it over and runs the inputs again).
+    #[error("the lease of {unit} changed owner (epoch {epoch}); the new owner runs these inputs")]
+    Fenced {
+        /// The unit, as `agent/subscription[/partition]`.
+        unit: String,
+        /// The epoch the commit carried.
+        epoch: u64,
+    },
     /// Any other failure of a store backend.
     #[error("store backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -12,18 +12,24 @@
 //! - [`BlackboardStore`] is the store trait; [`InMemoryStore`] the default store.
 
 mod artifact;
+mod cluster;
 mod error;
 mod registry;
 mod store;
+mod time;
 mod types;
 
 pub use artifact::{Artifact, ArtifactId, EXTERNAL_PRODUCER, Payload};
+pub use cluster::{ClusterStore, Fed, Lease, WorkUnit};
 pub use error::{PublishError, StoreError, TypeConflict};
 pub use flock_macros::FlockType;
 pub use flock_visibility::{AgentIdentity, Visibility};
 pub use registry::TypeRegistry;
-pub use store::{ArtifactFilter, BlackboardStore, BlackboardView, InMemoryStore};
-pub use types::{FlushReason, WorkflowError};
+pub use store::{
+    ArtifactFilter, BlackboardStore, BlackboardView, FailureRecord, InMemoryStore,
+    InvalidRetention, Retention, RunCommit,
+};
+pub use types::{FailureKind, FlushReason, WorkflowError};
 
 use serde::{Serialize, de::DeserializeOwned};
 

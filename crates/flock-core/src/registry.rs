@@ -8,19 +8,32 @@ use parking_lot::RwLock;
 
 use crate::{FlockType, Payload, PublishError, TypeConflict};
 
+type DecodeError = serde_path_to_error::Error<serde_json::Error>;
+
 struct Entry {
     type_id: TypeId,
     rust_name: &'static str,
-    decode: fn(serde_json::Value) -> serde_json::Result<Payload>,
+    decode: fn(serde_json::Value) -> Result<Payload, DecodeError>,
 }
 
 /// Maps artifact type names to the Rust types registered under them.
 ///
 /// Types are registered when an agent consumes or publishes them, when a typed value
 /// is published, or explicitly; after that, JSON can be published by type name.
-#[derive(Default)]
+///
+/// Cloning is cheap and clones share their entries: a durable store decodes what it
+/// reads back with the registry of the flock built on it.
+#[derive(Default, Clone)]
 pub struct TypeRegistry {
-    entries: RwLock<FxHashMap<&'static str, Entry>>,
+    entries: std::sync::Arc<RwLock<FxHashMap<&'static str, Entry>>>,
+}
+
+impl std::fmt::Debug for TypeRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypeRegistry")
+            .field("types", &self.names())
+            .finish()
+    }
 }
 
 impl TypeRegistry {
@@ -42,7 +55,8 @@ impl TypeRegistry {
         let entry = entries.entry(T::TYPE_NAME).or_insert_with(|| Entry {
             type_id,
             rust_name: std::any::type_name::<T>(),
-            decode: |json| serde_json::from_value::<T>(json).map(Payload::new),
+            // The path makes the error name the field that does not fit, however deep.
+            decode: |json| serde_path_to_error::deserialize::<_, T>(json).map(Payload::new),
         });
         check_same(entry, type_id, T::TYPE_NAME, std::any::type_name::<T>())
     }
@@ -68,7 +82,8 @@ impl TypeRegistry {
     ///
     /// # Errors
     /// [`PublishError::UnknownType`] for an unregistered name,
-    /// [`PublishError::InvalidPayload`] when the payload does not deserialize.
+    /// [`PublishError::InvalidPayload`] when the payload does not deserialize, with
+    /// the path of the field that does not fit (`items[2].price`).
     pub fn decode(
         &self,
         type_name: &str,
@@ -83,10 +98,33 @@ impl TypeRegistry {
                 });
             }
         };
-        decode(payload).map_err(|source| PublishError::InvalidPayload {
-            type_name: type_name.to_owned(),
-            source,
+        decode(payload).map_err(|err| {
+            let path = err.path().to_string();
+            PublishError::InvalidPayload {
+                type_name: type_name.to_owned(),
+                // "." is the payload itself: serde's message says all there is.
+                path: (path != ".").then_some(path),
+                source: err.into_inner(),
+            }
         })
+    }
+
+    /// Decodes a payload read back from a store: typed when its type is registered,
+    /// [`Payload::raw_json`] otherwise.
+    ///
+    /// # Errors
+    /// [`PublishError::InvalidPayload`] when a registered type does not accept the
+    /// stored JSON (the type changed since it was stored).
+    pub fn decode_stored(
+        &self,
+        type_name: &str,
+        payload: serde_json::Value,
+    ) -> Result<Payload, PublishError> {
+        if self.contains(type_name) {
+            self.decode(type_name, payload)
+        } else {
+            Ok(Payload::raw_json(type_name, payload))
+        }
     }
 
     /// Decodes an envelope `{"type": "...", "payload": {...}}`.

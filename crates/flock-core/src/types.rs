@@ -38,6 +38,18 @@ impl fmt::Display for FlushReason {
     }
 }
 
+/// Why a run is among the failed runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// Every attempt failed: an engine error or panic, a component hook, or outputs
+    /// that broke the output contract (or that the store refused).
+    Failed,
+    /// The agent's circuit breaker (`max_iterations`) refused the run; it never ran.
+    CircuitOpen,
+}
+
 /// Published by the runtime when an agent run fails, so the failure and its inputs
 /// are on the blackboard instead of lost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, flock_macros::FlockType)]

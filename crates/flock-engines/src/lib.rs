@@ -15,6 +15,9 @@
 //! - `llm` (feature `llm`): `LlmEngine`, one chat-completion request per flushed
 //!   batch to an OpenAI-compatible endpoint, with structured (JSON-schema) output.
 
+// docs.rs (`--cfg docsrs`) marks every feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod component;
 mod context;
 mod engine;
@@ -23,6 +26,7 @@ mod group;
 mod simple;
 
 #[cfg(feature = "llm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "llm")))]
 pub mod llm;
 
 pub use component::{AgentComponent, RunFailure};

@@ -47,6 +47,19 @@ pub enum InvalidBatchSpec {
 /// );
 /// # Ok::<(), flock_subscription::InvalidBatchSpec>(())
 /// ```
+///
+/// From configuration (serde), with the duration as people write it; an invalid spec
+/// is a deserialize error with the message above:
+///
+/// ```
+/// use std::time::Duration;
+/// use flock_subscription::BatchSpec;
+///
+/// let spec: BatchSpec = serde_json::from_str(r#"{"size": 25, "timeout": "30s"}"#).unwrap();
+/// assert_eq!(spec, BatchSpec::size(25).timeout(Duration::from_secs(30)).build().unwrap());
+/// let err = serde_json::from_str::<BatchSpec>(r#"{"size": 0}"#).unwrap_err();
+/// assert!(err.to_string().starts_with("batch size must be at least 1, got 0"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BatchSpec {
     size: Option<NonZeroUsize>,

@@ -1,32 +1,29 @@
-//! Subscriptions: the typed `Subscribe<T>` builder, the all-of `AllOf` builder (AND
-//! gates and joins), and the erased `Subscription` the runtime matches against.
+//! The erased `Subscription` the runtime matches against (built by `Subscribe<T>`
+//! and `AllOf`), its errors, and what it makes of an artifact.
 
 use std::{
     collections::BTreeSet,
     fmt,
-    marker::PhantomData,
     num::NonZeroUsize,
     panic::{AssertUnwindSafe, catch_unwind},
     sync::Arc,
 };
 
-use flock_core::{Artifact, FlockType, Payload, TypeConflict, TypeRegistry};
+use flock_core::{Artifact, Payload, TypeConflict, TypeRegistry};
 
-use crate::{
-    BatchSpec, IntoBatchSpec, IntoJoinSpec, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec,
-};
+use crate::{BatchSpec, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinKeyError, JoinSpec};
 
 /// Extracts the batch key of an artifact (keyed batches).
-type BatchKeyFn = Arc<dyn Fn(&Payload) -> Option<JoinKey> + Send + Sync>;
+pub(crate) type BatchKeyFn = Arc<dyn Fn(&Payload) -> Option<JoinKey> + Send + Sync>;
 
-type PredicateFn = Arc<dyn Fn(&Payload) -> bool + Send + Sync>;
-type Registrar = fn(&TypeRegistry) -> Result<(), TypeConflict>;
+pub(crate) type PredicateFn = Arc<dyn Fn(&Payload) -> bool + Send + Sync>;
+pub(crate) type Registrar = fn(&TypeRegistry) -> Result<(), TypeConflict>;
 
 /// A predicate on the artifacts of one type; artifacts of other types pass it.
 #[derive(Clone)]
-struct Predicate {
-    type_name: &'static str,
-    test: PredicateFn,
+pub(crate) struct Predicate {
+    pub(crate) type_name: &'static str,
+    pub(crate) test: PredicateFn,
 }
 
 /// Why a subscription could not be built.
@@ -55,6 +52,19 @@ pub enum SubscriptionError {
     KeyWithoutBatch,
 }
 
+/// Why a subscription that accepted an artifact cannot file it under a key
+/// ([`Subscription::key_of`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The keyed batch's key function panicked (its message).
+    #[error("batch key function panicked: {0}")]
+    BatchKeyPanicked(String),
+    /// The join key could not be extracted.
+    #[error("no join key: {0}")]
+    NoJoinKey(#[from] JoinKeyError),
+}
+
 /// What a subscription makes of an artifact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MatchOutcome {
@@ -80,363 +90,19 @@ pub struct TypeSlot {
     pub count: NonZeroUsize,
 }
 
-// === impl Subscribe ===
-
-/// The typed subscription builder passed to `.consumes::<T>(..)`.
-///
-/// ```
-/// use std::time::Duration;
-/// use flock_core::FlockType;
-/// use flock_subscription::{BatchSpec, Subscribe};
-/// # use serde::{Deserialize, Serialize};
-/// # #[derive(Serialize, Deserialize, FlockType)]
-/// # #[flock(crate = "flock_core")]
-/// # struct Order { amount: f64 }
-///
-/// let vip = Subscribe::<Order>::new()
-///     .filter(|o| o.amount > 1000.0) // filter first
-///     .batch(BatchSpec::size(10).timeout(Duration::from_secs(300))) // then batch
-///     .build()?;
-/// assert_eq!(vip.type_name(), "Order");
-/// # Ok::<(), flock_subscription::SubscriptionError>(())
-/// ```
-#[must_use = "a subscription does nothing until it is passed to `.consumes(..)`"]
-pub struct Subscribe<T> {
-    inner: AllOf,
-    _type: PhantomData<fn(&T)>,
-}
-
-impl<T: FlockType> Default for Subscribe<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T: FlockType> fmt::Debug for Subscribe<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subscribe")
-            .field("type", &T::TYPE_NAME)
-            .field("predicates", &self.inner.predicates.len())
-            .field("from_agents", &self.inner.from_agents)
-            .field("tags", &self.inner.tags)
-            .field("batch", &self.inner.batch)
-            .finish()
-    }
-}
-
-impl<T: FlockType> Subscribe<T> {
-    /// Every artifact of type `T`, one at a time.
-    pub fn new() -> Self {
-        Self {
-            inner: AllOf::new().of::<T>(),
-            _type: PhantomData,
-        }
-    }
-
-    /// Only artifacts for which `predicate` returns true (Python's `where=`).
-    /// Several calls: all must pass. Predicates run before joins and batches.
-    pub fn filter<F>(mut self, predicate: F) -> Self
-    where
-        F: Fn(&T) -> bool + Send + Sync + 'static,
-    {
-        self.inner = self.inner.filter(predicate);
-        self
-    }
-
-    /// Only artifacts produced by these agents.
-    pub fn from_agents<I, S>(mut self, agents: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.inner = self.inner.from_agents(agents);
-        self
-    }
-
-    /// Only artifacts carrying at least one of these tags.
-    pub fn tags<I, S>(mut self, tags: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.inner = self.inner.tags(tags);
-        self
-    }
-
-    /// Keeps one batch per key instead of one per subscription: each key (a tenant,
-    /// a customer, a device) collects its own items and flushes on its own size and
-    /// deadline. Needs [`Subscribe::batch`]. A key function that panics makes the
-    /// artifact a non-match, reported like a panicking predicate.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use flock_core::FlockType;
-    /// use flock_subscription::{BatchSpec, Subscribe};
-    /// # use serde::{Deserialize, Serialize};
-    /// # #[derive(Serialize, Deserialize, FlockType)]
-    /// # #[flock(crate = "flock_core")]
-    /// # struct Event { tenant_id: String }
-    ///
-    /// let per_tenant = Subscribe::<Event>::new()
-    ///     .batch(BatchSpec::size(50).timeout(Duration::from_secs(300)))
-    ///     .keyed_by(|e| e.tenant_id.clone())
-    ///     .build()?;
-    /// assert!(per_tenant.is_keyed());
-    /// # Ok::<(), flock_subscription::SubscriptionError>(())
-    /// ```
-    pub fn keyed_by<K, F>(mut self, key: F) -> Self
-    where
-        K: std::hash::Hash + Eq + fmt::Debug + Send + Sync + 'static,
-        F: Fn(&T) -> K + Send + Sync + 'static,
-    {
-        self.inner.batch_key = Some(Arc::new(move |payload: &Payload| {
-            payload
-                .downcast_ref::<T>()
-                .map(|value| JoinKey::new(key(value)))
-        }));
-        self
-    }
-
-    /// Batches matching artifacts by size or timeout, whichever comes first.
-    pub fn batch(mut self, spec: impl IntoBatchSpec) -> Self {
-        self.inner = self.inner.batch(spec);
-        self
-    }
-
-    /// The validated subscription.
-    ///
-    /// # Errors
-    /// [`SubscriptionError`] when the batch spec is invalid.
-    pub fn build(self) -> Result<Subscription, SubscriptionError> {
-        self.inner.build()
-    }
-}
-
-// === impl AllOf ===
-
-/// A subscription to several artifacts at once (an AND gate), passed to
-/// `.consumes_all(..)`: the agent runs once a group holds every type listed, as many
-/// of each as listed.
-///
-/// Groups form per key: the artifacts' correlation id, unless a [`JoinSpec`] gives a
-/// key per type and a window. Within a key, artifacts pair first come, first served;
-/// a complete group is delivered once (to `evaluate`, or as **one** batch item when
-/// the subscription also batches). Visibility, producers, tags and predicates apply
-/// to each artifact before it joins a group.
-///
-/// ```
-/// use std::time::Duration;
-/// use flock_core::FlockType;
-/// use flock_subscription::{AllOf, BatchSpec, JoinSpec};
-/// # use serde::{Deserialize, Serialize};
-/// # #[derive(Serialize, Deserialize, FlockType)]
-/// # #[flock(crate = "flock_core")]
-/// # struct TemperatureSensor { device_id: String, celsius: f64 }
-/// # #[derive(Serialize, Deserialize, FlockType)]
-/// # #[flock(crate = "flock_core")]
-/// # struct PressureSensor { device_id: String, bar: f64 }
-///
-/// let qc = AllOf::new()
-///     .of::<TemperatureSensor>()
-///     .of::<PressureSensor>()
-///     .join(
-///         JoinSpec::by(|t: &TemperatureSensor| t.device_id.clone())
-///             .by(|p: &PressureSensor| p.device_id.clone())
-///             .within(Duration::from_secs(30)), // correlate first
-///     )
-///     .batch(BatchSpec::size(5).timeout(Duration::from_secs(45))) // then batch 5 pairs
-///     .build()?;
-/// assert_eq!(qc.group_size(), 2);
-///
-/// // Counts: two readings of one type and one of another, per correlation id.
-/// let two_and_one = AllOf::new()
-///     .of_n::<TemperatureSensor>(2)
-///     .of::<PressureSensor>()
-///     .build()?;
-/// assert_eq!(two_and_one.group_size(), 3);
-/// # Ok::<(), flock_subscription::SubscriptionError>(())
-/// ```
-#[must_use = "a subscription does nothing until it is passed to `.consumes_all(..)`"]
-pub struct AllOf {
-    /// Types in order of mention, with counts; merged in `build`.
-    types: Vec<(&'static str, usize, Registrar)>,
-    predicates: Vec<Predicate>,
-    from_agents: Option<BTreeSet<String>>,
-    tags: BTreeSet<String>,
-    join: Option<Result<JoinSpec, InvalidJoinSpec>>,
-    batch: Option<Result<BatchSpec, InvalidBatchSpec>>,
-    batch_key: Option<BatchKeyFn>,
-}
-
-impl Default for AllOf {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for AllOf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AllOf")
-            .field(
-                "types",
-                &self
-                    .types
-                    .iter()
-                    .map(|(t, n, _)| (*t, *n))
-                    .collect::<Vec<_>>(),
-            )
-            .field("predicates", &self.predicates.len())
-            .field("from_agents", &self.from_agents)
-            .field("tags", &self.tags)
-            .field("join", &self.join)
-            .field("batch", &self.batch)
-            .field("keyed", &self.batch_key.is_some())
-            .finish()
-    }
-}
-
-impl AllOf {
-    /// No types yet; add them with [`AllOf::of`] and [`AllOf::of_n`].
-    pub fn new() -> Self {
-        Self {
-            types: Vec::new(),
-            predicates: Vec::new(),
-            from_agents: None,
-            tags: BTreeSet::new(),
-            join: None,
-            batch: None,
-            batch_key: None,
-        }
-    }
-
-    /// Waits for one more artifact of type `T` (`.of::<A>().of::<A>()` waits for two).
-    pub fn of<T: FlockType>(self) -> Self {
-        self.of_n::<T>(1)
-    }
-
-    /// Waits for `count` more artifacts of type `T`.
-    pub fn of_n<T: FlockType>(mut self, count: usize) -> Self {
-        self.types
-            .push((T::TYPE_NAME, count, TypeRegistry::register::<T>));
-        self
-    }
-
-    /// Only artifacts of type `T` for which `predicate` returns true; other types are
-    /// not affected. Several calls: all must pass. Predicates run before correlation.
-    pub fn filter<T, F>(mut self, predicate: F) -> Self
-    where
-        T: FlockType,
-        F: Fn(&T) -> bool + Send + Sync + 'static,
-    {
-        self.predicates.push(Predicate {
-            type_name: T::TYPE_NAME,
-            test: Arc::new(move |payload: &Payload| {
-                payload.downcast_ref::<T>().is_some_and(&predicate)
-            }),
-        });
-        self
-    }
-
-    /// Only artifacts produced by these agents.
-    pub fn from_agents<I, S>(mut self, agents: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.from_agents
-            .get_or_insert_with(BTreeSet::new)
-            .extend(agents.into_iter().map(Into::into));
-        self
-    }
-
-    /// Only artifacts carrying at least one of these tags.
-    pub fn tags<I, S>(mut self, tags: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.tags.extend(tags.into_iter().map(Into::into));
-        self
-    }
-
-    /// Groups by the spec's keys within its window, instead of by correlation id
-    /// without a window.
-    pub fn join(mut self, spec: impl IntoJoinSpec) -> Self {
-        self.join = Some(spec.into_join_spec());
-        self
-    }
-
-    /// Batches complete groups (each group is one item) by size or timeout.
-    pub fn batch(mut self, spec: impl IntoBatchSpec) -> Self {
-        self.batch = Some(spec.into_batch_spec());
-        self
-    }
-
-    /// The validated subscription.
-    ///
-    /// # Errors
-    /// [`SubscriptionError`] when no type is given, a count is 0, a filter or a join
-    /// key names a type the subscription does not consume, a consumed type has no
-    /// join key, or the batch or join spec is invalid.
-    pub fn build(self) -> Result<Subscription, SubscriptionError> {
-        let mut slots: Vec<TypeSlot> = Vec::with_capacity(self.types.len());
-        let mut registrars: Vec<Registrar> = Vec::with_capacity(self.types.len());
-        for (type_name, count, registrar) in self.types {
-            let count = NonZeroUsize::new(count).ok_or(SubscriptionError::ZeroCount(type_name))?;
-            match slots.iter_mut().find(|s| s.type_name == type_name) {
-                Some(slot) => slot.count = slot.count.saturating_add(count.get()),
-                None => {
-                    slots.push(TypeSlot { type_name, count });
-                    registrars.push(registrar);
-                }
-            }
-        }
-        if slots.is_empty() {
-            return Err(SubscriptionError::NoTypes);
-        }
-        let consumes = |type_name: &str| slots.iter().any(|s| s.type_name == type_name);
-        if let Some(p) = self.predicates.iter().find(|p| !consumes(p.type_name)) {
-            return Err(SubscriptionError::FilterOnUnknownType(p.type_name));
-        }
-        let join = self.join.transpose()?;
-        if let Some(join) = &join {
-            if let Some(unknown) = join.keyed_types().find(|t| !consumes(t)) {
-                return Err(InvalidJoinSpec::UnknownType(unknown).into());
-            }
-            if let Some(slot) = slots.iter().find(|s| !join.has_key_for(s.type_name)) {
-                return Err(InvalidJoinSpec::MissingKey(slot.type_name).into());
-            }
-        }
-        let batch = self.batch.transpose()?;
-        if self.batch_key.is_some() && batch.is_none() {
-            return Err(SubscriptionError::KeyWithoutBatch);
-        }
-        Ok(Subscription {
-            slots,
-            registrars,
-            predicates: self.predicates,
-            from_agents: self.from_agents,
-            tags: self.tags,
-            batch,
-            batch_key: self.batch_key,
-            join,
-        })
-    }
-}
-
 // === impl Subscription ===
 
 /// A validated subscription, erased over its types.
 #[derive(Clone)]
 pub struct Subscription {
-    slots: Vec<TypeSlot>,
-    registrars: Vec<Registrar>,
-    predicates: Vec<Predicate>,
-    from_agents: Option<BTreeSet<String>>,
-    tags: BTreeSet<String>,
-    batch: Option<BatchSpec>,
-    batch_key: Option<BatchKeyFn>,
-    join: Option<JoinSpec>,
+    pub(crate) slots: Vec<TypeSlot>,
+    pub(crate) registrars: Vec<Registrar>,
+    pub(crate) predicates: Vec<Predicate>,
+    pub(crate) from_agents: Option<BTreeSet<String>>,
+    pub(crate) tags: BTreeSet<String>,
+    pub(crate) batch: Option<BatchSpec>,
+    pub(crate) batch_key: Option<BatchKeyFn>,
+    pub(crate) join: Option<JoinSpec>,
 }
 
 impl fmt::Debug for Subscription {
@@ -490,7 +156,7 @@ impl Subscription {
         self.join.as_ref()
     }
 
-    /// Whether batches are kept per key ([`Subscribe::keyed_by`]).
+    /// Whether batches are kept per key ([`Subscribe::keyed_by`](crate::Subscribe::keyed_by)).
     pub fn is_keyed(&self) -> bool {
         self.batch_key.is_some()
     }
@@ -506,6 +172,24 @@ impl Subscription {
             None => Ok(None),
             Some(key) => catch_unwind(AssertUnwindSafe(|| key(&artifact.payload)))
                 .map_err(|panic| flock_core::panic_message(panic.as_ref())),
+        }
+    }
+
+    /// The key this subscription files an accepted artifact under: the join key of
+    /// an AND gate or join (the artifact's correlation id when the gate has no
+    /// [`JoinSpec`]), the batch key of a keyed batch, `None` otherwise. User key
+    /// functions that panic are contained.
+    ///
+    /// # Errors
+    /// [`KeyError`] when the key cannot be computed: the subscription does not take
+    /// the artifact then.
+    pub fn key_of(&self, artifact: &Artifact) -> Result<Option<JoinKey>, KeyError> {
+        if !self.is_gate() {
+            return self.batch_key(artifact).map_err(KeyError::BatchKeyPanicked);
+        }
+        match &self.join {
+            None => Ok(Some(JoinKey::new(artifact.correlation_id))),
+            Some(join) => join.key(artifact).map(Some).map_err(KeyError::NoJoinKey),
         }
     }
 
@@ -568,6 +252,7 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
+    use crate::{AllOf, Subscribe};
 
     #[derive(Serialize, Deserialize, flock_core::FlockType)]
     #[flock(crate = "flock_core")]

@@ -1,7 +1,7 @@
 //! Export throughput: how fast finished spans reach the DuckDB file, beside DuckDB's
 //! own appender writing the same rows, measured in the same run.
 //!
-//! `cargo xtask bench -p flock-trace-duckdb --bench export_throughput`
+//! `cargo xtask bench -p flock-rs-trace-duckdb --bench export_throughput`
 //!
 //! - `export/pipeline`: 100 000 spans shaped like the runtime's `batch.flush`,
 //!   ended and waiting in the buffer; timed from the flush until all of them are in

@@ -2,7 +2,7 @@
 //! the user guide's Python snippet (`duckdb.connect(path, read_only=True)`, stock
 //! DuckDB, no retry) run every 50 ms while this program ends spans at a steady rate.
 //!
-//! `cargo xtask bench -p flock-trace-duckdb --bench reader_availability [-- SECONDS RATE INTERVAL_MS]`
+//! `cargo xtask bench -p flock-rs-trace-duckdb --bench reader_availability [-- SECONDS RATE INTERVAL_MS]`
 //!
 //! Defaults: 20 seconds, 2 000 spans per second (`batch.flush`-shaped), the default
 //! export interval (5 000 ms). Prints the attempts, the failures and their share.

@@ -118,6 +118,7 @@ impl TraceConfig {
     /// warning when another process holds the file for 30 seconds, and a 60 second
     /// bound on the flush at shutdown.
     #[cfg(feature = "duckdb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
     pub fn new(path: impl Into<PathBuf>) -> Self {
         TraceConfig {
             path: Some(path.into()),
@@ -131,6 +132,7 @@ impl TraceConfig {
     /// `http://localhost:4318/v1/traces`) unless set with
     /// [`otlp_endpoint`](Self::otlp_endpoint).
     #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
     pub fn otlp() -> Self {
         TraceConfig {
             otlp: Some(None),
@@ -217,6 +219,7 @@ impl TraceConfig {
     /// Deletes spans that started more than `days` days ago when the pipeline
     /// starts (`Some(0)` deletes every earlier span); `None` keeps everything.
     #[cfg(feature = "duckdb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
     #[must_use]
     pub fn ttl_days(mut self, days: Option<u32>) -> Self {
         self.ttl_days = days;
@@ -228,6 +231,7 @@ impl TraceConfig {
     /// (backpressure); spans that find it full while another process holds the file
     /// are dropped, counted and reported (see the crate docs).
     #[cfg(feature = "duckdb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
     #[must_use]
     pub fn queue_size(mut self, size: NonZeroUsize) -> Self {
         self.queue_size = size;
@@ -237,6 +241,7 @@ impl TraceConfig {
     /// How many waiting spans start a write before the export interval ends
     /// (default 32 768); at most the queue size.
     #[cfg(feature = "duckdb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
     #[must_use]
     pub fn export_batch_size(mut self, size: NonZeroUsize) -> Self {
         self.export_batch_size = size;
@@ -248,6 +253,7 @@ impl TraceConfig {
     /// milliseconds or more; fewer, larger writes leave it free to readers more of
     /// the time. `Flock::shutdown` and [`TraceGuard::force_flush`] write at once.
     #[cfg(feature = "duckdb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
     #[must_use]
     pub fn export_interval(mut self, interval: Duration) -> Self {
         self.export_interval = interval;
@@ -258,6 +264,7 @@ impl TraceConfig {
     /// it logs a warning (default 30 seconds). It keeps waiting after that; spans
     /// wait in the buffer meanwhile.
     #[cfg(feature = "duckdb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
     #[must_use]
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
@@ -297,6 +304,7 @@ impl TraceConfig {
     /// processor of its own. [`ExportReport`](crate::ExportReport) counts the
     /// file's spans only.
     #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
     #[must_use]
     pub fn otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.otlp = Some(Some(endpoint.into()));
@@ -305,12 +313,14 @@ impl TraceConfig {
 
     /// The trace file, if spans go to one.
     #[cfg(feature = "duckdb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
 
     /// The configured TTL in days.
     #[cfg(feature = "duckdb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
     pub fn ttl(&self) -> Option<u32> {
         self.ttl_days
     }

@@ -27,6 +27,7 @@ pub enum TraceError {
 
     /// Another process held the trace file open for longer than the lock timeout.
     #[cfg(feature = "duckdb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
     #[error("trace file `{}` is locked by another process; gave up after {waited:?}", path.display())]
     Locked {
         /// The trace file.
@@ -40,6 +41,7 @@ pub enum TraceError {
 
     /// DuckDB failed on the trace file.
     #[cfg(feature = "duckdb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
     #[error("duckdb failed on trace file `{}`", path.display())]
     Database {
         /// The trace file.
@@ -97,6 +99,7 @@ pub enum TraceError {
 
     /// The OTLP exporter could not be built.
     #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
     #[error("cannot build the otlp exporter for endpoint `{endpoint}`")]
     Otlp {
         /// The configured endpoint (`from the environment` when none was set).

@@ -46,7 +46,7 @@
 //! One process runs one pipeline per trace file: building a configuration for a
 //! file a running pipeline writes joins it. [`TraceGuard::layer`] is a layer for the
 //! application's own registry; [`TraceConfig::start`] installs a global subscriber
-//! only when none is in force (what a flock does). See `docs/adr/0008-*`.
+//! only when none is in force (what a flock does). See `docs/adr/0012-*`.
 //!
 //! # Building
 //!
@@ -108,6 +108,9 @@
 //! # Ok::<(), flock_trace_duckdb::TraceError>(())
 //! ```
 
+// docs.rs (`--cfg docsrs`) marks every feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(feature = "duckdb")]
 mod buffer;
 mod config;
@@ -134,6 +137,7 @@ mod writer;
 /// The `duckdb` crate this exporter writes with, to read trace files with the
 /// same DuckDB version.
 #[cfg(feature = "duckdb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
 pub use duckdb;
 
 pub use crate::{
@@ -145,6 +149,7 @@ pub use crate::{
     pipeline::{ExportReport, ExportStats, TraceGuard},
 };
 #[cfg(feature = "duckdb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
 pub use crate::{
     exporter::DuckDbSpanExporter,
     store::{clear_traces, open_read_only},

@@ -104,6 +104,13 @@ pub enum Visibility {
         #[serde(default)]
         then: Option<Box<Visibility>>,
     },
+    /// Only identities that every rule allows. The runtime gives it to what it
+    /// derives from artifacts of different visibilities (see
+    /// [`Visibility::derived_from`]).
+    AllOf {
+        /// The rules, all of which must allow.
+        rules: Vec<Visibility>,
+    },
 }
 
 impl Visibility {
@@ -144,6 +151,56 @@ impl Visibility {
         }
     }
 
+    /// The visibility of something derived from artifacts with `inputs`' visibilities
+    /// (an agent's output, or the error of its run): whoever could not see every
+    /// input may not see it. An `After` input counts as its rule once visible (the
+    /// derived artifact exists only after its inputs were visible).
+    ///
+    /// ```
+    /// use flock_visibility::{AgentIdentity, Visibility};
+    /// # let now = chrono::Utc::now();
+    ///
+    /// let inputs = [Visibility::tenant("acme"), Visibility::Public, Visibility::tenant("acme")];
+    /// assert_eq!(Visibility::derived_from(&inputs), Visibility::tenant("acme"));
+    /// assert_eq!(Visibility::derived_from(&[Visibility::Public]), Visibility::Public);
+    ///
+    /// let mixed = Visibility::derived_from(&[Visibility::tenant("acme"), Visibility::labelled(["pii"])]);
+    /// let acme = AgentIdentity::new("a").with_tenant("acme");
+    /// assert!(!mixed.allows(&acme, now, now));
+    /// assert!(mixed.allows(&acme.with_labels(["pii"]), now, now));
+    /// ```
+    pub fn derived_from<'a>(inputs: impl IntoIterator<Item = &'a Visibility>) -> Self {
+        fn add(rules: &mut Vec<Visibility>, rule: &Visibility) {
+            match rule {
+                Visibility::Public | Visibility::Tenant { tenant_id: None } => {}
+                Visibility::After { then, .. } => {
+                    if let Some(then) = then {
+                        add(rules, then);
+                    }
+                }
+                Visibility::AllOf { rules: nested } => {
+                    for rule in nested {
+                        add(rules, rule);
+                    }
+                }
+                other => {
+                    if !rules.contains(other) {
+                        rules.push(other.clone());
+                    }
+                }
+            }
+        }
+        let mut rules = Vec::new();
+        for input in inputs {
+            add(&mut rules, input);
+        }
+        match rules.len() {
+            0 => Self::Public,
+            1 => rules.remove(0),
+            _ => Self::AllOf { rules },
+        }
+    }
+
     /// Whether `identity` may see an artifact created at `created_at`, at time `now`.
     pub fn allows(
         &self,
@@ -166,6 +223,9 @@ impl Visibility {
                         .as_deref()
                         .is_none_or(|then| then.allows(identity, created_at, now))
             }
+            Self::AllOf { rules } => rules
+                .iter()
+                .all(|rule| rule.allows(identity, created_at, now)),
         }
     }
 
@@ -180,6 +240,10 @@ impl Visibility {
                     .and_then(|then| then.visible_from(created_at));
                 Some(nested.map_or(own, |nested| nested.max(own)))
             }
+            Self::AllOf { rules } => rules
+                .iter()
+                .filter_map(|rule| rule.visible_from(created_at))
+                .max(),
             _ => None,
         }
     }
@@ -250,6 +314,40 @@ mod tests {
         let public_later = Visibility::after(Duration::from_secs(5), None);
         assert!(public_later.allows(&bob, at(0), at(5)));
         assert_eq!(Visibility::Public.visible_from(at(0)), None);
+    }
+
+    #[test]
+    fn derived_visibility_allows_only_who_sees_every_input() {
+        let acme = AgentIdentity::new("a").with_tenant("acme");
+        let acme_pii = acme.clone().with_labels(["pii"]);
+        let other = AgentIdentity::new("b").with_tenant("globex");
+        let t = at(0);
+        let inputs = [
+            Visibility::tenant("acme"),
+            Visibility::after(Duration::from_secs(5), Some(Visibility::labelled(["pii"]))),
+            Visibility::Public,
+        ];
+        let derived = Visibility::derived_from(&inputs);
+        assert_eq!(
+            derived,
+            Visibility::AllOf {
+                rules: vec![Visibility::tenant("acme"), Visibility::labelled(["pii"])]
+            }
+        );
+        assert!(derived.allows(&acme_pii, t, t));
+        assert!(!derived.allows(&acme, t, t));
+        assert!(!derived.allows(&other, t, t));
+        // Nested and repeated rules flatten; an after without a rule is public.
+        let again = Visibility::derived_from(&[
+            derived.clone(),
+            Visibility::tenant("acme"),
+            Visibility::after(Duration::from_secs(1), None),
+        ]);
+        assert_eq!(again, derived);
+        assert_eq!(Visibility::derived_from(&[]), Visibility::Public);
+        let json = serde_json::to_value(&derived).unwrap();
+        assert_eq!(json["kind"], "all_of");
+        assert_eq!(serde_json::from_value::<Visibility>(json).unwrap(), derived);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! same number of artifacts. Reports artifacts per second; the ratio is printed at
 //! the end.
 
+#![allow(clippy::disallowed_methods, reason = "benchmarks measure real time")]
+
 use std::{
     sync::{
         Arc,

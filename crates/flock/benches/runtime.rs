@@ -7,6 +7,8 @@
 //! - `idle`: `run_until_idle` on an idle flock;
 //! - `subscriptions`: 10 agents with predicates over artifacts with visibility.
 
+#![allow(clippy::disallowed_methods, reason = "benchmarks measure real time")]
+
 use std::{
     sync::{
         Arc,

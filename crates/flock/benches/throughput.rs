@@ -2,6 +2,8 @@
 //! baseline measured in the same run (tokio mpsc + `Vec` accumulator flushing every
 //! 100). Reports artifacts per second; the ratio is printed at the end.
 
+#![allow(clippy::disallowed_methods, reason = "benchmarks measure real time")]
+
 use std::{
     sync::{
         Arc,

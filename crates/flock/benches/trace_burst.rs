@@ -5,12 +5,14 @@
 //! 404 000 spans: `agent.run` and `engine.evaluate` per artifact, `batch.flush` and
 //! `engine.evaluate` per batch.
 //!
-//! `cargo xtask bench -p flock --bench trace_burst [-- ROUNDS]`
+//! `cargo xtask bench -p flock-rs --bench trace_burst [-- ROUNDS]`
 //!
 //! Prints, per round, the spans that ended, were written and were not, and the time
 //! from the first publish to the last span in the file; panics if a span is lost.
 //! Not a criterion benchmark: its point is the count (no loss at default
 //! settings), the rate is a by-product.
+
+#![allow(clippy::disallowed_methods, reason = "benchmarks measure real time")]
 
 use std::{
     sync::{

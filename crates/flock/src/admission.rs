@@ -3,8 +3,11 @@
 
 use std::num::NonZeroUsize;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+
 /// What [`Flock::publish`](crate::Flock::publish) does when a limit is reached.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OnFull {
     /// Wait until flushes make room (backpressure). The wait ends with
     /// `PublishError::Closed` if the flock shuts down meanwhile.
@@ -47,6 +50,10 @@ pub struct InvalidAdmission {
 /// let flock = Flock::builder().admission(admission).build();
 /// # Ok::<(), flock::InvalidAdmission>(())
 /// ```
+///
+/// From configuration (serde), validated as the methods validate: `{ max_waiting =
+/// 100000, max_waiting_per_subscription = 10000, on_full = "reject" }`, every field
+/// optional (`on_full` defaults to `"wait"`); a limit of 0 is an error.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Admission {
     pub(crate) max_waiting: Option<NonZeroUsize>,
@@ -136,5 +143,71 @@ impl Admission {
             }
         }
         None
+    }
+}
+
+/// Units (artifacts, or complete join groups) waiting for their run, as the
+/// admission bounds count them: from admission until the run that processes them
+/// finishes. See [`Flock::admission_counts`](crate::Flock::admission_counts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdmissionCounts {
+    /// Units waiting in all.
+    pub total: usize,
+    /// Units waiting per subscription, for each subscription with any: (agent,
+    /// subscription index, units), in agent registration then declaration order.
+    pub per_subscription: Vec<(String, usize, usize)>,
+}
+
+impl AdmissionCounts {
+    /// Units waiting for one subscription.
+    pub fn of(&self, agent: &str, subscription_index: usize) -> usize {
+        self.per_subscription
+            .iter()
+            .find(|(a, s, _)| a == agent && *s == subscription_index)
+            .map_or(0, |(_, _, n)| *n)
+    }
+}
+
+// === impl Serialize, Deserialize for Admission ===
+
+/// Admission bounds as written in configuration.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Admission")]
+struct AdmissionFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_waiting: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_waiting_per_subscription: Option<usize>,
+    #[serde(default)]
+    on_full: OnFull,
+}
+
+impl Serialize for Admission {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AdmissionFields {
+            max_waiting: self.max_waiting.map(NonZeroUsize::get),
+            max_waiting_per_subscription: self.per_subscription.map(NonZeroUsize::get),
+            on_full: self.on_full,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Reads the fields [`Serialize`] writes; a limit of 0 is an [`InvalidAdmission`]
+/// error, as from the methods.
+impl<'de> Deserialize<'de> for Admission {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = AdmissionFields::deserialize(deserializer)?;
+        let mut admission = Admission::new().on_full(fields.on_full);
+        if let Some(n) = fields.max_waiting {
+            admission = admission.max_waiting(n).map_err(de::Error::custom)?;
+        }
+        if let Some(n) = fields.max_waiting_per_subscription {
+            admission = admission
+                .max_waiting_per_subscription(n)
+                .map_err(de::Error::custom)?;
+        }
+        Ok(admission)
     }
 }

@@ -77,7 +77,14 @@
 //!   `cargo xtask example NAME` in the repository (`payment_batching --fast`,
 //!   `simple_batch`, `review_sentiment`, `support_tickets`, `bulk_insert`,
 //!   `rate_limit`, `iot_stats`, `vip_orders`, `factory_qc`, `tenant_batching`,
-//!   `batch_metrics`); `cargo xtask examples` runs them all.
+//!   `batch_metrics`, `dashboard`); `cargo xtask examples` runs them all.
+//! - **Operating a flock**: the `flock-rs-server` crate serves a flock over HTTP
+//!   (Python Flock's `/api/v1` paths plus batches, joins, flushes and failed runs),
+//!   with live events, an embedded dashboard, Prometheus metrics, bearer tokens
+//!   through visibility, and a graceful SIGTERM; `crates/flock-rs-server/guide/operating.md`. The
+//!   facade's part is what it reads: [`Flock::events`], [`Flock::active_batches`]
+//!   (with each batch's visibility), [`Flock::agents`], [`Flock::runs_in_flight`],
+//!   [`Flock::invoke`].
 //!
 //! # Crates
 //!
@@ -131,23 +138,46 @@
 //! of DuckDB is built or linked; spans still go to any `tracing` subscriber and, with
 //! `otlp`, to a collector.
 
+// docs.rs (`--cfg docsrs`) marks every feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod admission;
 mod agent;
+mod builder;
+mod clock;
+mod cluster;
+mod decision;
+mod events;
 mod failed;
-mod orchestrator;
+mod flock;
+mod inspect;
+mod invoke;
+mod options;
 mod policy;
 mod run;
+mod runtime;
+mod spans;
 mod tracing_setup;
+mod work;
 
-pub use admission::{Admission, InvalidAdmission, OnFull};
-pub use agent::{AgentBuilder, AgentHandle, OutputCount, OutputVisibility, RegistrationError};
+pub use admission::{Admission, AdmissionCounts, InvalidAdmission, OnFull};
+pub use agent::{
+    AgentBuilder, AgentHandle, AgentInfo, OutputCount, OutputVisibility, RegistrationError,
+};
+pub use builder::FlockBuilder;
+/// The `chrono` this crate's timestamps and [`TimeDelta`](chrono::TimeDelta) durations
+/// come from: `use flock::chrono::TimeDelta;` needs no `chrono` dependency of your own.
+pub use chrono;
+pub use cluster::{Cluster, InvalidCluster};
+pub use events::FlockEvent;
 pub use failed::{FailedRun, FailureKind, RetryFailedRunError};
+pub use flock::Flock;
 pub use flock_batch as batch;
 pub use flock_core as core;
 pub use flock_core::{
     AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, BlackboardView,
-    FlockType, FlushReason, InMemoryStore, Payload, PublishError, StoreError, Visibility,
-    WorkflowError,
+    FlockType, FlushReason, InMemoryStore, InvalidRetention, Payload, PublishError, Retention,
+    StoreError, Visibility, WorkflowError,
 };
 pub use flock_engines as engines;
 pub use flock_engines::{
@@ -157,16 +187,18 @@ pub use flock_engines::{
 };
 pub use flock_subscription as subscription;
 pub use flock_subscription::{
-    AllOf, BatchSpec, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec, JoinWindow, Subscribe,
+    AllOf, BatchSpec, BatchSpecBuilder, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec,
+    JoinWindow, Subscribe,
 };
 pub use flock_trace_duckdb as trace;
 #[cfg(feature = "duckdb-prebuilt")]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "duckdb", feature = "duckdb-prebuilt"))))]
 pub use flock_trace_duckdb::clear_traces;
-pub use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard};
+pub use flock_trace_duckdb::{ExportReport, ExportStats, TraceConfig, TraceError, TraceGuard};
 pub use flock_visibility as visibility;
-pub use orchestrator::{
-    ActiveBatch, Flock, FlockBuilder, PendingJoin, PublishOptions, ShutdownReport,
-};
+pub use inspect::{ActiveBatch, PendingJoin};
+pub use invoke::InvokeError;
+pub use options::{PublishOptions, RecoveryReport, ShutdownReport};
 pub use policy::{InvalidRetryPolicy, RetryPolicy};
 
 /// The LLM engine for OpenAI-compatible chat-completion endpoints (feature `llm`, on
@@ -176,35 +208,39 @@ pub use policy::{InvalidRetryPolicy, RetryPolicy};
 /// without a direct `schemars` dependency, add
 /// `#[schemars(crate = "flock::llm::schemars")]` to the type).
 #[cfg(feature = "llm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "llm")))]
 pub mod llm {
     pub use flock_engines::llm::schemars::{self, JsonSchema};
     pub use flock_engines::llm::*;
 }
 #[cfg(feature = "llm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "llm")))]
 pub use llm::LlmEngine;
 
-/// Guides, from `docs/guide/` in the repository. Every Rust block in them is a
-/// doctest of this crate, so the guides compile and run with the API they teach.
+/// Guides, from this crate's `guide/` directory (part of the package, so docs.rs
+/// renders them). Every Rust block in them is a doctest of this crate, so the
+/// guides compile and run with the API they teach.
 // They teach the default features (the LLM engine among them).
-#[cfg(all(any(doc, doctest), feature = "llm", feature = "duckdb-prebuilt"))]
+// Documentation needs only `llm`; the doctests also the DuckDB file.
+#[cfg(all(feature = "llm", any(doc, all(doctest, feature = "duckdb-prebuilt"))))]
+#[cfg_attr(docsrs, doc(cfg(feature = "llm")))]
 pub mod guide {
-    // `include_str!` reaches outside the crate: the guides live with the other docs,
-    // where readers of the repository find them. Only doc and doctest builds read it.
-    #[doc = include_str!("../../../docs/guide/batch-processing.md")]
+    #[doc = include_str!("../guide/batch-processing.md")]
     pub mod batch_processing {}
-    #[doc = include_str!("../../../docs/guide/traces.md")]
+    #[doc = include_str!("../guide/traces.md")]
     pub mod traces {}
 }
 
 /// Everything an application needs: `use flock::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "llm")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "llm")))]
     pub use crate::llm::{JsonSchema, LlmEngine};
     pub use crate::{
         AgentComponent, AgentIdentity, AllOf, Artifact, ArtifactFilter, BatchInputs, BatchItem,
-        BatchMetrics, BatchSpec, BatchSummary, Engine, EngineContext, EngineError, FailedRun,
-        FailureKind, Flock, FlockType, FlushReason, Inputs, JoinSpec, Outputs, PublishOptions,
-        RetryPolicy, SimpleBatchEngine, Subscribe, Visibility, WorkflowError, batch_fn,
-        batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
+        BatchMetrics, BatchSpec, BatchSpecBuilder, BatchSummary, Engine, EngineContext,
+        EngineError, FailedRun, FailureKind, Flock, FlockType, FlushReason, Inputs, JoinSpec,
+        Outputs, PublishOptions, RetryPolicy, SimpleBatchEngine, Subscribe, Visibility,
+        WorkflowError, batch_fn, batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
     };
 }

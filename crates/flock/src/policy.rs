@@ -3,7 +3,8 @@
 
 use std::{num::NonZeroU32, time::Duration};
 
-use flock_subscription::{IntoTimeout, InvalidDuration};
+use flock_subscription::{IntoTimeout, InvalidDuration, human_duration};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// Why a [`RetryPolicy`] could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +43,12 @@ enum Backoff {
 /// (see `Flock::failed_runs`).
 ///
 /// The default, [`RetryPolicy::none`], makes one attempt.
+///
+/// From configuration (serde), validated as the constructors validate:
+/// `{ max_attempts = 3, backoff = "exponential", delay = "100ms", max_delay = "5s" }`,
+/// or `backoff = "fixed"` (the default) with `delay` the wait between attempts
+/// (default `"0s"`). `max_delay` applies to exponential backoff only (default 5
+/// minutes); `delay` is exponential backoff's first wait, and required.
 ///
 /// ```
 /// use std::time::Duration;
@@ -142,5 +149,88 @@ impl RetryPolicy {
                 initial.saturating_mul(factor).min(max)
             }
         }
+    }
+}
+
+// === impl Serialize, Deserialize for RetryPolicy ===
+
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum BackoffKind {
+    Fixed,
+    Exponential,
+}
+
+/// A retry policy as written in configuration.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename = "RetryPolicy")]
+struct RetryPolicyFields {
+    max_attempts: u32,
+    #[serde(default = "fixed")]
+    backoff: BackoffKind,
+    #[serde(default, with = "human_duration::option")]
+    delay: Option<Duration>,
+    #[serde(
+        default,
+        with = "human_duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    max_delay: Option<Duration>,
+}
+
+fn fixed() -> BackoffKind {
+    BackoffKind::Fixed
+}
+
+impl RetryPolicyFields {
+    fn into_policy(self) -> Result<RetryPolicy, String> {
+        match (self.backoff, self.delay, self.max_delay) {
+            (BackoffKind::Fixed, _, Some(max)) => Err(format!(
+                "max_delay applies to exponential backoff only, got max_delay {max:?} with backoff \"fixed\""
+            )),
+            (BackoffKind::Fixed, delay, None) => {
+                RetryPolicy::fixed(self.max_attempts, delay.unwrap_or_default())
+                    .map_err(|e| e.to_string())
+            }
+            (BackoffKind::Exponential, None, _) => Err(
+                "exponential backoff needs its first wait: add delay = \"100ms\" or similar"
+                    .to_owned(),
+            ),
+            (BackoffKind::Exponential, Some(initial), max) => {
+                let policy = RetryPolicy::exponential(self.max_attempts, initial);
+                match max {
+                    Some(max) => policy.and_then(|p| p.max_delay(max)),
+                    None => policy,
+                }
+                .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// `{ "max_attempts": 3, "backoff": "fixed", "delay": "1s" }`, or with
+/// `"backoff": "exponential"` also `"max_delay"`.
+impl Serialize for RetryPolicy {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (backoff, delay, max_delay) = match self.backoff {
+            Backoff::Fixed(delay) => (BackoffKind::Fixed, delay, None),
+            Backoff::Exponential { initial, max } => (BackoffKind::Exponential, initial, Some(max)),
+        };
+        RetryPolicyFields {
+            max_attempts: self.max_attempts(),
+            backoff,
+            delay: Some(delay),
+            max_delay,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Reads the fields [`Serialize`] writes, validated as the constructors validate.
+impl<'de> Deserialize<'de> for RetryPolicy {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        RetryPolicyFields::deserialize(deserializer)?
+            .into_policy()
+            .map_err(de::Error::custom)
     }
 }

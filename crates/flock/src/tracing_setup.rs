@@ -7,7 +7,7 @@
 //! [`TraceGuard::layer`] to its own registry, or an earlier flock installed it), the
 //! flock uses it; only when no subscriber is set at all does it install one, kept
 //! for the life of the process, so that every flock of the process traces into the
-//! same pipeline (`flock_trace_duckdb::TraceConfig::start`, ADR 0008).
+//! same pipeline (`flock_trace_duckdb::TraceConfig::start`, ADR 0012).
 
 use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard};
 

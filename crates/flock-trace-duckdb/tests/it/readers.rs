@@ -11,7 +11,7 @@ use flock_trace_duckdb::TraceConfig;
 
 use crate::{TempDir, spans, stock_count, stock_duckdb, traced};
 
-/// The guide's reader (`docs/guide/traces.md`), verbatim.
+/// The guide's reader (`crates/flock/guide/traces.md`), verbatim.
 const GUIDE_READER: &str = r#"import time
 
 import duckdb
@@ -34,10 +34,10 @@ def connect_read_only(path, timeout=5.0):
 
 #[test]
 fn the_guide_shows_the_reader_these_tests_use() {
-    let guide = include_str!("../../../../docs/guide/traces.md");
+    let guide = include_str!("../../../flock/guide/traces.md");
     assert!(
         guide.contains(GUIDE_READER),
-        "docs/guide/traces.md must show GUIDE_READER of this test verbatim"
+        "crates/flock/guide/traces.md must show GUIDE_READER of this test verbatim"
     );
 }
 

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use flock::{Admission, OnFull, PublishError, prelude::*};
+use flock::{Admission, OnFull, Payload, PublishError, prelude::*};
 use tokio::time::advance;
 
 use crate::{Item, publish_ids, recorder};
@@ -193,4 +193,68 @@ async fn only_the_subscription_that_takes_the_artifact_is_checked() {
     let mut batches: Vec<Vec<i64>> = runs.lock().iter().map(|r| r.ids.clone()).collect();
     batches.sort();
     assert_eq!(batches, vec![vec![1, 3], vec![2]]);
+}
+
+/// Regression: items left the admission count when their batch flushed, not when
+/// their run finished, so a slow engine let runs (and their items) pile up without a
+/// publisher ever waiting: `max_waiting(100)` queued thousands of items. Now an item
+/// counts until its run finishes: accepted minus processed never exceeds the bound.
+#[tokio::test(start_paused = true)]
+async fn items_count_until_their_run_finishes() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let admission = Admission::new().max_waiting(100).unwrap();
+    let flock = Flock::builder().no_trace().admission(admission).build();
+    let finished = Arc::new(AtomicUsize::new(0));
+    let sink = finished.clone();
+    flock
+        .agent("slow")
+        .consumes::<Item>(
+            Subscribe::new().batch(BatchSpec::size(10).timeout(Duration::from_secs(1))),
+        )
+        .with_engine(batch_fn_async(
+            move |_: EngineContext, items: Vec<Arc<Item>>| {
+                let sink = sink.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    sink.fetch_add(items.len(), Ordering::SeqCst);
+                    Ok::<_, String>(Outputs::none())
+                }
+            },
+        ))
+        .register()
+        .unwrap();
+    let mut most = 0;
+    for id in 0..2_000 {
+        flock.publish(Item { id }).await.unwrap();
+        let outstanding = (id as usize + 1) - finished.load(Ordering::SeqCst);
+        most = most.max(outstanding);
+    }
+    assert!(
+        most <= 100,
+        "up to {most} items were accepted and not yet processed"
+    );
+    flock.shutdown().await;
+    assert_eq!(finished.load(Ordering::SeqCst), 2_000);
+}
+
+/// Regression: `Flock::publish_artifact` bypassed admission altogether.
+#[tokio::test(start_paused = true)]
+async fn publish_artifact_is_held_to_the_bounds_too() {
+    let admission = Admission::new()
+        .max_waiting(5)
+        .unwrap()
+        .on_full(OnFull::Reject);
+    let (flock, _runs) = bounded(admission);
+    let mut accepted = 0;
+    let mut full = 0;
+    for id in 0..1_000 {
+        let artifact = Arc::new(Artifact::new(Payload::new(Item { id }), "forwarder"));
+        match flock.publish_artifact(artifact).await {
+            Ok(()) => accepted += 1,
+            Err(PublishError::Full { .. }) => full += 1,
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!((accepted, full), (5, 995));
+    flock.shutdown().await;
 }

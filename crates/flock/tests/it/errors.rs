@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use flock::prelude::*;
+use flock::{BlackboardStore, InMemoryStore};
 
 use crate::{Item, publish_ids, recorder, spec};
 
@@ -122,4 +123,122 @@ async fn panicking_predicate_is_a_non_match_and_runtime_continues() {
     flock.run_until_idle().await;
     let ids: Vec<Vec<i64>> = runs.lock().iter().map(|r| r.ids.clone()).collect();
     assert_eq!(ids, vec![vec![1, 2], vec![4, 5]]);
+}
+
+/// An engine whose `name()` panics: the runtime calls it for the engine's span when
+/// a subscriber records spans.
+struct NamePanics;
+
+#[async_trait::async_trait]
+impl Engine for NamePanics {
+    fn name(&self) -> &str {
+        panic!("[induced] the engine's name panics")
+    }
+
+    async fn evaluate(&self, _: &EngineContext, _: Inputs) -> Result<Outputs, EngineError> {
+        Ok(Outputs::none())
+    }
+}
+
+/// Regression: a panic in user code outside the engine's future (here `Engine::name`,
+/// evaluated for the span) skipped handing the agent's slot to its next queued run:
+/// `run_until_idle` and `shutdown` hung, and no failed run was recorded.
+#[test]
+fn a_panic_outside_the_engine_future_releases_the_slot_and_becomes_a_failed_run() {
+    crate::finishes_within(std::time::Duration::from_secs(60), "run_until_idle", || {
+        // Spans must be recorded for the runtime to ask the engine for its name.
+        let (_spans, _guard) = flock_test_support::Capture::install();
+        crate::paused_runtime().block_on(async {
+            let flock = Flock::builder().no_trace().build();
+            flock
+                .agent("nameless")
+                .consumes::<Item>(Subscribe::new())
+                .with_engine(NamePanics)
+                .register()
+                .unwrap();
+            publish_ids(&flock, [1, 2, 3]).await;
+            flock.run_until_idle().await;
+            let failed = flock.failed_runs();
+            assert_eq!(failed.len(), 3, "{failed:?}");
+            for run in &failed {
+                assert!(
+                    run.error.contains("the engine's name panics"),
+                    "{}",
+                    run.error
+                );
+            }
+            assert_eq!(workflow_errors(&flock).await.len(), 3);
+            flock.shutdown().await;
+        });
+    });
+}
+
+/// A store that refuses artifacts of one type, as a full disk would.
+struct RefusingStore {
+    inner: InMemoryStore,
+    refuse: &'static str,
+}
+
+#[async_trait::async_trait]
+impl BlackboardStore for RefusingStore {
+    async fn publish(&self, artifact: Arc<Artifact>) -> Result<(), flock::StoreError> {
+        if artifact.type_name() == self.refuse {
+            return Err(flock::StoreError::Backend("disk full".into()));
+        }
+        self.inner.publish(artifact).await
+    }
+
+    async fn get(&self, id: flock::ArtifactId) -> Result<Option<Arc<Artifact>>, flock::StoreError> {
+        self.inner.get(id).await
+    }
+
+    async fn query(
+        &self,
+        filter: &ArtifactFilter,
+    ) -> Result<Vec<Arc<Artifact>>, flock::StoreError> {
+        self.inner.query(filter).await
+    }
+
+    async fn count(&self) -> Result<usize, flock::StoreError> {
+        self.inner.count().await
+    }
+}
+
+/// Regression: a store error on an agent's output was a log line; the run counted
+/// as a success with nothing stored. Now it fails the attempt: retried under the
+/// agent's policy, then a failed run and a `WorkflowError`.
+#[tokio::test(start_paused = true)]
+async fn a_store_error_on_an_output_fails_the_attempt() {
+    let store = Arc::new(RefusingStore {
+        inner: InMemoryStore::new(),
+        refuse: "BatchSummary",
+    });
+    let flock = Flock::builder().no_trace().store(store).build();
+    let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = attempts.clone();
+    flock
+        .agent("summarizer")
+        .consumes::<Item>(Subscribe::new().batch(spec(2)))
+        .publishes::<BatchSummary>()
+        .retry(RetryPolicy::fixed(2, std::time::Duration::from_millis(10)).unwrap())
+        .with_engine(batch_fn(move |_: &EngineContext, items: Vec<Arc<Item>>| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, String>(BatchSummary {
+                batch_size: items.len(),
+                values: items.iter().map(|i| i.id).collect(),
+            })
+        }))
+        .register()
+        .unwrap();
+    publish_ids(&flock, [1, 2]).await;
+    flock.run_until_idle().await;
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let failed = flock.failed_runs();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].error.contains("disk full"), "{}", failed[0].error);
+    assert_eq!(failed[0].attempts, 2);
+    let errors = workflow_errors(&flock).await;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].input_ids.len(), 2);
+    flock.shutdown().await;
 }

@@ -57,7 +57,7 @@ async fn json_publish_errors_say_what_is_wrong() {
         flock
             .publish_json(serde_json::json!({"type": "payments.Transaction", "payload": {"transaction_id": "t", "amount": "ten"}}))
             .await,
-        "invalid type: string \"ten\", expected f64",
+        "payload does not fit artifact type 'payments.Transaction' at field 'amount': invalid type: string \"ten\", expected f64",
     );
     check(
         flock.publish_json(serde_json::json!([1, 2])).await,
@@ -164,4 +164,70 @@ async fn publish_after_shutdown_is_refused() {
     flock.shutdown().await;
     let err = flock.publish(Item { id: 1 }).await.unwrap_err();
     assert!(matches!(err, PublishError::Closed), "{err}");
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, FlockType)]
+struct Order {
+    customer: Customer,
+    items: Vec<Line>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Customer {
+    name: String,
+    tier: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Line {
+    sku: String,
+    price: f64,
+}
+
+/// A payload of the wrong shape is refused with the path of the field that does not
+/// fit, however deep it is.
+#[tokio::test]
+async fn payload_errors_name_the_path_of_the_field() {
+    let flock = Flock::new();
+    flock.register_type::<Order>().unwrap();
+    let line = |price: serde_json::Value| serde_json::json!({"sku": "a", "price": price});
+    let cases = [
+        (
+            serde_json::json!({"customer": {"name": "ada", "tier": 1}, "items": [line(1.0.into()), line(2.0.into()), line("lots".into())]}),
+            "payload does not fit artifact type 'Order' at field 'items[2].price': invalid type: string \"lots\", expected f64",
+        ),
+        (
+            serde_json::json!({"customer": {"name": "ada", "tier": 300}, "items": []}),
+            "payload does not fit artifact type 'Order' at field 'customer.tier': invalid value: integer `300`, expected u8",
+        ),
+        (
+            serde_json::json!({"customer": {"name": "ada", "tier": 1}, "items": [{"sku": "a"}]}),
+            "payload does not fit artifact type 'Order' at field 'items[0]': missing field `price`",
+        ),
+        (
+            serde_json::json!({"customer": {"name": "ada", "tier": 1}}),
+            "payload does not fit artifact type 'Order': missing field `items`",
+        ),
+        (
+            serde_json::json!("an order"),
+            "payload does not fit artifact type 'Order': invalid type: string \"an order\", expected struct Order",
+        ),
+    ];
+    for (payload, expected) in cases {
+        let err = flock
+            .publish_json(serde_json::json!({"type": "Order", "payload": payload}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), expected);
+        match err {
+            PublishError::InvalidPayload { path, .. } => {
+                let shown = expected
+                    .split_once(" at field '")
+                    .map(|(_, rest)| rest.split_once('\'').unwrap().0.to_owned());
+                assert_eq!(path, shown, "{expected}");
+            }
+            other => panic!("expected InvalidPayload, got {other:?}"),
+        }
+    }
+    assert!(flock.get_by_type::<Order>().await.unwrap().is_empty());
 }

@@ -69,3 +69,41 @@ async fn batches_started_during_shutdown_flush_at_their_deadline() {
     );
     assert_eq!((report.batches_flushed, report.artifacts_flushed), (1, 1));
 }
+
+/// Regression: an `After` visibility that began while shutdown drained made the
+/// timer spin at that past instant (nothing is released once closed, yet it stayed
+/// the next wake-up): on the paused clock `shutdown` never returned, on the real
+/// clock it burned a core. Artifacts whose visibility had not begun when shutdown
+/// started are reported, not delivered.
+#[test]
+fn shutdown_returns_when_an_after_visibility_begins_during_the_drain() {
+    crate::finishes_within(Duration::from_secs(60), "shutdown", || {
+        crate::paused_runtime().block_on(async {
+            let flock = Flock::builder().no_trace().build();
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let sink = seen.clone();
+            flock
+                .agent("slow")
+                .consumes::<Item>(Subscribe::new())
+                .with_engine(map_fn_async(move |_: EngineContext, item: Arc<Item>| {
+                    let sink = sink.clone();
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        sink.lock().push(item.id);
+                        Ok::<_, String>(Outputs::none())
+                    }
+                }))
+                .register()
+                .unwrap();
+            flock.publish(Item { id: 1 }).await.unwrap();
+            let later = Visibility::after(Duration::from_millis(50), None);
+            flock
+                .publish_with(Item { id: 2 }, PublishOptions::new().visibility(later))
+                .await
+                .unwrap();
+            let report = flock.shutdown().await;
+            assert_eq!(*seen.lock(), vec![1]);
+            assert_eq!(report.deferred_undelivered, 1);
+        });
+    });
+}

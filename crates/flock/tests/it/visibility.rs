@@ -353,3 +353,116 @@ proptest! {
         });
     }
 }
+
+/// Records the `WorkflowError`s an agent of `tenant` receives.
+fn error_watcher(flock: &Flock, name: &str, tenant: &str) -> Arc<Mutex<Vec<String>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    flock
+        .agent(name)
+        .tenant(tenant)
+        .consumes::<WorkflowError>(Subscribe::new())
+        .with_engine(map_fn(
+            move |_: &EngineContext, error: Arc<WorkflowError>| {
+                sink.lock().push(error.error.clone());
+                Ok::<_, String>(Outputs::none())
+            },
+        ))
+        .register()
+        .unwrap();
+    seen
+}
+
+/// Regression: a `WorkflowError` was always public and quoted the engine's message,
+/// which may quote the input: agents of tenant B received "cannot score record ..."
+/// from tenant A's batch. A `WorkflowError` is visible only to whoever could see
+/// every input of the run.
+#[tokio::test(start_paused = true)]
+async fn a_workflow_error_is_visible_only_to_who_could_see_its_inputs() {
+    let flock = Flock::builder().no_trace().build();
+    flock
+        .agent("scorer")
+        .tenant("a")
+        .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(2)))
+        .with_engine(batch_fn(|_: &EngineContext, items: Vec<Arc<Item>>| {
+            Err::<Outputs, _>(format!("cannot score record {:?}", items[0]))
+        }))
+        .register()
+        .unwrap();
+    let tenant_a = error_watcher(&flock, "watcher_a", "a");
+    let tenant_b = error_watcher(&flock, "watcher_b", "b");
+    publish_as(&flock, 4242, Visibility::tenant("a")).await;
+    publish_as(&flock, 4243, Visibility::tenant("a")).await;
+    flock.run_until_idle().await;
+    assert_eq!(tenant_a.lock().len(), 1);
+    assert!(tenant_a.lock()[0].contains("4242"));
+    assert_eq!(*tenant_b.lock(), Vec::<String>::new());
+    flock.shutdown().await;
+}
+
+/// An output declared without a visibility is visible only to whoever could see
+/// every input of its run; an explicit visibility still wins.
+#[tokio::test(start_paused = true)]
+async fn outputs_without_a_visibility_inherit_their_inputs_restrictions() {
+    let flock = Flock::builder().no_trace().build();
+    flock
+        .agent("summarizer")
+        .tenant("a")
+        .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(2)))
+        .publishes::<BatchSummary>()
+        .with_engine(batch_fn(|_: &EngineContext, items: Vec<Arc<Item>>| {
+            Ok::<_, String>(BatchSummary {
+                batch_size: items.len(),
+                values: items.iter().map(|i| i.id).collect(),
+            })
+        }))
+        .register()
+        .unwrap();
+    flock
+        .agent("announcer")
+        .tenant("a")
+        .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(2)))
+        .publishes_with::<BatchItem>(Visibility::Public)
+        .with_engine(batch_fn(|_: &EngineContext, items: Vec<Arc<Item>>| {
+            Ok::<_, String>(BatchItem {
+                value: items.len() as i64,
+            })
+        }))
+        .register()
+        .unwrap();
+    let readers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|tenant| {
+            let seen = Arc::new(Mutex::new((0, 0)));
+            let (summaries, items) = (seen.clone(), seen.clone());
+            flock
+                .agent(format!("summary_reader_{tenant}"))
+                .tenant(tenant)
+                .consumes::<BatchSummary>(Subscribe::new())
+                .with_engine(map_fn(move |_: &EngineContext, _: Arc<BatchSummary>| {
+                    summaries.lock().0 += 1;
+                    Ok::<_, String>(Outputs::none())
+                }))
+                .register()
+                .unwrap();
+            flock
+                .agent(format!("item_reader_{tenant}"))
+                .tenant(tenant)
+                .consumes::<BatchItem>(Subscribe::new())
+                .with_engine(map_fn(move |_: &EngineContext, _: Arc<BatchItem>| {
+                    items.lock().1 += 1;
+                    Ok::<_, String>(Outputs::none())
+                }))
+                .register()
+                .unwrap();
+            seen
+        })
+        .collect();
+    publish_as(&flock, 1, Visibility::tenant("a")).await;
+    publish_as(&flock, 2, Visibility::tenant("a")).await;
+    flock.run_until_idle().await;
+    // Tenant A sees both outputs; tenant B only the explicitly public one.
+    assert_eq!(*readers[0].lock(), (1, 1));
+    assert_eq!(*readers[1].lock(), (0, 1));
+    flock.shutdown().await;
+}

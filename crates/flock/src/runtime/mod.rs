@@ -1,0 +1,567 @@
+//! The async driver around the decision core: it alone spawns runs, re-arms the one
+//! timer and wakes waiters, carrying out what the core decided ([`Ready`]). Every
+//! publish, external or an agent's output, comes through [`Runtime::publish`].
+
+mod cluster;
+mod host;
+mod idle;
+mod recovery;
+mod runs;
+mod timer;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, AtomicU64, Ordering},
+};
+
+use flock_core::{
+    Artifact, ArtifactId, BlackboardStore, InMemoryStore, PublishError, Retention, RunCommit,
+    TypeRegistry,
+};
+use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashSet;
+use tokio::sync::{Notify, broadcast};
+use tracing::Span;
+use uuid::Uuid;
+
+use crate::{
+    admission::{Admission, OnFull},
+    agent::{Agent, Registrar, RegistrationError},
+    clock::{Clock, Now},
+    cluster::{Cluster, Membership},
+    decision::{Core, Discard, Ready, Refused, Released, Routed, Routing, Source},
+    events::FlockEvent,
+    failed::FailedRun,
+    options::RecoveryReport,
+    run::{self, Lifecycle},
+    spans,
+    work::Work,
+};
+use idle::Unwatch;
+
+/// The runtime of one flock: the core under its lock, and what drives it.
+pub(crate) struct Runtime {
+    core: Mutex<Core>,
+    /// The agents' subscriptions, read without the core's lock (routing runs user
+    /// predicates and key functions).
+    routing: RwLock<Routing>,
+    store: Arc<dyn BlackboardStore>,
+    /// The store again, when it is the in-memory default: publishes take no await.
+    memory: Option<Arc<InMemoryStore>>,
+    registry: TypeRegistry,
+    clock: Clock,
+    on_full: OnFull,
+    /// Woken when the flock becomes quiet, for `run_until_idle` and `shutdown`.
+    idle: Notify,
+    /// Woken when admission counts go down, for publishers waiting for room.
+    room: Notify,
+    timer: Arc<Notify>,
+    timer_started: AtomicBool,
+    lifecycles: RwLock<Vec<Arc<Lifecycle>>>,
+    /// Dead letters: runs given up, oldest first.
+    failed: Mutex<Vec<FailedRun>>,
+    /// Live events, sent only once someone subscribed.
+    events: broadcast::Sender<FlockEvent>,
+    events_on: AtomicBool,
+    /// Set once a durable store was recovered from (with what it found).
+    recovery: tokio::sync::OnceCell<RecoveryReport>,
+    /// While recovery replays, the timer leaves the ticking to it.
+    replaying: AtomicBool,
+    /// Artifacts collected again by recovery whose run has not started: their
+    /// flush is marked `recovered`.
+    replayed: Mutex<FxHashSet<ArtifactId>>,
+    /// In a cluster: the units this process owns, and the feed's position.
+    membership: Option<Arc<Membership>>,
+    cursor: AtomicU64,
+    /// Woken when the feed's position moves.
+    fed: Notify,
+    /// External publishes refused at an admission bound (`OnFull::Reject`).
+    rejected: AtomicU64,
+    /// Callers waiting for a run to end (`Flock::invoke`), by run id.
+    waiters: Mutex<rustc_hash::FxHashMap<u64, tokio::sync::oneshot::Sender<run::Outcome>>>,
+}
+
+/// Live events a subscriber may fall behind by before it loses the oldest.
+const EVENTS_CAPACITY: usize = 16_384;
+
+impl Runtime {
+    /// A runtime on `store` (the in-memory store under `retention` when `None`).
+    pub(crate) fn new(
+        store: Option<Arc<dyn BlackboardStore>>,
+        retention: Retention,
+        admission: Admission,
+        cluster: Option<Cluster>,
+    ) -> Self {
+        // In a cluster, the cluster's store is the blackboard.
+        let store = match &cluster {
+            Some(cluster) => Some(cluster.store.clone() as Arc<dyn BlackboardStore>),
+            None => store,
+        };
+        let (store, memory) = match store {
+            Some(store) => (store, None),
+            None => {
+                let memory = Arc::new(InMemoryStore::with_retention(retention));
+                (memory.clone() as Arc<dyn BlackboardStore>, Some(memory))
+            }
+        };
+        // A durable store decodes what it reads back with the flock's types: share
+        // its registry.
+        let registry = store.types().unwrap_or_default();
+        Self {
+            core: Mutex::new(Core::new(admission)),
+            routing: RwLock::new(Routing::default()),
+            store,
+            memory,
+            registry,
+            clock: Clock::new(),
+            on_full: admission.on_full,
+            idle: Notify::new(),
+            room: Notify::new(),
+            timer: Arc::new(Notify::new()),
+            timer_started: AtomicBool::new(false),
+            lifecycles: RwLock::new(Vec::new()),
+            failed: Mutex::new(Vec::new()),
+            events: broadcast::channel(EVENTS_CAPACITY).0,
+            events_on: AtomicBool::new(false),
+            recovery: tokio::sync::OnceCell::new(),
+            replaying: AtomicBool::new(false),
+            replayed: Mutex::new(FxHashSet::default()),
+            membership: cluster.map(|c| Arc::new(Membership::new(c))),
+            cursor: AtomicU64::new(0),
+            fed: Notify::new(),
+            rejected: AtomicU64::new(0),
+            waiters: Mutex::default(),
+        }
+    }
+
+    /// A receiver of live events from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<FlockEvent> {
+        let receiver = self.events.subscribe();
+        self.core.lock().enable_events();
+        self.events_on.store(true, Ordering::Release);
+        receiver
+    }
+
+    /// Whether someone listens to live events.
+    pub(crate) fn events_on(&self) -> bool {
+        self.events_on.load(Ordering::Acquire)
+    }
+
+    /// Sends a live event (dropped when nobody listens right now).
+    pub(crate) fn send(&self, event: FlockEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Reports an artifact accepted onto the blackboard.
+    fn published(&self, artifact: &Artifact) {
+        if self.events_on() {
+            self.send(FlockEvent::ArtifactPublished {
+                id: artifact.id,
+                type_name: artifact.type_name(),
+                produced_by: artifact.produced_by.to_string(),
+                correlation_id: artifact.correlation_id,
+                created_at: artifact.created_at,
+                visibility: artifact.visibility.clone(),
+            });
+        }
+    }
+
+    /// External publishes refused at an admission bound so far.
+    pub(crate) fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The error for a refused publish, counting admission rejections.
+    fn refusal(&self, refused: Refused) -> PublishError {
+        match refused {
+            Refused::Closed => PublishError::Closed,
+            Refused::Full(full) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                full
+            }
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn BlackboardStore> {
+        &self.store
+    }
+
+    pub(crate) fn now(&self) -> Now {
+        self.clock.now()
+    }
+
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The core, for inspection.
+    pub(crate) fn core(&self) -> parking_lot::MutexGuard<'_, Core> {
+        self.core.lock()
+    }
+
+    pub(crate) fn failed(&self) -> parking_lot::MutexGuard<'_, Vec<FailedRun>> {
+        self.failed.lock()
+    }
+
+    // === agents ===
+
+    fn lifecycle(&self, agent: u32) -> Arc<Lifecycle> {
+        self.lifecycles.read()[agent as usize].clone()
+    }
+
+    // === publishing ===
+
+    /// Stores `artifact` and hands it to the subscriptions that take it. An external
+    /// publish is refused once shutdown began and held to the admission bounds; once
+    /// it is admitted, shutdown waits for it to be collected, so an `Ok` publish is
+    /// always delivered.
+    pub(crate) async fn publish(
+        self: &Arc<Self>,
+        artifact: Arc<Artifact>,
+        source: Source,
+        now: Now,
+    ) -> Result<(), PublishError> {
+        if self.membership.is_some() {
+            // In a cluster the feed delivers it, in whichever process owns its units.
+            self.store.publish(artifact.clone()).await?;
+            self.published(&artifact);
+            return Ok(());
+        }
+        let mut routed = self.routing.read().route(&artifact, now);
+        if let Some(memory) = &self.memory {
+            // The default store answers at once: admit, store and collect in one step.
+            let fast = {
+                let mut core = self.core.lock();
+                match core.reserve(&routed, source) {
+                    Ok(()) => Some(match memory.insert(artifact.clone()) {
+                        Ok(()) => {
+                            let routed = std::mem::take(&mut routed);
+                            Ok(core.collect(artifact.clone(), routed, now, &Span::current()))
+                        }
+                        Err(error) => Err((error, core.cancel(&routed))),
+                    }),
+                    Err(Refused::Full(_)) if self.on_full == OnFull::Wait => None,
+                    Err(refused) => return Err(self.refusal(refused)),
+                }
+            };
+            if let Some(ready) = fast {
+                return self.finish_publish(&artifact, ready).await;
+            }
+        }
+        self.reserve(&routed, source).await?;
+        let stored = match &self.memory {
+            Some(memory) => memory.insert(artifact.clone()),
+            None => self.store.publish(artifact.clone()).await,
+        };
+        let ready = match stored {
+            Ok(()) => {
+                Ok(self
+                    .core
+                    .lock()
+                    .collect(artifact.clone(), routed, self.now(), &Span::current()))
+            }
+            Err(error) => Err((error, self.core.lock().cancel(&routed))),
+        };
+        self.finish_publish(&artifact, ready).await
+    }
+
+    async fn finish_publish(
+        self: &Arc<Self>,
+        artifact: &Artifact,
+        ready: Result<Ready, (flock_core::StoreError, Ready)>,
+    ) -> Result<(), PublishError> {
+        match ready {
+            Ok(ready) => {
+                self.published(artifact);
+                self.act(ready);
+                // A publishing loop that never waits would otherwise starve the runs
+                // it starts on the same thread (a current-thread runtime): every so
+                // often (tokio's cooperative budget), yield to them.
+                tokio::task::consume_budget().await;
+                Ok(())
+            }
+            Err((error, ready)) => {
+                self.act(ready);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Reserves room for a publish, waiting for it under `OnFull::Wait`.
+    async fn reserve(&self, routed: &Routed, source: Source) -> Result<(), PublishError> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut core = self.core.lock();
+                match core.reserve(routed, source) {
+                    Ok(()) => return Ok(()),
+                    Err(Refused::Full(_)) if self.on_full == OnFull::Wait => core.watch_room(),
+                    Err(refused) => return Err(self.refusal(refused)),
+                }
+            }
+            let _watching = Unwatch(self, Core::unwatch_room);
+            room.await;
+        }
+    }
+
+    /// Stores a run's outputs with the consumption of its inputs (one fact), then
+    /// dispatches each output under its `artifact.publish` span.
+    pub(crate) async fn commit_run(
+        self: &Arc<Self>,
+        agent: &Agent,
+        subscription: u32,
+        run_id: Uuid,
+        work: &Work,
+        outputs: Vec<Arc<Artifact>>,
+    ) -> Result<(), PublishError> {
+        if self.membership.is_some() {
+            return self
+                .commit_clustered(agent, subscription, run_id, work, &outputs)
+                .await;
+        }
+        let (now, routed) = self.reserve_outputs(&outputs);
+        let stored = match &self.memory {
+            Some(memory) => memory.insert_all(&outputs),
+            None => {
+                let inputs: Vec<ArtifactId> = work.artifacts().iter().map(|a| a.id).collect();
+                let commit = RunCommit {
+                    agent: &agent.name,
+                    run_id,
+                    inputs: &inputs,
+                    outputs: &outputs,
+                    fence: None,
+                };
+                self.store.commit_run(commit).await
+            }
+        };
+        if let Err(error) = stored {
+            self.cancel_outputs(&routed);
+            return Err(error.into());
+        }
+        self.dispatch_outputs(outputs, routed, now);
+        Ok(())
+    }
+
+    /// Keeps a failed run (with the store, where it is durable), then publishes its
+    /// `WorkflowError`. The failed run is kept first, so whoever reacts to the
+    /// `WorkflowError` finds it; it stays in memory even if the store fails.
+    pub(crate) async fn commit_failure(self: &Arc<Self>, run: FailedRun, error: Arc<Artifact>) {
+        if self.membership.is_some() {
+            return self.commit_failure_clustered(run, error).await;
+        }
+        let outputs = vec![error];
+        let (now, routed) = self.reserve_outputs(&outputs);
+        let stored = match &self.memory {
+            Some(memory) => memory.insert_all(&outputs),
+            None => self.store.commit_failure(&run.record(), &outputs[0]).await,
+        };
+        let agent = run.agent.clone();
+        self.failed.lock().push(run);
+        match stored {
+            Ok(()) => self.dispatch_outputs(outputs, routed, now),
+            Err(error) => {
+                self.cancel_outputs(&routed);
+                tracing::error!(
+                    %agent,
+                    %error,
+                    "could not store the WorkflowError; the failed run is kept in Flock::failed_runs()"
+                );
+            }
+        }
+    }
+
+    /// Routes outputs and counts them dispatching (never refused).
+    fn reserve_outputs(&self, outputs: &[Arc<Artifact>]) -> (Now, Vec<Routed>) {
+        let now = self.now();
+        let routed: Vec<Routed> = {
+            let routing = self.routing.read();
+            outputs.iter().map(|a| routing.route(a, now)).collect()
+        };
+        let mut core = self.core.lock();
+        for routed in &routed {
+            core.reserve(routed, Source::Output)
+                .unwrap_or_else(|_| unreachable!("outputs are never refused"));
+        }
+        (now, routed)
+    }
+
+    /// Undoes [`Runtime::reserve_outputs`] for outputs that were not stored.
+    fn cancel_outputs(self: &Arc<Self>, routed: &[Routed]) {
+        let ready: Vec<Ready> = {
+            let mut core = self.core.lock();
+            routed.iter().map(|r| core.cancel(r)).collect()
+        };
+        ready.into_iter().for_each(|r| self.act(r));
+    }
+
+    /// Collects stored outputs, each under its `artifact.publish` span.
+    fn dispatch_outputs(
+        self: &Arc<Self>,
+        outputs: Vec<Arc<Artifact>>,
+        routed: Vec<Routed>,
+        now: Now,
+    ) {
+        for (artifact, routed) in outputs.into_iter().zip(routed) {
+            let span = spans::artifact_publish(&artifact);
+            self.published(&artifact);
+            let ready = self.core.lock().collect(artifact, routed, now, &span);
+            span.in_scope(|| self.act(ready));
+        }
+    }
+
+    /// Routes and collects an artifact whose visibility began at `released.at`
+    /// (already stored, and counted dispatching).
+    fn dispatch_released(self: &Arc<Self>, released: Released) {
+        let Released { at, held } = released;
+        let now = Now {
+            mono: at,
+            wall: self.clock.wall_at(at),
+        };
+        let routed = self.route_owned(&held.artifact, now, held.only.as_deref(), None);
+        let ready = {
+            let mut core = self.core.lock();
+            core.reserve(&routed, Source::Released)
+                .unwrap_or_else(|_| unreachable!("released artifacts are never refused"));
+            core.collect_for(held, routed, now, &Span::current())
+        };
+        self.act(ready);
+    }
+
+    // === acting on decisions ===
+
+    /// Carries out what the core decided.
+    pub(crate) fn act(self: &Arc<Self>, ready: Ready) {
+        let Ready {
+            start,
+            refused,
+            completed,
+            discarded,
+            released,
+            flushed: _,
+            rearm,
+            quiet,
+            room,
+            events,
+        } = ready;
+        for event in events {
+            self.send(event);
+        }
+        for (agent, discarded) in &discarded {
+            spans::join_discard(agent, discarded);
+        }
+        self.consume_discards(&discarded);
+        for (agent, done) in &completed {
+            let _span = spans::join_complete(
+                &Span::current(),
+                agent,
+                done.subscription,
+                &done.key,
+                done.size,
+                done.wait,
+            );
+        }
+        for run in start {
+            self.spawn_run(run);
+        }
+        for run in refused {
+            self.spawn_refusal(run);
+        }
+        if rearm {
+            self.rearm();
+        }
+        if quiet {
+            self.idle.notify_waiters();
+        }
+        if room {
+            self.room.notify_waiters();
+        }
+        for released in released {
+            self.dispatch_released(released);
+        }
+    }
+
+    /// With a durable store, records a discarded group's artifacts as consumed by
+    /// its agent, so recovery does not collect them again. In the background: if
+    /// the process stops first, recovery replays the group and its window discards
+    /// it again.
+    pub(crate) fn consume_discards(&self, discarded: &[Discard]) {
+        if discarded.is_empty() || !self.store.is_durable() {
+            return;
+        }
+        for (agent, group) in discarded {
+            let store = self.store.clone();
+            let agent = agent.name.clone();
+            let inputs: Vec<ArtifactId> = group.items.iter().map(|a| a.id).collect();
+            tokio::spawn(async move {
+                let run_id = crate::run::discard_id(&agent, &inputs);
+                let commit = RunCommit {
+                    agent: &agent,
+                    run_id,
+                    inputs: &inputs,
+                    outputs: &[],
+                    fence: None,
+                };
+                if let Err(error) = store.commit_run(commit).await {
+                    tracing::warn!(
+                        %agent,
+                        %error,
+                        "could not record a discarded join group as consumed; recovery would discard it again"
+                    );
+                }
+            });
+        }
+    }
+
+    /// Starts the timer on first need, and wakes it to re-arm.
+    fn rearm(self: &Arc<Self>) {
+        if !self.timer_started.swap(true, Ordering::AcqRel) {
+            tokio::spawn(timer::run(Arc::downgrade(self), self.timer.clone()));
+        }
+        self.timer.notify_one();
+    }
+}
+
+impl Registrar for Runtime {
+    fn registry(&self) -> &TypeRegistry {
+        &self.registry
+    }
+
+    fn register(&self, agent: Agent) -> Result<(), RegistrationError> {
+        // A durable store notes from which artifact on the agent's are its to recover.
+        self.store
+            .register_agent(&agent.name)
+            .map_err(|source| RegistrationError::Store {
+                agent: agent.name.to_string(),
+                source,
+            })?;
+        let mut core = self.core.lock();
+        let agent = core.register(agent)?;
+        self.lifecycles.write().push(Arc::default());
+        // Under the core's lock: a take routed to the new agent only exists once the
+        // core knows it.
+        self.routing.write().add(agent);
+        Ok(())
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let (batched, joining) = self.core.get_mut().held();
+        if batched > 0 {
+            tracing::error!(
+                artifacts = batched,
+                "flock dropped with artifacts waiting in batches; call Flock::shutdown() to flush them"
+            );
+        }
+        if joining > 0 {
+            tracing::warn!(
+                artifacts = joining,
+                "flock dropped with incomplete join groups; call Flock::shutdown() to discard them traced"
+            );
+        }
+        // Let the timer see that the flock is gone.
+        self.timer.notify_one();
+    }
+}
