@@ -63,3 +63,31 @@ pub(crate) fn start_processor(
     };
     DuckDbProcessor::start(file, config.queue_size.get(), settings, ttl_cutoff)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+
+    use super::*;
+
+    #[test]
+    fn zero_export_interval_is_rejected() {
+        let config = TraceConfig::new("unused.duckdb").export_interval(Duration::ZERO);
+        assert_eq!(
+            validate(&config).unwrap_err().to_string(),
+            "invalid trace configuration: export interval must be greater than zero, got 0ns"
+        );
+        // And before anything starts: no file, no pipeline.
+        assert!(config.build().is_err());
+        assert!(!Path::new("unused.duckdb").exists());
+    }
+
+    #[test]
+    fn batch_larger_than_queue_is_rejected() {
+        let config = TraceConfig::new("unused.duckdb").queue_size(NonZeroUsize::new(10).unwrap());
+        assert_eq!(
+            validate(&config).unwrap_err().to_string(),
+            "invalid trace configuration: export batch size must be at most the queue size 10, got 32768"
+        );
+    }
+}
