@@ -201,9 +201,10 @@ fn clippy() -> Result<()> {
 }
 
 /// The facade as an application gets it with `default-features = false`: no DuckDB
-/// compiled, linked or loaded. Builds without the development DuckDB environment and
-/// runs tests (spans to OTLP, publishing) without `LD_LIBRARY_PATH`, so a binary
-/// that needed `libduckdb` would not even start.
+/// compiled, linked or loaded. Builds without the development DuckDB environment
+/// (clippy on the facade, and on the trace crate with no exporter and with OTLP
+/// only) and runs tests (spans to OTLP, publishing) without `LD_LIBRARY_PATH`, so a
+/// binary that needed `libduckdb` would not even start.
 fn no_duckdb() -> Result<()> {
     let plain = |args: &[&str]| -> Result<()> {
         let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -228,6 +229,21 @@ fn no_duckdb() -> Result<()> {
     clippy_args.extend(build);
     clippy_args.extend(["--all-targets", "--", "-D", "warnings"]);
     plain(&clippy_args).context("the facade without DuckDB has clippy warnings")?;
+    // The trace crate alone, with no exporter at all (the README's quick start
+    // builds it so) and with OTLP only.
+    for features in ["", "otlp"] {
+        let mut args = vec![
+            "clippy",
+            "-p",
+            "flock-rs-trace-duckdb",
+            "--no-default-features",
+        ];
+        if !features.is_empty() {
+            args.extend(["--features", features]);
+        }
+        args.extend(["--lib", "--", "-D", "warnings"]);
+        plain(&args).context("flock-rs-trace-duckdb without DuckDB has clippy warnings")?;
+    }
     let mut test_args = vec!["test"];
     test_args.extend(build);
     test_args.extend(["--test", "it", "--", "trace_setup::otlp", "publishing"]);

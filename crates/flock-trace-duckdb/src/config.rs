@@ -168,6 +168,8 @@ impl TraceConfig {
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, TraceError> {
         let mut config = Self::empty();
+        // Only the exporters a build has turn tracing on.
+        #[cfg_attr(not(any(feature = "duckdb", feature = "otlp")), allow(unused_mut))]
         let mut on = false;
         if let Some(value) = var(ENV_TRACE_FILE) {
             let trimmed = value.trim();
