@@ -128,7 +128,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `duckdb` | yes | traces into a DuckDB file (`FLOCK_TRACE_FILE`, `TraceConfig::new`), with DuckDB compiled from source: the first build takes about 25 minutes |
-//! | `duckdb-prebuilt` | | the same, linking a `libduckdb` found through `DUCKDB_LIB_DIR` instead (development in this repository, `cargo xtask`) |
+//! | `duckdb-prebuilt` | | the same, linking a prebuilt `libduckdb` instead: from `DUCKDB_LIB_DIR`, or downloaded while building with `DUCKDB_DOWNLOAD_LIB=1` (development in this repository, `cargo xtask`, uses it) |
 //! | `otlp` | | spans to an OTLP/HTTP collector, by code or the standard `OTEL_EXPORTER_OTLP_*` variables; with or without DuckDB |
 //! | `llm` | yes | the LLM engine ([`LlmEngine`]) |
 //! | `llm-mock` | | also its local OpenAI-compatible test server (`flock::llm::mock`) |
