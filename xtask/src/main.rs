@@ -25,7 +25,8 @@ usage: cargo xtask <task> [args]
 
 tasks:
   test [ARGS..]            run every test of the workspace (unit, integration, doc)
-  ci                       fmt check, clippy, tests, examples, fresh-app, package, docs, msrv: what CI runs
+  ci                       fmt check, clippy, tests, no-duckdb, examples, fresh-app, package, docs, msrv:
+                           what CI runs
   example NAME [ARGS..]    run one example, e.g. `cargo xtask example payment_batching`
   examples [NAME..]        run every example (or these) with its fast flags; fails if one fails
   bench [ARGS..]           run every benchmark target of the workspace; ARGS go to cargo bench,
