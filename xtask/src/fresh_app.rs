@@ -17,12 +17,13 @@ use std::{
 use anyhow::{Context, Result, bail, ensure};
 
 /// How the application depends on the facade besides its path: the README's
-/// choice, which its quick start shows and this checks. When a build without
-/// DuckDB becomes a feature choice, it changes here (and in the README) alone.
+/// choice, which its quick start shows and this checks: without DuckDB (ADR 0012),
+/// the fastest first build.
 const FACADE_FEATURES: &str = r#"default-features = false, features = ["llm"]"#;
 /// Whether that build links DuckDB, from `DUCKDB_LIB_DIR` (the README's prebuilt
-/// `libduckdb.so` way; here the development library of `duckdb.rs`).
-const NEEDS_DUCKDB: bool = true;
+/// `libduckdb.so` way; here the development library of `duckdb.rs`). Without it
+/// the build and the program run with no DuckDB in reach, as a user's would.
+const NEEDS_DUCKDB: bool = false;
 /// The README's dependency on the facade: a clone of the repository next to the
 /// application.
 const CLONE_PREFIX: &str = "../flock-rs/";
@@ -73,6 +74,12 @@ fn build_and_run(dir: &Path, dependencies: &str, quick: &QuickStart) -> Result<(
     } else {
         Vec::new()
     };
+    // A build without DuckDB must not find one by accident.
+    let hidden: &[&str] = if NEEDS_DUCKDB {
+        &[]
+    } else {
+        &["DUCKDB_LIB_DIR", "DUCKDB_DOWNLOAD_LIB", "LD_LIBRARY_PATH"]
+    };
     let first = !target.exists();
     let mut build = Command::new("cargo");
     build
@@ -80,6 +87,9 @@ fn build_and_run(dir: &Path, dependencies: &str, quick: &QuickStart) -> Result<(
         .arg(&manifest)
         .env("CARGO_TARGET_DIR", &target)
         .envs(env.iter().map(|(k, v)| (*k, v)));
+    for var in hidden {
+        build.env_remove(var);
+    }
     let started = Instant::now();
     run(&mut build, "cargo build of the fresh app")?;
     println!(
@@ -93,8 +103,12 @@ fn build_and_run(dir: &Path, dependencies: &str, quick: &QuickStart) -> Result<(
     );
 
     let binary = target.join("debug").join(PACKAGE);
-    let output = Command::new(&binary)
-        .envs(env.iter().map(|(k, v)| (*k, v)))
+    let mut program = Command::new(&binary);
+    program.envs(env.iter().map(|(k, v)| (*k, v)));
+    for var in hidden {
+        program.env_remove(var);
+    }
+    let output = program
         .output()
         .with_context(|| format!("cannot run {}", binary.display()))?;
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -3,7 +3,9 @@
 //! Every task that builds the workspace links DuckDB from the prebuilt library of
 //! the npm package `@duckdb/node-bindings-linux-x64` (see `duckdb.rs`) instead of
 //! compiling DuckDB from C++ source, and builds with `--no-default-features` so the
-//! `bundled` feature (what users of the facade get) stays off in development.
+//! `duckdb` feature (what users of the facade get: DuckDB compiled from source)
+//! stays off in development; `DEV_FEATURES` turns on the prebuilt-library variant
+//! and OTLP instead. `cargo xtask no-duckdb` checks the build without DuckDB.
 
 mod duckdb;
 mod examples;
@@ -24,13 +26,16 @@ usage: cargo xtask <task> [args]
 
 tasks:
   test [ARGS..]            run every test of the workspace (unit, integration, doc); starts a
-                           throw-away PostgreSQL for the store's tests unless FLOCK_TEST_POSTGRES_URL is set
-  ci                       fmt check, clippy, tests, examples, fresh-app, package, docs, msrv: what CI runs
+                           throw-away PostgreSQL for the tests that need one unless FLOCK_TEST_POSTGRES_URL is set
+  ci                       fmt check, clippy, tests, no-duckdb, examples, fresh-app, package, docs, msrv:
+                           what CI runs
   example NAME [ARGS..]    run one example, e.g. `cargo xtask example payment_batching`
   examples [NAME..]        run every example (or these) with its fast flags; fails if one fails
   bench [ARGS..]           run every benchmark target of the workspace; ARGS go to cargo bench,
                            e.g. `cargo xtask bench --bench throughput -- --quick`
   clippy                   clippy on every target with -D warnings
+  no-duckdb                the facade built without DuckDB (`--no-default-features --features
+                           llm,otlp`): clippy, then tests run with no libduckdb in reach
   traces [PATH]            print the batch flushes in a trace file (default .flock/traces.duckdb)
   package                  `cargo package` every published crate (verified without the C++ DuckDB build)
   docs                     document every published crate as docs.rs does (--cfg docsrs, -D warnings)
@@ -63,6 +68,7 @@ fn run() -> Result<()> {
         "test" => test(&rest),
         "ci" => ci(),
         "clippy" => clippy(),
+        "no-duckdb" => no_duckdb(),
         "example" => examples::example(&rest),
         "examples" => examples::examples(&rest),
         "bench" => bench(&rest),
@@ -120,13 +126,59 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Every test of the workspace. The PostgreSQL store's tests need a server: the one
-/// `FLOCK_TEST_POSTGRES_URL` names, else a throw-away cluster (`postgres.rs`), started
-/// here and stopped after the tests when none was running.
+/// Features development builds turn on in place of the defaults, per package: the
+/// DuckDB trace file linking the prebuilt library (never `bundled`, ADR 0002), OTLP,
+/// the LLM engine with its local server, and the PostgreSQL store, so that tests and
+/// clippy cover them
+/// whether one package or the whole workspace is built.
+const DEV_FEATURES: [(&str, &str); 7] = [
+    ("flock-rs", "duckdb-prebuilt"),
+    ("flock-rs", "otlp"),
+    ("flock-rs", "llm-mock"),
+    ("flock-rs", "postgres"),
+    ("flock-rs-engines", "llm-mock"),
+    ("flock-rs-trace-duckdb", "duckdb"),
+    ("flock-rs-trace-duckdb", "otlp"),
+];
+
+/// `cargo <command>` over the workspace, or over the packages `extra` selects
+/// (`-p NAME`), without default features but with [`DEV_FEATURES`], then `extra`.
+fn dev_args<'a>(command: &'a str, extra: &'a [String]) -> Vec<String> {
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let before_dashes = extra.iter().take_while(|a| **a != "--");
+    let mut selected = Vec::new();
+    let mut args = before_dashes.clone().peekable();
+    while let Some(arg) = args.next() {
+        if *arg == "-p" || *arg == "--package" {
+            selected.extend(args.next().copied());
+        } else if let Some(name) = arg.strip_prefix("--package=") {
+            selected.push(name);
+        }
+    }
+    let features: Vec<String> = DEV_FEATURES
+        .iter()
+        .filter(|(package, _)| selected.is_empty() || selected.contains(package))
+        .map(|(package, feature)| format!("{package}/{feature}"))
+        .collect();
+    let mut out = vec![command.to_owned()];
+    if selected.is_empty() {
+        out.push("--workspace".to_owned());
+    }
+    out.push("--no-default-features".to_owned());
+    if !features.is_empty() {
+        out.extend(["--features".to_owned(), features.join(",")]);
+    }
+    out.extend(extra.iter().map(|a| (*a).to_owned()));
+    out
+}
+
+/// Every test of the workspace (or of the packages `extra` selects). The tests that
+/// need PostgreSQL get the server `FLOCK_TEST_POSTGRES_URL` names, else a throw-away
+/// cluster (`postgres.rs`), started here and stopped after the tests when none was
+/// running.
 fn test(extra: &[String]) -> Result<()> {
-    let mut args = vec!["test", "--workspace", "--no-default-features"];
-    args.extend(extra.iter().map(String::as_str));
-    with_postgres(&args)
+    let args = dev_args("test", extra);
+    with_postgres(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// Runs cargo as [`cargo`] does, with `FLOCK_TEST_POSTGRES_URL` set to the
@@ -169,16 +221,60 @@ fn screenshot() -> Result<()> {
 }
 
 fn clippy() -> Result<()> {
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
+    let extra = ["--all-targets", "--", "-D", "warnings"].map(String::from);
+    let args = dev_args("clippy", &extra);
+    cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .context("clippy found problems; fix them or run `cargo xtask clippy` to see them again")
+}
+
+/// The facade as an application gets it with `default-features = false`: no DuckDB
+/// compiled, linked or loaded. Builds without the development DuckDB environment
+/// (clippy on the facade, and on the trace crate with no exporter and with OTLP
+/// only) and runs tests (spans to OTLP, publishing) without `LD_LIBRARY_PATH`, so a
+/// binary that needed `libduckdb` would not even start.
+fn no_duckdb() -> Result<()> {
+    let plain = |args: &[&str]| -> Result<()> {
+        let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(args)
+            .env_remove("DUCKDB_LIB_DIR")
+            .env_remove("LD_LIBRARY_PATH");
+        eprintln!("xtask: cargo {} (no DuckDB in reach)", args.join(" "));
+        let status = cmd.status().context("failed to start cargo")?;
+        if !status.success() {
+            bail!("`cargo {}` failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    let build = [
+        "-p",
+        "flock-rs",
         "--no-default-features",
-        "--",
-        "-D",
-        "warnings",
-    ])
-    .context("clippy found problems; fix them or run `cargo xtask clippy` to see them again")
+        "--features",
+        "llm,otlp",
+    ];
+    let mut clippy_args = vec!["clippy"];
+    clippy_args.extend(build);
+    clippy_args.extend(["--all-targets", "--", "-D", "warnings"]);
+    plain(&clippy_args).context("the facade without DuckDB has clippy warnings")?;
+    // The trace crate alone, with no exporter at all (the README's quick start
+    // builds it so) and with OTLP only.
+    for features in ["", "otlp"] {
+        let mut args = vec![
+            "clippy",
+            "-p",
+            "flock-rs-trace-duckdb",
+            "--no-default-features",
+        ];
+        if !features.is_empty() {
+            args.extend(["--features", features]);
+        }
+        args.extend(["--lib", "--", "-D", "warnings"]);
+        plain(&args).context("flock-rs-trace-duckdb without DuckDB has clippy warnings")?;
+    }
+    let mut test_args = vec!["test"];
+    test_args.extend(build);
+    test_args.extend(["--test", "it", "--", "trace_setup::otlp", "publishing"]);
+    plain(&test_args).context("the facade without DuckDB does not build or run")
 }
 
 fn ci() -> Result<()> {
@@ -191,6 +287,7 @@ fn ci() -> Result<()> {
     }
     clippy()?;
     test(&[])?;
+    no_duckdb()?;
     examples::examples(&[])?;
     fresh_app::fresh_app()?;
     release::package()?;
@@ -202,7 +299,7 @@ fn ci() -> Result<()> {
 /// Unless the arguments pick targets themselves, only the `[[bench]]` targets run
 /// (plain `cargo bench` would also run every library's unit tests in release mode).
 fn bench(extra: &[String]) -> Result<()> {
-    let mut args = vec!["bench", "--workspace", "--no-default-features"];
+    let mut args = dev_args("bench", extra);
     let picks_targets = extra.iter().take_while(|a| *a != "--").any(|a| {
         [
             "--bench",
@@ -218,9 +315,10 @@ fn bench(extra: &[String]) -> Result<()> {
         .any(|flag| a == flag || a.starts_with(&format!("{flag}=")))
     });
     if !picks_targets {
-        args.extend(["--bench", "*"]);
+        let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+        args.splice(at..at, ["--bench".to_owned(), "*".to_owned()]);
     }
-    args.extend(extra.iter().map(String::as_str));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // The PostgreSQL store's benchmark (`--bench postgres`) needs a server.
     if !picks_targets || extra.iter().any(|a| a.contains("postgres")) {
         with_postgres(&args)
@@ -236,6 +334,8 @@ fn traces(rest: &[String]) -> Result<()> {
         "--no-default-features",
         "--package",
         "flock-rs-trace-duckdb",
+        "--features",
+        "duckdb",
         "--bin",
         "flock-traces",
     ];
@@ -243,4 +343,35 @@ fn traces(rest: &[String]) -> Result<()> {
         args.extend(["--", path.as_str()]);
     }
     cargo(&args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_builds_select_the_dev_features_of_the_selected_packages() {
+        let args = |extra: &[&str]| {
+            dev_args(
+                "test",
+                &extra.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>(),
+            )
+            .join(" ")
+        };
+        assert_eq!(
+            args(&[]),
+            "test --workspace --no-default-features --features \
+             flock-rs/duckdb-prebuilt,flock-rs/otlp,flock-rs/llm-mock,flock-rs-engines/llm-mock,\
+             flock-rs-trace-duckdb/duckdb,flock-rs-trace-duckdb/otlp"
+        );
+        assert_eq!(
+            args(&["-p", "flock-rs", "--test", "it", "--", "-p", "x"]),
+            "test --no-default-features --features \
+             flock-rs/duckdb-prebuilt,flock-rs/otlp,flock-rs/llm-mock -p flock-rs --test it -- -p x"
+        );
+        assert_eq!(
+            args(&["--package=flock-rs-batch"]),
+            "test --no-default-features --package=flock-rs-batch"
+        );
+    }
 }

@@ -3,8 +3,8 @@
 //! minimum Rust version).
 //!
 //! None of them compiles DuckDB from C++: the published crates are verified and
-//! documented without the `bundled` feature, linking (or, for docs, only naming) the
-//! development DuckDB of `duckdb.rs`.
+//! documented without their default features (the facade's `duckdb`, the trace
+//! crate's `bundled`), so nothing of DuckDB is built or linked (ADR 0012).
 
 use std::{
     fs,
@@ -111,17 +111,17 @@ fn members(metadata: &Value) -> Result<Members> {
 /// include.
 const REQUIRED_FILES: [&str; 3] = ["Cargo.toml", "LICENSE-MIT", "LICENSE-APACHE"];
 const FACADE: &str = "flock-rs";
-const FACADE_FILES: [&str; 2] = ["README.md", "guide/batch-processing.md"];
+const FACADE_FILES: [&str; 3] = ["README.md", "guide/batch-processing.md", "guide/traces.md"];
 
 /// `cargo package` for every published crate.
 ///
 /// `cargo package --workspace` packages the crates together (unpublished
 /// workspace dependencies resolve against the crates being packaged) and verifies
 /// each by building it from its `.crate` file alone, in the shared target directory.
-/// Verification builds with `--no-default-features`: the default `bundled` feature
-/// would compile DuckDB from C++ (25+ minutes); without it the crates link the
-/// development DuckDB instead, so verification proves the same thing (the package
-/// holds everything it needs) at a fraction of the cost. `publish = false` members
+/// Verification builds with `--no-default-features`: the default features would
+/// compile DuckDB from C++ (25+ minutes); without them nothing of DuckDB is built,
+/// so verification proves what matters (the package holds everything it needs) at
+/// a fraction of the cost. `publish = false` members
 /// (examples, xtask) are excluded (`--workspace` alone would package them too).
 /// Before that, cheap checks: every
 /// `include_str!`/`include_bytes!` stays inside its package (docs.rs and cargo

@@ -9,7 +9,7 @@ use flock::{FlushReason, Visibility};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::auth::Viewer;
+use crate::viewer::Viewer;
 
 /// One batch flush, as `GET /api/v1/flushes` reports it: the fields of the
 /// `batch.flush` span.

@@ -43,6 +43,7 @@ mod routes;
 mod server;
 mod state;
 mod view;
+mod viewer;
 
 pub use config::{Access, DEFAULT_PORT, InvalidToken, ServerConfig};
 

@@ -289,8 +289,20 @@ impl Collector for Live {
             counter(
                 &mut encoder,
                 "flock_trace_spans_failed",
-                "Spans of exports that failed: not in the trace file",
+                "Spans whose write failed (or still waited at the trace shutdown): not in the trace file",
                 stats.failed,
+            )?;
+            counter(
+                &mut encoder,
+                "flock_trace_spans_dropped",
+                "Spans dropped: the trace buffer was full while another process held the file",
+                stats.dropped,
+            )?;
+            gauge(
+                &mut encoder,
+                "flock_trace_spans_waiting",
+                "Spans ended and not written to the trace file yet",
+                usize::try_from(stats.waiting).unwrap_or(usize::MAX),
             )?;
         }
         Ok(())

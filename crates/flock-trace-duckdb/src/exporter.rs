@@ -1,4 +1,10 @@
-//! [`DuckDbSpanExporter`]: an OpenTelemetry span exporter writing the `spans` table.
+//! [`DuckDbSpanExporter`]: an OpenTelemetry span exporter writing the `spans` table,
+//! for OpenTelemetry pipelines built by hand.
+//!
+//! [`TraceConfig`](crate::TraceConfig) does not use it: its pipeline has its own
+//! processor with a bounded buffer and a writer thread (see `writer.rs`). This
+//! exporter writes each batch it is handed in one transaction, through the same
+//! file code.
 
 use std::{
     fmt,
@@ -7,7 +13,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use opentelemetry_sdk::{
@@ -17,23 +23,28 @@ use opentelemetry_sdk::{
 };
 
 use crate::{
-    TraceError,
-    schema::{SpanRow, resource_json},
-    store,
+    ExportStats, TraceError,
+    error::error_chain,
+    json::resource_json,
+    lock,
+    schema::Rows,
+    store::{self, TraceFile},
+    writer::CHECKPOINT_WAL_BYTES,
 };
 
 /// Writes batches of finished spans into the `spans` table of a DuckDB file.
 ///
-/// Each export opens the file, appends the whole batch in one statement and
-/// closes the file again, so other processes can open it between exports. If
-/// another process holds the file, the export retries with exponential backoff
-/// for up to the lock timeout (30 seconds unless set with
+/// Each export attaches the file, appends the whole batch in one transaction
+/// through DuckDB's appender and detaches again, so other processes can open the
+/// file between exports. If another process holds the file, the export retries
+/// with backoff for up to the lock timeout (30 seconds unless set with
 /// [`lock_timeout`](Self::lock_timeout)) before it fails.
 ///
-/// Use it behind a [`BatchSpanProcessor`](opentelemetry_sdk::trace::BatchSpanProcessor),
-/// which calls it on its own thread; [`TraceConfig`](crate::TraceConfig) sets
-/// that up. Clones share their counters ([`stats`](Self::stats)), so keep a clone
-/// to watch an exporter you moved into a processor.
+/// Most programs want [`TraceConfig`](crate::TraceConfig) instead, whose pipeline
+/// never blocks on a locked file and loses no span to it. This exporter is for
+/// OpenTelemetry pipelines built by hand, behind a
+/// [`BatchSpanProcessor`](opentelemetry_sdk::trace::BatchSpanProcessor) or, as
+/// below, a simple processor. Clones share their counters ([`stats`](Self::stats)).
 ///
 /// # Example
 ///
@@ -63,28 +74,12 @@ pub struct DuckDbSpanExporter {
 /// State shared by the clones of one exporter.
 #[derive(Default)]
 struct Shared {
+    /// The writer's DuckDB instance, made at the first export.
+    file: Mutex<Option<TraceFile>>,
     exported: AtomicU64,
     failed: AtomicU64,
     lock_retries: AtomicU64,
     last_error: Mutex<Option<String>>,
-    /// Spans older than this (ns since the epoch) are deleted at the next export;
-    /// set when TTL could not run at startup because the file was locked.
-    pending_ttl_cutoff: Mutex<Option<i64>>,
-}
-
-/// Counters of a [`DuckDbSpanExporter`] (and its clones) since it was created.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ExportStats {
-    /// Spans written to the file.
-    pub exported: u64,
-    /// Spans of exports that failed (the file stayed locked past the timeout, or
-    /// DuckDB failed); they are not in the file.
-    pub failed: u64,
-    /// How often an export found the file locked by another process and waited.
-    pub lock_retries: u64,
-    /// The error of the last failed export, if any.
-    pub last_error: Option<String>,
 }
 
 // === impl DuckDbSpanExporter ===
@@ -122,34 +117,44 @@ impl DuckDbSpanExporter {
             failed: shared.failed.load(Ordering::Relaxed),
             lock_retries: shared.lock_retries.load(Ordering::Relaxed),
             last_error: lock(&shared.last_error).clone(),
+            ..ExportStats::default()
         }
     }
 
-    /// Deletes spans older than `cutoff_ns` at the next export.
-    pub(crate) fn defer_ttl(&self, cutoff_ns: i64) {
-        *lock(&self.shared.pending_ttl_cutoff) = Some(cutoff_ns);
-    }
-
-    /// Writes one batch; the counters are updated by the caller.
-    fn write(&self, rows: &[SpanRow]) -> Result<(), TraceError> {
-        let conn = store::open(&self.path, self.lock_timeout, &self.shared.lock_retries)?;
-        let pending_ttl = *lock(&self.shared.pending_ttl_cutoff);
-        if let Some(cutoff) = pending_ttl {
-            store::delete_before(&conn, &self.path, cutoff)?;
-            *lock(&self.shared.pending_ttl_cutoff) = None;
-        }
-        store::insert(&conn, &self.path, rows, &self.resource)
-        // Dropping `conn` closes the file (DuckDB checkpoints on close), releasing the lock.
+    /// Writes one batch in one transaction.
+    fn write(&self, batch: &[SpanData]) -> Result<(), TraceError> {
+        let mut slot = lock(&self.shared.file);
+        let file = match &mut *slot {
+            Some(file) => file,
+            None => slot.insert(TraceFile::new(&self.path)?),
+        };
+        file.attach_waiting(self.lock_timeout, &self.shared.lock_retries)?;
+        let written = (|| {
+            file.begin()?;
+            let created_at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64);
+            let mut rows = Rows::with_capacity(batch.len());
+            for span in batch {
+                rows.push(span, &self.resource, created_at);
+            }
+            file.append(rows.finish())?;
+            file.commit()?;
+            if file.wal_bytes() >= CHECKPOINT_WAL_BYTES {
+                file.checkpoint()?;
+            }
+            Ok(())
+        })();
+        file.detach();
+        written
     }
 
     fn export_sync(&self, batch: &[SpanData]) -> OTelSdkResult {
         if batch.is_empty() {
             return Ok(());
         }
-        // Convert before opening the file, to hold the lock no longer than the insert.
-        let rows: Vec<SpanRow> = batch.iter().map(SpanRow::from_span).collect();
-        let count = rows.len() as u64;
-        match self.write(&rows) {
+        let count = batch.len() as u64;
+        match self.write(batch) {
             Ok(()) => {
                 self.shared.exported.fetch_add(count, Ordering::Relaxed);
                 Ok(())
@@ -157,9 +162,11 @@ impl DuckDbSpanExporter {
             Err(err) => {
                 self.shared.failed.fetch_add(count, Ordering::Relaxed);
                 let message = error_chain(&err);
-                // The processor thread has nobody to return this to but the SDK's
-                // internal log; say it where a person sees it.
-                eprintln!("flock-trace-duckdb: could not export {count} spans: {message}");
+                tracing::warn!(
+                    target: "flock_trace_duckdb",
+                    spans = count,
+                    "could not export spans: {message}"
+                );
                 *lock(&self.shared.last_error) = Some(message.clone());
                 Err(OTelSdkError::InternalFailure(message))
             }
@@ -182,32 +189,27 @@ impl SpanExporter for DuckDbSpanExporter {
         &self,
         batch: Vec<SpanData>,
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
-        // DuckDB's API is blocking; the batch processor calls us on its own thread
-        // and blocks on the future anyway, so the work happens right here.
+        // DuckDB's API is blocking; processors call exporters on their own thread
+        // and block on the future anyway, so the work happens right here.
         std::future::ready(self.export_sync(&batch))
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        // Leave a checkpointed file behind.
+        let mut slot = lock(&self.shared.file);
+        if let Some(file) = slot.as_mut()
+            && file
+                .attach_waiting(self.lock_timeout, &self.shared.lock_retries)
+                .is_ok()
+        {
+            let _ = file.checkpoint();
+            file.detach();
+        }
+        *slot = None;
+        Ok(())
     }
 
     fn set_resource(&mut self, resource: &Resource) {
         self.resource = Arc::from(resource_json(resource));
     }
-}
-
-/// The error and its sources on one line: `a: b: c`.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
-/// Locks a mutex, ignoring poisoning: the data are counters and messages, valid
-/// whatever a panicking holder did.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -1,12 +1,13 @@
-//! Traces of flock-rs in a DuckDB file: an OpenTelemetry span exporter and the
-//! `tracing` pipeline around it.
+//! Traces of flock-rs: the `tracing` → OpenTelemetry pipeline, into a DuckDB file
+//! (feature `duckdb`) and/or an OTLP collector (feature `otlp`).
 //!
 //! `tracing` spans go through [`tracing_opentelemetry`] into an OpenTelemetry
-//! [`SdkTracerProvider`](opentelemetry_sdk::trace::SdkTracerProvider) whose batch
-//! processor hands them, on its own thread, to [`DuckDbSpanExporter`], which
-//! appends them to the `spans` table of a DuckDB file (by default
-//! [`.flock/traces.duckdb`](DEFAULT_TRACE_FILE)). The table has Flock's schema,
-//! so queries written for Flock work unchanged, for example the guide's:
+//! [`SdkTracerProvider`](opentelemetry_sdk::trace::SdkTracerProvider). With a trace
+//! file, the provider's processor queues finished spans in a bounded buffer, and a
+//! writer thread appends them, in large transactions through DuckDB's appender, to
+//! the `spans` table of a DuckDB file (by default
+//! [`.flock/traces.duckdb`](DEFAULT_TRACE_FILE)). The table has Flock's schema, so
+//! queries written for Flock work unchanged, for example the guide's:
 //!
 //! ```sql
 //! SELECT name, attributes->'$.batch_size' as size, attributes->'$.flush_reason' as reason, duration_ms
@@ -20,22 +21,42 @@
 //! | `kind` | `INTERNAL`, `SERVER`, `CLIENT`, `PRODUCER` or `CONSUMER` |
 //! | `start_time`, `end_time`, `duration_ms` | nanoseconds since the Unix epoch; milliseconds |
 //! | `status_code`, `status_description` | `UNSET`, `OK` or `ERROR`, and the error's description |
-//! | `attributes`, `events`, `links`, `resource` | JSON; numbers and booleans keep their types |
+//! | `attributes`, `events`, `links`, `resource` | JSON; numbers and booleans keep their types; `resource` without the SDK's `telemetry.sdk.*` |
 //! | `created_at` | when the row was written |
 //!
-//! The file is opened for each export and closed right after, so other processes
-//! can read it while the program runs; an export that finds the file held by
-//! another process retries with backoff. Spans are never silently lost: the
-//! count of spans that did not reach the file is returned by
-//! [`TraceGuard::shutdown`] and printed to stderr.
+//! # Guarantees
+//!
+//! - **The file is held only to write**: rows are converted and checked before the
+//!   writer attaches the file; it holds it for the insert and commit (and now and
+//!   then a checkpoint), then lets go, so other processes can read it while the
+//!   program runs. A reader that opens it during a write gets
+//!   `Could not set lock on file`: retry briefly ([`open_read_only`] does).
+//! - **A reader delays, it does not lose**: while another process holds the file,
+//!   spans wait in the buffer ([`TraceConfig::queue_size`], 65,536 by default).
+//! - **A burst loses nothing**: when the buffer is full while the writer writes, the
+//!   thread ending a span waits for room (backpressure).
+//! - **Nothing is lost silently**: spans dropped because the buffer filled while the
+//!   file was locked, or whose write failed, are logged as a `WARN` when it happens
+//!   (at most every ten seconds), counted in [`TraceGuard::stats`], and reported with
+//!   their cause by [`TraceGuard::shutdown`]; so are spans that end too late to be
+//!   written. Design and measurements: `docs/adr/0007-*` in the repository.
+//!
+//! # Composing
+//!
+//! One process runs one pipeline per trace file: building a configuration for a
+//! file a running pipeline writes joins it. [`TraceGuard::layer`] is a layer for the
+//! application's own registry; [`TraceConfig::start`] installs a global subscriber
+//! only when none is in force (what a flock does). See `docs/adr/0012-*`.
 //!
 //! # Building
 //!
-//! The default feature `bundled` compiles DuckDB from source (about 25 minutes
-//! the first time). Without it, the `duckdb` crate links a `libduckdb.so` found
-//! through `DUCKDB_LIB_DIR`; in this workspace `cargo xtask` sets that up.
-//! The `otlp` feature adds `TraceConfig::otlp_endpoint` to also send spans to
-//! an OTLP/HTTP collector.
+//! - `bundled` (default): the DuckDB file, DuckDB compiled from source (about 25
+//!   minutes the first time).
+//! - `duckdb`: the DuckDB file, linking a `libduckdb` found through
+//!   `DUCKDB_LIB_DIR`; in this workspace `cargo xtask` sets that up.
+//! - `otlp`: also (or only) send spans to an OTLP/HTTP collector, configured by
+//!   [`TraceConfig::otlp_endpoint`] or the standard `OTEL_EXPORTER_OTLP_*` variables.
+//! - Without `duckdb` and `bundled`, nothing of DuckDB is built or linked.
 //!
 //! # Example
 //!
@@ -50,7 +71,7 @@
 //! };
 //! run(); // instrumented with `tracing` spans
 //! if let Some(guard) = guard {
-//!     let report = guard.shutdown(); // flushes every pending span
+//!     let report = guard.shutdown(); // writes every pending span
 //!     println!("{report}");
 //! }
 //! # Ok::<(), flock_trace_duckdb::TraceError>(())
@@ -90,28 +111,54 @@
 // docs.rs (`--cfg docsrs`) marks every feature-gated item with its feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "duckdb")]
+mod buffer;
+mod config;
 mod error;
+#[cfg(feature = "duckdb")]
 mod exporter;
+#[cfg(feature = "duckdb")]
+mod json;
+mod layer;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod pipeline;
+#[cfg(feature = "duckdb")]
+mod processor;
+#[cfg(feature = "duckdb")]
 mod schema;
+#[cfg(feature = "duckdb")]
+mod startup;
+#[cfg(feature = "duckdb")]
 mod store;
+#[cfg(feature = "duckdb")]
+mod writer;
 
 /// The `duckdb` crate this exporter writes with, to read trace files with the
 /// same DuckDB version.
+#[cfg(feature = "duckdb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
 pub use duckdb;
 
 pub use crate::{
-    error::TraceError,
-    exporter::{DuckDbSpanExporter, ExportStats},
-    pipeline::{
-        DEFAULT_TRACE_FILE, ENV_TRACE_FILE, ENV_TRACE_TTL_DAYS, ExportReport, TraceConfig,
-        TraceGuard,
+    config::{
+        DEFAULT_TRACE_FILE, ENV_OTEL_SERVICE_NAME, ENV_TRACE_FILE, ENV_TRACE_TTL_DAYS, TraceConfig,
     },
-    store::clear_traces,
+    error::TraceError,
+    layer::{PipelineLayer, TraceLayer},
+    pipeline::{ExportReport, ExportStats, TraceGuard},
+};
+#[cfg(feature = "duckdb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
+pub use crate::{
+    exporter::DuckDbSpanExporter,
+    store::{clear_traces, open_read_only},
 };
 
-/// The `tracing` layer [`TraceGuard::layer`] returns, for subscriber `S`.
-pub type TraceLayer<S> =
-    tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>;
+/// Locks a mutex, ignoring poisoning: the data behind the crate's mutexes (counters,
+/// messages, handles) stay valid whatever a panicking holder did.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,20 +1,44 @@
-//! The `spans` table (Flock's schema) and the conversion of an OpenTelemetry span into one row.
+//! The `spans` table (Flock's schema) and the conversion of OpenTelemetry spans into
+//! its rows, built column by column as an Arrow record batch for DuckDB's appender.
 //!
-//! The conversion is pure so the exporter can do it before it opens the file,
-//! keeping the time it holds the file lock to the insert itself.
+//! The table has Flock's columns and no index or key: DuckDB rewrites an index
+//! whole at every checkpoint, so indexes made each export cost time that grew with
+//! the file (ADR 0007). Span ids are unique by construction (each span is written
+//! once, in one transaction), and DuckDB's zone maps keep scans by `start_time`,
+//! `name` or `trace_id` fast without them. A file created with Flock's indexes keeps
+//! them and still works, more slowly.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    fmt::Write as _,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
-use opentelemetry::{Array, KeyValue, Value, trace::SpanKind, trace::Status};
-use opentelemetry_sdk::{Resource, trace::SpanData};
-use serde_json::{Map, Number, Value as Json};
+use duckdb::arrow::{
+    array::{ArrayRef, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder},
+    datatypes::{Field, Schema},
+    record_batch::RecordBatch,
+};
+use opentelemetry::trace::{SpanId, SpanKind, Status};
+use opentelemetry_sdk::trace::SpanData;
 
-/// Creates the `spans` table and its indexes if missing (same names as Flock's, so
-/// a file written by either is usable by both).
-pub(crate) const CREATE_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS spans (
+use crate::json;
+
+/// Creates the `spans` table if missing, in the database attached as `catalog`.
+pub(crate) fn create_table(catalog: &str) -> String {
+    format!("CREATE TABLE IF NOT EXISTS {catalog}.spans {COLUMNS_DDL}")
+}
+
+/// A fresh, empty staging table in the writer's in-memory database, of the same
+/// columns: rows are converted and checked (JSON) there, before the file is locked.
+pub(crate) fn create_staging(table: &str) -> String {
+    format!("CREATE OR REPLACE TEMP TABLE {table} {COLUMNS_DDL}")
+}
+
+/// The columns of `spans`, Flock's schema.
+const COLUMNS_DDL: &str = "(
     trace_id VARCHAR NOT NULL,
-    span_id VARCHAR PRIMARY KEY,
+    span_id VARCHAR NOT NULL,
     parent_id VARCHAR,
     name VARCHAR NOT NULL,
     service VARCHAR,
@@ -30,128 +54,171 @@ CREATE TABLE IF NOT EXISTS spans (
     links JSON,
     resource JSON,
     created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
-);
-CREATE INDEX IF NOT EXISTS idx_trace_id ON spans(trace_id);
-CREATE INDEX IF NOT EXISTS idx_service ON spans(service);
-CREATE INDEX IF NOT EXISTS idx_start_time ON spans(start_time);
-CREATE INDEX IF NOT EXISTS idx_name ON spans(name);
-CREATE INDEX IF NOT EXISTS idx_created_at ON spans(created_at);
-";
-
-/// The columns the exporter fills, in [`SpanRow`] order; `created_at` takes its default.
-pub(crate) const COLUMNS: &str = "trace_id, span_id, parent_id, name, service, operation, kind, \
-     start_time, end_time, duration_ms, status_code, status_description, \
-     attributes, events, links, resource";
-
-/// A staging table without constraints: the appender fills it, then one
-/// `INSERT ... ON CONFLICT DO NOTHING` moves the batch into `spans`, so a span
-/// exported twice (a retried batch) is kept once instead of failing the batch.
-pub(crate) const CREATE_STAGING: &str = "
-CREATE OR REPLACE TEMP TABLE spans_staging (
-    trace_id VARCHAR, span_id VARCHAR, parent_id VARCHAR, name VARCHAR,
-    service VARCHAR, operation VARCHAR, kind VARCHAR,
-    start_time BIGINT, end_time BIGINT, duration_ms DOUBLE,
-    status_code VARCHAR, status_description VARCHAR,
-    attributes VARCHAR, events VARCHAR, links VARCHAR, resource VARCHAR
 )";
 
-/// One row of `spans` (without `resource`, which is the same for a whole batch).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SpanRow {
-    pub(crate) trace_id: String,
-    pub(crate) span_id: String,
-    pub(crate) parent_id: Option<String>,
-    pub(crate) name: String,
-    pub(crate) service: Option<String>,
-    pub(crate) operation: Option<String>,
-    pub(crate) kind: &'static str,
-    pub(crate) start_time: i64,
-    pub(crate) end_time: i64,
-    pub(crate) duration_ms: f64,
-    pub(crate) status_code: &'static str,
-    pub(crate) status_description: Option<String>,
-    pub(crate) attributes: String,
-    pub(crate) events: String,
-    pub(crate) links: String,
+/// The table's columns, in order; the writer fills all of them.
+const COLUMNS: [&str; 17] = [
+    "trace_id",
+    "span_id",
+    "parent_id",
+    "name",
+    "service",
+    "operation",
+    "kind",
+    "start_time",
+    "end_time",
+    "duration_ms",
+    "status_code",
+    "status_description",
+    "attributes",
+    "events",
+    "links",
+    "resource",
+    "created_at",
+];
+
+/// Rows of `spans` under construction, one Arrow builder per column.
+pub(crate) struct Rows {
+    trace_id: StringBuilder,
+    span_id: StringBuilder,
+    parent_id: StringBuilder,
+    name: StringBuilder,
+    service: StringBuilder,
+    operation: StringBuilder,
+    kind: StringBuilder,
+    start_time: Int64Builder,
+    end_time: Int64Builder,
+    duration_ms: Float64Builder,
+    status_code: StringBuilder,
+    status_description: StringBuilder,
+    attributes: StringBuilder,
+    events: StringBuilder,
+    links: StringBuilder,
+    resource: StringBuilder,
+    created_at: TimestampMicrosecondBuilder,
 }
 
-impl SpanRow {
-    pub(crate) fn from_span(span: &SpanData) -> Self {
-        let name = span.name.to_string();
-        let (service, operation) = split_name(&name);
+impl Rows {
+    /// Room for `capacity` rows before the builders grow.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let strings =
+            |bytes_per_row: usize| StringBuilder::with_capacity(capacity, capacity * bytes_per_row);
+        Rows {
+            trace_id: strings(32),
+            span_id: strings(16),
+            parent_id: strings(16),
+            name: strings(16),
+            service: strings(8),
+            operation: strings(8),
+            kind: strings(8),
+            start_time: Int64Builder::with_capacity(capacity),
+            end_time: Int64Builder::with_capacity(capacity),
+            duration_ms: Float64Builder::with_capacity(capacity),
+            status_code: strings(5),
+            status_description: strings(0),
+            attributes: strings(160),
+            events: strings(2),
+            links: strings(2),
+            resource: strings(32),
+            created_at: TimestampMicrosecondBuilder::with_capacity(capacity),
+        }
+    }
+
+    /// Adds `span` as a row; `resource` is the resource's JSON, `created_at` the
+    /// write time in microseconds since the epoch.
+    pub(crate) fn push(&mut self, span: &SpanData, resource: &str, created_at: i64) {
+        // Writing into an Arrow string builder cannot fail; `append_value("")`
+        // ends the value written so far.
+        let context = &span.span_context;
+        let _ = write!(self.trace_id, "{}", context.trace_id());
+        self.trace_id.append_value("");
+        let _ = write!(self.span_id, "{}", context.span_id());
+        self.span_id.append_value("");
+        if span.parent_span_id == SpanId::INVALID {
+            self.parent_id.append_null();
+        } else {
+            let _ = write!(self.parent_id, "{}", span.parent_span_id);
+            self.parent_id.append_value("");
+        }
+        let name: &str = &span.name;
+        self.name.append_value(name);
+        let (service, operation) = split_name(name);
+        self.service.append_option(service);
+        self.operation.append_option(operation);
+        self.kind.append_value(kind_name(&span.span_kind));
         let start_time = unix_nanos(span.start_time);
         let end_time = unix_nanos(span.end_time);
-        let (status_code, status_description) = match &span.status {
-            Status::Unset => ("UNSET", None),
-            Status::Ok => ("OK", None),
-            Status::Error { description } => (
-                "ERROR",
-                Some(description.to_string()).filter(|d| !d.is_empty()),
-            ),
-        };
-        let parent_id = (span.parent_span_id != opentelemetry::trace::SpanId::INVALID)
-            .then(|| span.parent_span_id.to_string());
-        let events = span
-            .events
-            .iter()
-            .map(|event| {
-                let mut object = Map::new();
-                object.insert("name".into(), Json::String(event.name.to_string()));
-                object.insert("timestamp".into(), unix_nanos(event.timestamp).into());
-                object.insert("attributes".into(), attributes_json(&event.attributes));
-                Json::Object(object)
-            })
-            .collect();
-        let links = span
-            .links
-            .iter()
-            .map(|link| {
-                let mut object = Map::new();
-                let context = &link.span_context;
-                object.insert("trace_id".into(), context.trace_id().to_string().into());
-                object.insert("span_id".into(), context.span_id().to_string().into());
-                object.insert("attributes".into(), attributes_json(&link.attributes));
-                Json::Object(object)
-            })
-            .collect();
-        SpanRow {
-            trace_id: span.span_context.trace_id().to_string(),
-            span_id: span.span_context.span_id().to_string(),
-            parent_id,
-            service,
-            operation,
-            kind: kind_name(&span.span_kind),
-            start_time,
-            end_time,
-            // Nanoseconds to milliseconds; a clock step backwards gives 0, not a negative duration.
-            duration_ms: end_time.saturating_sub(start_time).max(0) as f64 / 1e6,
-            status_code,
-            status_description,
-            attributes: attributes_json(&span.attributes).to_string(),
-            events: Json::Array(events).to_string(),
-            links: Json::Array(links).to_string(),
-            name,
+        self.start_time.append_value(start_time);
+        self.end_time.append_value(end_time);
+        // Nanoseconds to milliseconds; a clock step backwards gives 0, not a negative duration.
+        self.duration_ms
+            .append_value(end_time.saturating_sub(start_time).max(0) as f64 / 1e6);
+        match &span.status {
+            Status::Unset => {
+                self.status_code.append_value("UNSET");
+                self.status_description.append_null();
+            }
+            Status::Ok => {
+                self.status_code.append_value("OK");
+                self.status_description.append_null();
+            }
+            Status::Error { description } => {
+                self.status_code.append_value("ERROR");
+                self.status_description
+                    .append_option(Some(description.as_ref()).filter(|d| !d.is_empty()));
+            }
         }
+        let _ = json::write_attributes(&mut self.attributes, &span.attributes);
+        self.attributes.append_value("");
+        let _ = json::write_events(&mut self.events, &span.events);
+        self.events.append_value("");
+        let _ = json::write_links(&mut self.links, &span.links);
+        self.links.append_value("");
+        self.resource.append_value(resource);
+        self.created_at.append_value(created_at);
+    }
+
+    /// The rows pushed so far as one record batch; the builders start over empty.
+    pub(crate) fn finish(&mut self) -> RecordBatch {
+        let columns: [ArrayRef; 17] = [
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.parent_id.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.service.finish()),
+            Arc::new(self.operation.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.start_time.finish()),
+            Arc::new(self.end_time.finish()),
+            Arc::new(self.duration_ms.finish()),
+            Arc::new(self.status_code.finish()),
+            Arc::new(self.status_description.finish()),
+            Arc::new(self.attributes.finish()),
+            Arc::new(self.events.finish()),
+            Arc::new(self.links.finish()),
+            Arc::new(self.resource.finish()),
+            Arc::new(self.created_at.finish()),
+        ];
+        let fields: Vec<Field> = COLUMNS
+            .iter()
+            .zip(&columns)
+            .map(|(name, column)| Field::new(*name, column.data_type().clone(), true))
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into())
+            .expect("every column has one value per row")
     }
 }
 
 /// `batch.flush` gives service `batch` and operation `flush`; a name without a dot
 /// is the service alone.
-pub(crate) fn split_name(name: &str) -> (Option<String>, Option<String>) {
-    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+pub(crate) fn split_name(name: &str) -> (Option<&str>, Option<&str>) {
+    fn non_empty(s: &str) -> Option<&str> {
+        (!s.is_empty()).then_some(s)
+    }
     match name.split_once('.') {
         Some((service, operation)) => (non_empty(service), non_empty(operation)),
         None => (non_empty(name), None),
     }
-}
-
-/// The resource attributes as one JSON object, e.g. `{"service.name":"flock"}`.
-pub(crate) fn resource_json(resource: &Resource) -> String {
-    let object: Map<String, Json> = resource
-        .iter()
-        .map(|(key, value)| (key.to_string(), value_json(value)))
-        .collect();
-    Json::Object(object).to_string()
 }
 
 /// Nanoseconds since the Unix epoch, saturating at the ends of `i64` (year 1677 and 2262).
@@ -172,73 +239,19 @@ fn kind_name(kind: &SpanKind) -> &'static str {
     }
 }
 
-/// Attributes as a JSON object keeping their types, so `attributes->'$.batch_size'`
-/// is the number 25 and not the string "25".
-fn attributes_json(attributes: &[KeyValue]) -> Json {
-    Json::Object(
-        attributes
-            .iter()
-            .map(|kv| (kv.key.to_string(), value_json(&kv.value)))
-            .collect(),
-    )
-}
-
-fn value_json(value: &Value) -> Json {
-    match value {
-        Value::Bool(b) => Json::Bool(*b),
-        Value::I64(i) => Json::from(*i),
-        Value::F64(f) => float_json(*f),
-        Value::String(s) => Json::String(s.to_string()),
-        Value::Array(Array::Bool(items)) => items.iter().copied().map(Json::Bool).collect(),
-        Value::Array(Array::I64(items)) => items.iter().copied().map(Json::from).collect(),
-        Value::Array(Array::F64(items)) => items.iter().copied().map(float_json).collect(),
-        Value::Array(Array::String(items)) => {
-            items.iter().map(|s| Json::String(s.to_string())).collect()
-        }
-        // `Value` and `Array` are non-exhaustive; keep anything new as its display form.
-        other => Json::String(other.to_string()),
-    }
-}
-
-/// JSON has no NaN or infinity; those keep their Rust spelling as a string rather than
-/// turning into `null`.
-fn float_json(f: f64) -> Json {
-    Number::from_f64(f).map_or_else(|| Json::String(f.to_string()), Json::Number)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_split_at_the_first_dot() {
-        let split = |name| split_name(name);
+        assert_eq!(split_name("batch.flush"), (Some("batch"), Some("flush")));
         assert_eq!(
-            split("batch.flush"),
-            (Some("batch".into()), Some("flush".into()))
+            split_name("agent.run.evaluate"),
+            (Some("agent"), Some("run.evaluate"))
         );
-        assert_eq!(
-            split("agent.run.evaluate"),
-            (Some("agent".into()), Some("run.evaluate".into()))
-        );
-        assert_eq!(split("publish"), (Some("publish".into()), None));
-        assert_eq!(split("batch."), (Some("batch".into()), None));
-    }
-
-    #[test]
-    fn values_keep_their_json_types() {
-        let json = attributes_json(&[
-            KeyValue::new("batch_size", 25_i64),
-            KeyValue::new("efficiency", 0.5),
-            KeyValue::new("flush_reason", "size"),
-            KeyValue::new("ok", true),
-            KeyValue::new("nan", f64::NAN),
-            KeyValue::new("sizes", Value::Array(Array::I64(vec![1, 2]))),
-        ]);
-        assert_eq!(
-            json.to_string(),
-            r#"{"batch_size":25,"efficiency":0.5,"flush_reason":"size","nan":"NaN","ok":true,"sizes":[1,2]}"#
-        );
+        assert_eq!(split_name("publish"), (Some("publish"), None));
+        assert_eq!(split_name("batch."), (Some("batch"), None));
     }
 
     #[test]

@@ -1,9 +1,13 @@
-//! Working on the trace file: opening it (retrying while another process holds the
-//! lock), creating the schema, appending a batch of rows, TTL and clearing.
+//! The trace file on disk: attaching it (DuckDB allows one writing process, or any
+//! number of reading ones), appending rows in transactions, checkpoints, TTL and
+//! clearing.
 //!
-//! Every operation opens the file and closes it before returning, so between two
-//! exports any other process (the DuckDB CLI, Python, `cargo xtask traces`) can
-//! open it, read-only or not.
+//! A [`TraceFile`] keeps one in-memory DuckDB instance for its whole life and
+//! attaches the file only to write: attaching takes about a millisecond, where
+//! opening a database instance took tens. DuckDB's checkpoint on detach is off; the
+//! writer checkpoints when the write-ahead log has grown past a bound (a reader
+//! replays the log when it opens the file, so it sees every committed span either
+//! way), and always before it stops, so the file it leaves behind is complete.
 
 use std::{
     path::{Path, PathBuf},
@@ -12,66 +16,234 @@ use std::{
     time::{Duration, Instant},
 };
 
-use duckdb::{Config, Connection, params};
+use duckdb::{AccessMode, Config, Connection, arrow::record_batch::RecordBatch, params};
 
-use crate::{
-    TraceError,
-    schema::{COLUMNS, CREATE_SCHEMA, CREATE_STAGING, SpanRow},
-};
+use crate::{TraceError, schema};
 
-/// How long [`clear_traces`] and the startup work wait for another process to
-/// release the file.
+/// How long [`clear_traces`], the startup work and a [`DuckDbSpanExporter`]
+/// (crate::DuckDbSpanExporter) wait for another process to release the file.
 pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// First wait after finding the file locked; doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(10);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(2);
+/// The longest wait between two attempts to attach a locked file. Short: a
+/// failed attempt costs well under a millisecond, and a writer that gets in
+/// right after a reader lets go is done before that reader (or the next) opens
+/// the file again.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_millis(20);
 
-/// Opens the trace file for writing, creating it if missing, and makes sure the
-/// schema exists.
-///
-/// While another process holds the file (DuckDB allows one writer process, or
-/// any number of read-only ones), retries with exponential backoff until
-/// `lock_timeout` has passed, counting each retry in `retries`.
-pub(crate) fn open(
-    path: &Path,
-    lock_timeout: Duration,
-    retries: &AtomicU64,
-) -> Result<Connection, TraceError> {
-    let started = Instant::now();
-    let mut backoff = FIRST_BACKOFF;
-    let conn = loop {
-        match Connection::open_with_flags(path, config(path)?) {
-            Ok(conn) => break conn,
-            Err(err) if is_lock_conflict(&err) => {
-                let waited = started.elapsed();
-                if waited + backoff > lock_timeout {
-                    return Err(TraceError::Locked {
-                        path: path.to_owned(),
-                        waited,
-                        source: err,
-                    });
-                }
-                retries.fetch_add(1, Ordering::Relaxed);
-                thread::sleep(backoff);
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            Err(err) => return Err(database(path, err)),
-        }
-    };
-    conn.execute_batch(CREATE_SCHEMA)
-        .map_err(|err| database(path, err))?;
-    Ok(conn)
+/// The name the trace file is attached under in the writer's in-memory database.
+const CATALOG: &str = "flock_traces";
+
+/// The writer's staging table, in its in-memory database.
+const STAGING: &str = "spans_staging";
+
+/// A trace file and the in-memory DuckDB instance that writes it.
+pub(crate) struct TraceFile {
+    path: PathBuf,
+    wal: PathBuf,
+    conn: Connection,
+    attach_sql: String,
+    attached: bool,
 }
 
-fn config(path: &Path) -> Result<Config, TraceError> {
-    // The exporter's work is small; one DuckDB thread is plenty and spares the
-    // application's cores. No extension autoloading: JSON is built in, and loading
-    // would try the network.
-    Config::default()
-        .threads(1)
-        .and_then(|c| c.enable_autoload_extension(false))
-        .map_err(|err| database(path, err))
+/// What [`TraceFile::try_attach`] found.
+pub(crate) enum Attach {
+    /// The file is attached: the lock is held until [`TraceFile::detach`].
+    Attached,
+    /// Another process holds the file.
+    Locked(duckdb::Error),
+}
+
+// === impl TraceFile ===
+
+impl TraceFile {
+    /// A writer for the file at `path`; nothing is opened yet.
+    pub(crate) fn new(path: &Path) -> Result<Self, TraceError> {
+        let text = path.to_str().ok_or_else(|| {
+            TraceError::InvalidConfig(format!(
+                "trace file path must be valid UTF-8, got `{}`",
+                path.display()
+            ))
+        })?;
+        // The writer's work is small; one DuckDB thread is plenty and spares the
+        // application's cores. No extension autoloading: JSON is built in, and
+        // loading would try the network.
+        let config = Config::default()
+            .threads(1)
+            .and_then(|c| c.enable_autoload_extension(false))
+            .map_err(|err| database(path, err))?;
+        let conn =
+            Connection::open_in_memory_with_flags(config).map_err(|err| database(path, err))?;
+        // Checkpoints are the writer's decision (see the module docs), not a side
+        // effect of detaching. A commit that would grow the log past 8 MiB (a
+        // burst) checkpoints instead of writing the log: DuckDB then skips writing
+        // the rows twice.
+        conn.execute_batch(
+            "PRAGMA disable_checkpoint_on_shutdown; SET checkpoint_threshold = '8MiB';",
+        )
+        .map_err(|err| database(path, err))?;
+        conn.execute_batch(&schema::create_staging(STAGING))
+            .map_err(|err| database(path, err))?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push(".wal");
+        Ok(TraceFile {
+            path: path.to_owned(),
+            wal: PathBuf::from(wal),
+            conn,
+            attach_sql: format!("ATTACH '{}' AS {CATALOG}", text.replace('\'', "''")),
+            attached: false,
+        })
+    }
+
+    /// The trace file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Attaches the file (creating it and the `spans` table if missing), unless
+    /// another process holds it.
+    pub(crate) fn try_attach(&mut self) -> Result<Attach, TraceError> {
+        if self.attached {
+            return Ok(Attach::Attached);
+        }
+        match self.conn.execute_batch(&self.attach_sql) {
+            Ok(()) => {}
+            Err(err) if is_lock_conflict(&err) => return Ok(Attach::Locked(err)),
+            Err(err) => return Err(self.error(err)),
+        }
+        self.attached = true;
+        if let Err(err) = self.conn.execute_batch(&schema::create_table(CATALOG)) {
+            self.detach();
+            return Err(self.error(err));
+        }
+        Ok(Attach::Attached)
+    }
+
+    /// Attaches the file, retrying with backoff while another process holds it,
+    /// for up to `lock_timeout`; each retry is counted in `retries`.
+    pub(crate) fn attach_waiting(
+        &mut self,
+        lock_timeout: Duration,
+        retries: &AtomicU64,
+    ) -> Result<(), TraceError> {
+        let started = Instant::now();
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self.try_attach()? {
+                Attach::Attached => return Ok(()),
+                Attach::Locked(source) => {
+                    let waited = started.elapsed();
+                    if waited + backoff > lock_timeout {
+                        return Err(TraceError::Locked {
+                            path: self.path.clone(),
+                            waited,
+                            source,
+                        });
+                    }
+                    retries.fetch_add(1, Ordering::Relaxed);
+                    thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Starts a transaction on the attached file.
+    pub(crate) fn begin(&self) -> Result<(), TraceError> {
+        self.execute("BEGIN TRANSACTION")
+    }
+
+    /// Commits the transaction: its rows are in the file (in its write-ahead log
+    /// until the next checkpoint).
+    pub(crate) fn commit(&self) -> Result<(), TraceError> {
+        self.execute("COMMIT")
+    }
+
+    /// Abandons the transaction, if one is open.
+    pub(crate) fn rollback(&self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    /// Appends `rows` to `spans` in the open transaction, through DuckDB's appender.
+    pub(crate) fn append(&self, rows: RecordBatch) -> Result<(), TraceError> {
+        let mut appender = self
+            .conn
+            .appender_to_catalog_and_db("spans", CATALOG, "main")
+            .map_err(|err| self.error(err))?;
+        appender
+            .append_record_batch(rows)
+            .map_err(|err| self.error(err))?;
+        appender.flush().map_err(|err| self.error(err))
+    }
+
+    /// Empties the staging table in the in-memory database (no lock on the file).
+    pub(crate) fn clear_staged(&self) -> Result<(), TraceError> {
+        self.execute(&schema::create_staging(STAGING))
+    }
+
+    /// Appends `rows` to the staging table, through DuckDB's appender: conversion
+    /// and checks happen here, before the file is locked.
+    pub(crate) fn stage(&self, rows: RecordBatch) -> Result<(), TraceError> {
+        let mut appender = self
+            .conn
+            .appender_to_catalog_and_db(STAGING, "temp", "main")
+            .map_err(|err| self.error(err))?;
+        appender
+            .append_record_batch(rows)
+            .map_err(|err| self.error(err))?;
+        appender.flush().map_err(|err| self.error(err))
+    }
+
+    /// Copies the staged rows into `spans`, in the open transaction.
+    pub(crate) fn insert_staged(&self) -> Result<(), TraceError> {
+        self.execute(&format!(
+            "INSERT INTO {CATALOG}.spans SELECT * FROM temp.main.{STAGING}"
+        ))
+    }
+
+    /// Deletes spans that started before `cutoff_ns` (nanoseconds since the epoch).
+    pub(crate) fn delete_before(&self, cutoff_ns: i64) -> Result<usize, TraceError> {
+        self.conn
+            .execute(
+                &format!("DELETE FROM {CATALOG}.spans WHERE start_time < ?"),
+                params![cutoff_ns],
+            )
+            .map_err(|err| self.error(err))
+    }
+
+    /// Bytes in the file's write-ahead log: committed rows not yet checkpointed.
+    pub(crate) fn wal_bytes(&self) -> u64 {
+        std::fs::metadata(&self.wal).map_or(0, |m| m.len())
+    }
+
+    /// Moves the write-ahead log into the database file.
+    pub(crate) fn checkpoint(&self) -> Result<(), TraceError> {
+        self.execute(&format!("CHECKPOINT {CATALOG}"))
+    }
+
+    /// Detaches the file, releasing the lock.
+    pub(crate) fn detach(&mut self) {
+        if self.attached {
+            self.rollback();
+            let _ = self.conn.execute_batch(&format!("DETACH {CATALOG}"));
+            self.attached = false;
+        }
+    }
+
+    fn execute(&self, sql: &str) -> Result<(), TraceError> {
+        self.conn.execute_batch(sql).map_err(|err| self.error(err))
+    }
+
+    fn error(&self, source: duckdb::Error) -> TraceError {
+        database(&self.path, source)
+    }
+}
+
+impl Drop for TraceFile {
+    fn drop(&mut self) {
+        self.detach();
+    }
 }
 
 /// DuckDB reports a file held by another process as an IO error naming the lock.
@@ -85,61 +257,6 @@ pub(crate) fn database(path: &Path, source: duckdb::Error) -> TraceError {
         path: path.to_owned(),
         source,
     }
-}
-
-/// Appends `rows` to `spans` in one statement: all of the batch or nothing.
-pub(crate) fn insert(
-    conn: &Connection,
-    path: &Path,
-    rows: &[SpanRow],
-    resource: &str,
-) -> Result<(), TraceError> {
-    let fail = |err| database(path, err);
-    conn.execute_batch(CREATE_STAGING).map_err(fail)?;
-    {
-        let mut appender = conn
-            .appender_to_catalog_and_db("spans_staging", "temp", "main")
-            .map_err(fail)?;
-        for row in rows {
-            appender
-                .append_row(params![
-                    row.trace_id,
-                    row.span_id,
-                    row.parent_id,
-                    row.name,
-                    row.service,
-                    row.operation,
-                    row.kind,
-                    row.start_time,
-                    row.end_time,
-                    row.duration_ms,
-                    row.status_code,
-                    row.status_description,
-                    row.attributes,
-                    row.events,
-                    row.links,
-                    resource,
-                ])
-                .map_err(fail)?;
-        }
-        appender.flush().map_err(fail)?;
-    }
-    conn.execute_batch(&format!(
-        "INSERT INTO spans ({COLUMNS}) SELECT {COLUMNS} FROM temp.spans_staging ON CONFLICT DO NOTHING;
-         DROP TABLE temp.spans_staging;"
-    ))
-    .map_err(fail)?;
-    Ok(())
-}
-
-/// Deletes spans that started before `cutoff_ns` (nanoseconds since the epoch).
-pub(crate) fn delete_before(
-    conn: &Connection,
-    path: &Path,
-    cutoff_ns: i64,
-) -> Result<usize, TraceError> {
-    conn.execute("DELETE FROM spans WHERE start_time < ?", params![cutoff_ns])
-        .map_err(|err| database(path, err))
 }
 
 /// Deletes every span in the trace file at `path` and compacts the file.
@@ -167,13 +284,72 @@ pub fn clear_traces(path: impl AsRef<Path>) -> Result<usize, TraceError> {
             path: PathBuf::from(path),
         });
     }
-    let conn = open(path, DEFAULT_LOCK_TIMEOUT, &AtomicU64::new(0))?;
-    let deleted = conn
-        .execute("DELETE FROM spans", [])
-        .map_err(|err| database(path, err))?;
-    // DuckDB reuses freed blocks after a checkpoint; VACUUM is accepted for
-    // compatibility with Flock's own clear.
-    conn.execute_batch("VACUUM; CHECKPOINT;")
-        .map_err(|err| database(path, err))?;
+    let mut file = TraceFile::new(path)?;
+    file.attach_waiting(DEFAULT_LOCK_TIMEOUT, &AtomicU64::new(0))?;
+    let deleted = file
+        .conn
+        .execute(&format!("DELETE FROM {CATALOG}.spans"), [])
+        .map_err(|err| file.error(err))?;
+    // DuckDB reuses freed blocks after a checkpoint.
+    file.checkpoint()?;
+    file.detach();
     Ok(deleted)
+}
+
+/// Opens the trace file at `path` read-only while a program may be writing it, as
+/// the guide's readers do: a write holds the file for a few milliseconds, so this
+/// retries with backoff while the file is locked, for up to `timeout`.
+///
+/// Keep the connection briefly: while it is open, the writer waits (its spans wait
+/// in its buffer).
+///
+/// # Errors
+///
+/// [`TraceError::MissingFile`] if there is no file at `path`,
+/// [`TraceError::Locked`] if it was still locked after `timeout`, and
+/// [`TraceError::Database`] if it is not a DuckDB file.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// let conn = flock_trace_duckdb::open_read_only(".flock/traces.duckdb", Duration::from_secs(5))?;
+/// let flushes: i64 = conn
+///     .query_row("SELECT count(*) FROM spans WHERE name = 'batch.flush'", [], |row| row.get(0))
+///     .map_err(|err| flock_trace_duckdb::TraceError::InvalidConfig(err.to_string()))?;
+/// println!("{flushes} flushes so far");
+/// # Ok::<(), flock_trace_duckdb::TraceError>(())
+/// ```
+pub fn open_read_only(path: impl AsRef<Path>, timeout: Duration) -> Result<Connection, TraceError> {
+    let path = path.as_ref();
+    if !path.is_file() {
+        return Err(TraceError::MissingFile {
+            path: PathBuf::from(path),
+        });
+    }
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let config = Config::default()
+            .access_mode(AccessMode::ReadOnly)
+            .and_then(|c| c.enable_autoload_extension(false))
+            .map_err(|err| database(path, err))?;
+        match Connection::open_with_flags(path, config) {
+            Ok(conn) => return Ok(conn),
+            Err(err) if is_lock_conflict(&err) => {
+                let waited = started.elapsed();
+                if waited + backoff > timeout {
+                    return Err(TraceError::Locked {
+                        path: path.to_owned(),
+                        waited,
+                        source: err,
+                    });
+                }
+                thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(err) => return Err(database(path, err)),
+        }
+    }
 }

@@ -6,7 +6,14 @@ use flock_core::{BlackboardStore, Retention};
 use flock_trace_duckdb::{TraceConfig, TraceError};
 use parking_lot::Mutex;
 
-use crate::{Flock, admission::Admission, cluster::Cluster, flock::Tracing, runtime::Runtime};
+use crate::{
+    Flock,
+    admission::Admission,
+    cluster::Cluster,
+    flock::Tracing,
+    runtime::Runtime,
+    tracing_setup::{self, TraceChoice},
+};
 
 /// Configures a [`Flock`] before it starts.
 #[derive(Default)]
@@ -17,15 +24,6 @@ pub struct FlockBuilder {
     admission: Admission,
     retention: Retention,
     cluster: Option<Cluster>,
-}
-
-#[derive(Debug, Default)]
-enum TraceChoice {
-    /// `FLOCK_TRACE_FILE` decides.
-    #[default]
-    FromEnv,
-    On(TraceConfig),
-    Off,
 }
 
 impl fmt::Debug for FlockBuilder {
@@ -45,18 +43,25 @@ impl FlockBuilder {
     }
 
     /// Traces every flush, run and publish into a DuckDB file (table `spans`,
-    /// queryable with SQL), installing the global `tracing` subscriber.
+    /// queryable with SQL) and/or an OTLP collector. Joins the pipeline already
+    /// writing that file in this process; uses the application's `tracing`
+    /// subscriber when it includes the pipeline's layer, and installs a global one
+    /// only when none is set (see `flock::trace`).
     ///
     /// Without this call, tracing follows the environment: `FLOCK_TRACE_FILE=true`
-    /// writes `.flock/traces.duckdb`, `FLOCK_TRACE_FILE=<path>` another file, and
-    /// `FLOCK_TRACE_TTL_DAYS=N` deletes spans older than N days at start.
+    /// writes `.flock/traces.duckdb`, `FLOCK_TRACE_FILE=<path>` another file,
+    /// `FLOCK_TRACE_TTL_DAYS=N` deletes spans older than N days at start, and with
+    /// the `otlp` feature the standard `OTEL_EXPORTER_OTLP_*` variables send spans
+    /// to a collector.
     ///
     /// ```no_run
+    /// # #[cfg(feature = "duckdb-prebuilt")] {
     /// use flock::{Flock, TraceConfig};
     ///
     /// let flock = Flock::builder()
     ///     .trace(TraceConfig::new(".flock/traces.duckdb").service_name("payments"))
     ///     .try_build()?;
+    /// # }
     /// # Ok::<(), flock::TraceError>(())
     /// ```
     pub fn trace(mut self, config: TraceConfig) -> Self {
@@ -95,16 +100,17 @@ impl FlockBuilder {
         self
     }
 
-    /// Never traces into DuckDB, whatever the environment says (install your own
-    /// subscriber, e.g. with [`TraceGuard::layer`](crate::TraceGuard::layer), to compose it differently).
+    /// Sets up no tracing, whatever the environment says. The flock's spans still
+    /// go to whatever `tracing` subscriber the application set (which may include
+    /// [`TraceGuard::layer`](crate::TraceGuard::layer)).
     pub fn no_trace(mut self) -> Self {
         self.trace = TraceChoice::Off;
         self
     }
 
     /// The configured flock. When tracing cannot start (an unwritable directory, a
-    /// file that is not DuckDB, another global subscriber), the error is printed
-    /// to stderr and the flock runs without traces; use
+    /// file that is not DuckDB, a subscriber that does not feed the pipeline), the
+    /// error is printed to stderr and the flock runs without traces; use
     /// [`FlockBuilder::try_build`] to treat that as an error instead.
     pub fn build(self) -> Flock {
         let (flock, error) = self.assemble();
@@ -128,15 +134,7 @@ impl FlockBuilder {
     }
 
     fn assemble(self) -> (Flock, Option<TraceError>) {
-        let config = match self.trace {
-            TraceChoice::On(config) => Ok(Some(config)),
-            TraceChoice::FromEnv => TraceConfig::from_env(),
-            TraceChoice::Off => Ok(None),
-        };
-        let (guard, error) = match config.and_then(|c| c.map(TraceConfig::install).transpose()) {
-            Ok(guard) => (guard, None),
-            Err(error) => (None, Some(error)),
-        };
+        let (guard, error) = tracing_setup::start(self.trace);
         let flock = Flock {
             runtime: Arc::new(Runtime::new(
                 self.store,
@@ -145,7 +143,7 @@ impl FlockBuilder {
                 self.cluster,
             )),
             tracing: Arc::new(Tracing {
-                file: guard.as_ref().map(|g| g.path().to_owned()),
+                file: guard.as_ref().and_then(|g| g.path()).map(ToOwned::to_owned),
                 guard: Mutex::new(guard),
             }),
         };

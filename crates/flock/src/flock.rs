@@ -55,8 +55,8 @@ pub struct Flock {
     pub(crate) tracing: Arc<Tracing>,
 }
 
-/// The DuckDB trace pipeline of a flock, when it traces; shut down (flushed) by
-/// [`Flock::shutdown`].
+/// The flock's guard on the trace pipeline, when it traces; released (after writing
+/// every span that ended) by [`Flock::shutdown`].
 pub(crate) struct Tracing {
     pub(crate) guard: Mutex<Option<TraceGuard>>,
     pub(crate) file: Option<PathBuf>,
@@ -294,16 +294,7 @@ impl Flock {
         self.runtime.terminate_agents().await;
         let guard = self.tracing.guard.lock().take();
         if let Some(guard) = guard {
-            let path = guard.path().to_owned();
-            // Flushing may wait on the file (a reader holding it): off the runtime.
-            let exported = tokio::task::spawn_blocking(move || guard.shutdown()).await;
-            report.traces = match exported {
-                Ok(traces) => Some(traces),
-                Err(error) => {
-                    tracing::error!(%error, path = %path.display(), "trace flush at shutdown failed");
-                    None
-                }
-            };
+            report.traces = crate::tracing_setup::finish(guard).await;
         }
         report
     }

@@ -102,6 +102,13 @@
 //! FROM spans WHERE name LIKE '%batch%' ORDER BY start_time DESC LIMIT 20
 //! ```
 //!
+//! The file can be read while the program runs (retry briefly when a write holds
+//! it: `trace::open_read_only`), and a flock composes with the application's own
+//! `tracing` setup: add [`TraceGuard::layer`] to your registry and the flocks of the
+//! process join that pipeline. The guide's page on traces, [`guide::traces`], shows
+//! both. With the `otlp` feature, the standard `OTEL_EXPORTER_OTLP_*` variables send
+//! the same spans to a collector.
+//!
 //! # Failures, hooks and LLMs
 //!
 //! - An agent's [`RetryPolicy`] retries a failed run (engine error or panic, failing
@@ -118,12 +125,19 @@
 //!
 //! # Features
 //!
-//! `bundled` (default) compiles DuckDB from source for the trace file; without it,
-//! DuckDB is linked from `DUCKDB_LIB_DIR`. `otlp` also sends spans to an OTLP/HTTP
-//! collector. `llm` (default) adds the LLM engine; `llm-mock` also its local
-//! OpenAI-compatible test server (`flock::llm::mock`). `postgres` adds the
-//! PostgreSQL store (`flock::postgres::PostgresStore`): durable, and shared by
-//! several processes.
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `duckdb` | yes | traces into a DuckDB file (`FLOCK_TRACE_FILE`, `TraceConfig::new`), with DuckDB compiled from source: the first build takes about 25 minutes |
+//! | `duckdb-prebuilt` | | the same, linking a prebuilt `libduckdb` instead: from `DUCKDB_LIB_DIR`, or downloaded while building with `DUCKDB_DOWNLOAD_LIB=1` (development in this repository, `cargo xtask`, uses it) |
+//! | `otlp` | | spans to an OTLP/HTTP collector, by code or the standard `OTEL_EXPORTER_OTLP_*` variables; with or without DuckDB |
+//! | `llm` | yes | the LLM engine ([`LlmEngine`]) |
+//! | `llm-mock` | | also its local OpenAI-compatible test server (`flock::llm::mock`) |
+//! | `postgres` | | the PostgreSQL store (`flock::postgres::PostgresStore`): durable, and shared by several processes ([`FlockBuilder::cluster`]) |
+//! | `bundled` | | the former name of `duckdb` |
+//!
+//! With `default-features = false` (and, say, `features = ["llm", "otlp"]`) nothing
+//! of DuckDB is built or linked; spans still go to any `tracing` subscriber and, with
+//! `otlp`, to a collector.
 
 // docs.rs (`--cfg docsrs`) marks every feature-gated item with its feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -144,6 +158,7 @@ mod policy;
 mod run;
 mod runtime;
 mod spans;
+mod tracing_setup;
 mod work;
 
 pub use admission::{Admission, AdmissionCounts, InvalidAdmission, OnFull};
@@ -183,9 +198,10 @@ pub use flock_subscription::{
     JoinWindow, Subscribe,
 };
 pub use flock_trace_duckdb as trace;
-pub use flock_trace_duckdb::{
-    ExportReport, ExportStats, TraceConfig, TraceError, TraceGuard, clear_traces,
-};
+#[cfg(feature = "duckdb-prebuilt")]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "duckdb", feature = "duckdb-prebuilt"))))]
+pub use flock_trace_duckdb::clear_traces;
+pub use flock_trace_duckdb::{ExportReport, ExportStats, TraceConfig, TraceError, TraceGuard};
 pub use flock_visibility as visibility;
 pub use inspect::{ActiveBatch, PendingJoin};
 pub use invoke::InvokeError;
@@ -212,11 +228,14 @@ pub use llm::LlmEngine;
 /// renders them). Every Rust block in them is a doctest of this crate, so the
 /// guides compile and run with the API they teach.
 // They teach the default features (the LLM engine among them).
-#[cfg(all(any(doc, doctest), feature = "llm"))]
+// Documentation needs only `llm`; the doctests also the DuckDB file.
+#[cfg(all(feature = "llm", any(doc, all(doctest, feature = "duckdb-prebuilt"))))]
 #[cfg_attr(docsrs, doc(cfg(feature = "llm")))]
 pub mod guide {
     #[doc = include_str!("../guide/batch-processing.md")]
     pub mod batch_processing {}
+    #[doc = include_str!("../guide/traces.md")]
+    pub mod traces {}
     #[cfg(feature = "postgres")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     #[doc = include_str!("../guide/cluster.md")]

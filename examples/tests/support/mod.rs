@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 /// The binary of example `name`: `cargo test` builds the examples next to the test
 /// binaries (`target/<profile>/examples/`).
-#[allow(dead_code, reason = "only the tests that run an example's process call it")]
+#[allow(
+    dead_code,
+    reason = "only the tests that run an example's process call it"
+)]
 pub(crate) fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();

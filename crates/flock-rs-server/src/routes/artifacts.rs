@@ -15,7 +15,7 @@ use flock::{Artifact, ArtifactFilter, ArtifactId, PublishError, PublishOptions, 
 use serde_json::{Value, json};
 
 use super::{Params, limit, now, uuid};
-use crate::{ApiError, auth::Viewer, state::AppState, view};
+use crate::{ApiError, state::AppState, view, viewer::Viewer};
 
 /// The artifacts the viewer may see, oldest first: every one when the viewer is
 /// the operator, through the identity's visibility otherwise.

@@ -16,11 +16,11 @@ use tokio::sync::{
 };
 
 use crate::{
-    auth::Viewer,
     history::{FlushHistory, FlushRecord},
     metrics::Metrics,
     state::AppState,
     view::millis,
+    viewer::Viewer,
 };
 
 /// The name of an event (its JSON `type`): `artifact_published`,

@@ -16,7 +16,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use crate::{ApiError, auth::Viewer, dashboard, metrics, state::AppState};
+use crate::{ApiError, dashboard, metrics, state::AppState, viewer::Viewer};
 
 pub(crate) use events::record;
 

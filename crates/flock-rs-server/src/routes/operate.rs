@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use super::{Params, artifacts::options, limit, now, uuid};
 use crate::{
     ApiError,
-    auth::Viewer,
     state::AppState,
     view::{self, AgentView, BatchView, FailedRunView, JoinView},
+    viewer::Viewer,
 };
 
 /// `GET /api/v1/agents`: every agent with its subscriptions and outputs.

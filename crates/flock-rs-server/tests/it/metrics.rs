@@ -84,8 +84,9 @@ async fn admission_rejections_are_counted() {
     served.stop().await;
 }
 
-/// Spans exported to the DuckDB trace file are counted while the program runs
-/// (this test binary's one global subscriber: no other test here traces).
+/// Spans exported to the DuckDB trace file are counted while the program runs, and
+/// so are spans dropped (none here) and waiting (this test binary's one trace
+/// pipeline: no other test here traces).
 #[tokio::test]
 async fn spans_exported_by_the_trace_pipeline_are_counted_live() {
     let dir = std::env::temp_dir().join(format!("flock-server-traces-{}", std::process::id()));
@@ -118,6 +119,14 @@ async fn spans_exported_by_the_trace_pipeline_are_counted_live() {
     .await;
     assert!(
         exported.contains("flock_trace_spans_failed_total 0"),
+        "{exported}"
+    );
+    assert!(
+        exported.contains("flock_trace_spans_dropped_total 0"),
+        "{exported}"
+    );
+    assert!(
+        exported.contains("flock_trace_spans_waiting "),
         "{exported}"
     );
     let report = served.stop().await;

@@ -1,9 +1,10 @@
 //! `flock-traces [PATH]`: prints the batch flushes recorded in a flock-rs trace file
-//! (default `.flock/traces.duckdb`), with the user guide's query, read-only.
+//! (default `.flock/traces.duckdb`), with the user guide's query, read-only (also
+//! while a program writes it).
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use flock_trace_duckdb::{DEFAULT_TRACE_FILE, duckdb};
+use flock_trace_duckdb::{DEFAULT_TRACE_FILE, open_read_only};
 
 /// The guide's query, verbatim.
 const GUIDE_QUERY: &str = "SELECT name, attributes->'$.batch_size' as size, attributes->'$.flush_reason' as reason, duration_ms FROM spans WHERE name LIKE '%batch%' ORDER BY start_time DESC LIMIT 20";
@@ -28,10 +29,8 @@ fn run(path: &std::path::Path) -> Result<(), String> {
             path.display()
         ));
     }
-    let config = duckdb::Config::default()
-        .access_mode(duckdb::AccessMode::ReadOnly)
-        .map_err(|e| e.to_string())?;
-    let conn = duckdb::Connection::open_with_flags(path, config)
+    // The program may be writing it: retry while a write holds the file.
+    let conn = open_read_only(path, Duration::from_secs(5))
         .map_err(|e| format!("cannot open '{}': {e}", path.display()))?;
     let total: i64 = conn
         .query_row("SELECT count(*) FROM spans", [], |row| row.get(0))

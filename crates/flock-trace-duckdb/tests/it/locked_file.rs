@@ -1,5 +1,5 @@
 //! Another process holding the trace file (a reader) delays exports but loses no
-//! span; a reader holding it past the lock timeout fails the export, reported.
+//! span, also past the lock timeout: the spans wait in the bounded buffer.
 //!
 //! The reader is this test binary run again as a child process (see
 //! [`child_reader`]): DuckDB's file lock is per process, so a second connection
@@ -7,6 +7,7 @@
 
 use std::{
     io::{BufRead as _, BufReader},
+    num::NonZeroUsize,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -105,7 +106,7 @@ fn reader_holding_the_file_loses_no_spans() {
 }
 
 #[test]
-fn file_locked_past_the_timeout_fails_the_export_and_reports_it() {
+fn a_reader_holding_the_file_past_the_lock_timeout_delays_the_export_and_loses_nothing() {
     let dir = TempDir::new("locked-timeout");
     let path = dir.file("traces.duckdb");
     let guard = TraceConfig::new(&path)
@@ -113,36 +114,121 @@ fn file_locked_past_the_timeout_fails_the_export_and_reports_it() {
         .lock_timeout(Duration::from_millis(200))
         .build()
         .unwrap();
-    let (mut reader, _) = hold_read_only(&path, Duration::from_secs(2));
+    // The reader holds the file seven times the lock timeout.
+    let (mut reader, _) = hold_read_only(&path, Duration::from_millis(1400));
     traced(&guard, || spans(7));
-    assert!(guard.force_flush().is_err());
     let report = guard.shutdown();
     assert!(reader.wait().unwrap().success());
-    assert_eq!((report.exported, report.unexported), (0, 7), "{report}");
-    let error = report.error.unwrap();
-    assert!(error.contains("is locked by another process"), "{error}");
-    assert_eq!(count(&path), 0);
+    assert_eq!((report.exported, report.unexported), (7, 0), "{report}");
+    assert_eq!(crate::stock_count(&path, "name = 'work.step'"), 7);
 }
 
+/// The documented bound: while a reader holds the file, spans wait in the buffer;
+/// once it is full, further spans are dropped, counted while the program runs, and
+/// reported with their cause.
 #[test]
-fn spans_dropped_by_a_full_queue_are_reported() {
+fn spans_that_find_the_buffer_full_while_the_file_is_locked_are_counted_and_reported() {
     let dir = TempDir::new("queue-full");
     let path = dir.file("traces.duckdb");
-    let one = std::num::NonZeroUsize::new(1).unwrap();
+    let ten = NonZeroUsize::new(10).unwrap();
     let guard = TraceConfig::new(&path)
-        .queue_size(one)
-        .export_batch_size(one)
+        .queue_size(ten)
+        .export_batch_size(ten)
         .build()
         .unwrap();
-    // While the reader holds the file, the first export waits, the one-span
-    // queue fills, and further spans have nowhere to go.
-    let (mut reader, _) = hold_read_only(&path, Duration::from_millis(500));
+    let (mut reader, _) = hold_read_only(&path, Duration::from_millis(1500));
     traced(&guard, || spans(100));
+    let stats = guard.stats();
+    assert_eq!((stats.dropped, stats.waiting), (90, 10), "{stats:?}");
     let report = guard.shutdown();
     assert!(reader.wait().unwrap().success());
-    assert_eq!(report.exported + report.unexported, 100, "{report}");
-    assert!(report.unexported >= 98, "{report}");
-    assert_eq!(count(&path), report.exported as i64);
+    assert_eq!(
+        (
+            report.exported,
+            report.unexported,
+            report.dropped,
+            report.failed
+        ),
+        (10, 90, 90, 0),
+        "{report}"
+    );
+    assert_eq!(
+        report.error.as_deref(),
+        Some(
+            "90 dropped: the buffer (10 spans) was full while another process held the trace file"
+        )
+    );
+    assert_eq!(crate::stock_count(&path, "true"), 10);
+}
+
+const WARN_CHILD: &str = "FLOCK_TRACE_IT_WARN_FILE";
+const DROP_WARNING: &str = "spans could not be written to the trace file";
+
+/// Losses are logged when they happen, not only at shutdown, and at most every
+/// ten seconds: two bursts of drops a moment apart make one warning. The child
+/// process installs the pipeline as the global subscriber, as a program does.
+#[test]
+fn losses_are_logged_as_a_warning_when_they_happen_at_most_every_ten_seconds() {
+    let dir = TempDir::new("warn");
+    let path = dir.file("traces.duckdb");
+    drop(TraceConfig::new(&path).build().unwrap());
+    let (mut reader, _) = hold_read_only(&path, Duration::from_millis(3000));
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "locked_file::child_drops_spans_while_the_file_is_locked",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(WARN_CHILD, &path)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(reader.wait().unwrap().success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let warnings: Vec<usize> = stderr
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| line.contains(DROP_WARNING))
+        .map(|(i, _)| i)
+        .collect();
+    let emitted = stderr
+        .lines()
+        .position(|line| line.contains("child: emitted"))
+        .unwrap_or_else(|| panic!("no marker in {stderr}"));
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0] < emitted, "the warning came late:\n{stderr}");
+    assert!(
+        stderr.contains("was full while another process held the trace file"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("report: 10 spans exported, 90 not exported"),
+        "{stdout}"
+    );
+}
+
+/// The child side of the test above.
+#[test]
+fn child_drops_spans_while_the_file_is_locked() {
+    let Ok(path) = std::env::var(WARN_CHILD) else {
+        return;
+    };
+    let ten = NonZeroUsize::new(10).unwrap();
+    let guard = TraceConfig::new(&path)
+        .queue_size(ten)
+        .export_batch_size(ten)
+        .install()
+        .unwrap();
+    spans(50);
+    std::thread::sleep(Duration::from_millis(400));
+    spans(50);
+    std::thread::sleep(Duration::from_millis(400));
+    eprintln!("child: emitted");
+    let report = guard.shutdown();
+    println!("report: {report}");
 }
 
 #[test]

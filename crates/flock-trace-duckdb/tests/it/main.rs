@@ -5,12 +5,14 @@
 //! `tracing::subscriber::with_default`, so tests run in parallel without sharing
 //! a global subscriber (only `install` touches the global one).
 
+mod burst;
 mod clear;
 mod guide_query;
 mod install;
 mod locked_file;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod readers;
 mod schema;
 mod shutdown;
 mod ttl;
@@ -73,4 +75,37 @@ pub(crate) fn spans(n: usize) {
     for i in 0..n {
         let _span = tracing::info_span!("work.step", i = i as i64).entered();
     }
+}
+
+/// How many spans match `condition`, as stock DuckDB (the `duckdb` Python package,
+/// `python3 -m pip install duckdb`) counts them, opening the file read-only as the
+/// guide does.
+pub(crate) fn stock_count(path: &Path, condition: &str) -> u64 {
+    let out = stock_duckdb(
+        "import duckdb, sys\n\
+         conn = duckdb.connect(sys.argv[1], read_only=True)\n\
+         print(conn.execute(f'SELECT count(*) FROM spans WHERE {sys.argv[2]}').fetchone()[0])",
+        &[path.to_str().unwrap(), condition],
+    );
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a count: {out}"))
+}
+
+/// Runs a Python program that uses stock DuckDB; returns its stdout. Fails with a
+/// hint when `python3` or its `duckdb` package is missing (`.ci/run` installs it).
+pub(crate) fn stock_duckdb(program: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run python3 ({err}); stock DuckDB tests need it"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named 'duckdb'"),
+        "stock DuckDB tests need the duckdb Python package: python3 -m pip install duckdb"
+    );
+    assert!(output.status.success(), "python3 failed: {stderr}");
+    String::from_utf8(output.stdout).unwrap()
 }

@@ -4,8 +4,10 @@ use flock_trace_duckdb::{TraceConfig, duckdb};
 
 use crate::{TempDir, read, traced};
 
+/// Flock's columns; no index or key, which DuckDB would rewrite whole at every
+/// checkpoint (ADR 0007).
 #[test]
-fn table_has_flocks_columns_and_indexes() {
+fn table_has_flocks_columns_and_no_index() {
     let dir = TempDir::new("columns");
     let path = dir.file("traces.duckdb");
     // Building alone creates the file and its schema.
@@ -59,16 +61,7 @@ fn table_has_flocks_columns_and_indexes() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(
-        indexes,
-        [
-            "idx_created_at",
-            "idx_name",
-            "idx_service",
-            "idx_start_time",
-            "idx_trace_id"
-        ]
-    );
+    assert!(indexes.is_empty(), "{indexes:?}");
     drop(conn);
     assert!(guard.shutdown().is_complete());
 }

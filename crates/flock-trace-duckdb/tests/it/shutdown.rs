@@ -43,6 +43,7 @@ fn force_flush_writes_without_shutting_down() {
     traced(&guard, || spans(3));
     guard.force_flush().unwrap();
     assert_eq!(count(&path), 3);
+    assert_eq!(wal_bytes(&path), 0);
     traced(&guard, || spans(2));
     assert_eq!(guard.shutdown().exported, 5);
     assert_eq!(count(&path), 5);
@@ -78,4 +79,30 @@ fn failed_exports_are_reported() {
     assert_eq!((report.exported, report.unexported), (0, 10), "{report}");
     let error = report.error.unwrap();
     assert!(error.contains(&path.display().to_string()), "{error}");
+}
+
+/// Spans written by the regular export may sit in DuckDB's write-ahead log; a
+/// flush (what a flock's shutdown does) checkpoints them into the file itself, so
+/// a copy of the file alone is complete.
+#[test]
+fn a_flush_checkpoints_what_earlier_writes_left_in_the_log() {
+    let dir = TempDir::new("flush-checkpoint");
+    let path = dir.file("traces.duckdb");
+    let guard = TraceConfig::new(&path)
+        .export_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    traced(&guard, || spans(20));
+    while guard.stats().exported < 20 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(wal_bytes(&path) > 0, "the export left nothing in the log");
+    guard.force_flush().unwrap();
+    assert_eq!(wal_bytes(&path), 0);
+    assert_eq!(crate::stock_count(&path, "true"), 20);
+    assert!(guard.shutdown().is_complete());
+}
+
+fn wal_bytes(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path.with_extension("duckdb.wal")).map_or(0, |m| m.len())
 }

@@ -29,12 +29,11 @@ use std::sync::Arc;
 use flock_batch::{Batcher, Deferrals, DiscardReason, Discarded, Joiner};
 use flock_core::{Artifact, FlushReason, PublishError};
 use flock_subscription::JoinKey;
-use tracing::Span;
 
 pub(crate) use cluster::Fence;
 pub(crate) use ready::{Discard, Drained, Held, JoinDone, Ready, Released};
 pub(crate) use route::{Routed, Routing, Take, Way};
-pub(crate) use schedule::{Run, RunInput, Ticket};
+pub(crate) use schedule::{Cause, Run, RunInput, Ticket};
 use schedule::{Scheduled, Scheduler};
 use waiting::Waiting;
 
@@ -78,7 +77,8 @@ pub(crate) enum Refused {
 
 /// The runtime's state.
 pub(crate) struct Core {
-    agents: Vec<Arc<Agent>>,
+    /// Shared so that a step can hold them while it changes the core.
+    agents: Arc<Vec<Arc<Agent>>>,
     batcher: Batcher<BatchKey, Unit>,
     joiner: Joiner<BatchKey, JoinKey, Arc<Artifact>>,
     deferred: Deferrals<Held>,
@@ -100,7 +100,7 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn new(admission: Admission) -> Self {
         Self {
-            agents: Vec::new(),
+            agents: Arc::default(),
             batcher: Batcher::new(),
             joiner: Joiner::new(),
             deferred: Deferrals::new(),
@@ -153,7 +153,7 @@ impl Core {
         agent.index = u32::try_from(self.agents.len()).expect("fewer than 2^32 agents");
         let agent = Arc::new(agent);
         self.scheduler.add_agent(&agent);
-        self.agents.push(agent.clone());
+        Arc::make_mut(&mut self.agents).push(agent.clone());
         Ok(agent)
     }
 
@@ -205,7 +205,7 @@ impl Core {
         artifact: Arc<Artifact>,
         routed: Routed,
         now: Now,
-        cause: &Span,
+        cause: Cause<'_>,
     ) -> Ready {
         self.collect_for(
             Held {
@@ -224,15 +224,25 @@ impl Core {
         held: Held,
         routed: Routed,
         now: Now,
-        cause: &Span,
+        cause: Cause<'_>,
     ) -> Ready {
         let mut ready = Ready::default();
         self.dispatching -= 1;
         match routed {
             Routed::Deferred(at) => ready.rearm |= self.deferred.push(at, held),
             Routed::Takes(takes) => {
-                for take in takes {
-                    self.take(held.artifact.clone(), take, now, cause, &mut ready);
+                let agents = self.agents.clone();
+                let mut takes = takes.into_iter().peekable();
+                let mut artifact = Some(held.artifact);
+                while let Some(take) = takes.next() {
+                    let agent = &agents[take.agent as usize];
+                    // The last take keeps the caller's reference.
+                    let artifact = match takes.peek() {
+                        Some(_) => artifact.clone(),
+                        None => artifact.take(),
+                    }
+                    .expect("the artifact is kept until the last take");
+                    self.take(agent, artifact, take, now, cause, &mut ready);
                 }
             }
         }
@@ -242,23 +252,23 @@ impl Core {
 
     fn take(
         &mut self,
+        agent: &Arc<Agent>,
         artifact: Arc<Artifact>,
         take: Take,
         now: Now,
-        cause: &Span,
+        cause: Cause<'_>,
         ready: &mut Ready,
     ) {
-        let agent = self.agents[take.agent as usize].clone();
         let subscription = take.subscription;
         match take.way {
             Way::Run => {
                 let input = RunInput::Single(Unit::One(artifact));
-                self.schedule(&agent, subscription, input, 1, cause, None, ready);
+                self.schedule(agent, subscription, input, 1, cause, None, ready);
             }
             Way::Batch(partition) => {
                 let unit = Unit::One(artifact);
                 self.push_to_batch(
-                    &agent,
+                    agent,
                     subscription,
                     partition,
                     unit,
@@ -284,7 +294,7 @@ impl Core {
                     return;
                 };
                 if self.events {
-                    ready.events.push(report::join_completed(&agent, &group));
+                    ready.events.push(report::join_completed(agent, &group));
                 }
                 let done = JoinDone {
                     subscription,
@@ -297,7 +307,7 @@ impl Core {
                 let unit = Unit::Group(group.items.into_boxed_slice());
                 if agent.subscriptions[subscription as usize].batch().is_some() {
                     self.push_to_batch(
-                        &agent,
+                        agent,
                         subscription,
                         None,
                         unit,
@@ -308,7 +318,7 @@ impl Core {
                     );
                 } else {
                     self.schedule(
-                        &agent,
+                        agent,
                         subscription,
                         RunInput::Single(unit),
                         1,
@@ -332,7 +342,7 @@ impl Core {
         partition: Option<JoinKey>,
         unit: Unit,
         now: Now,
-        cause: &Span,
+        cause: Cause<'_>,
         joined: Option<JoinDone>,
         ready: &mut Ready,
     ) {
@@ -386,7 +396,7 @@ impl Core {
         subscription: u32,
         input: RunInput,
         units: usize,
-        cause: &Span,
+        cause: Cause<'_>,
         joined: Option<JoinDone>,
         ready: &mut Ready,
     ) {
@@ -403,7 +413,7 @@ impl Core {
             subscription,
             fence,
             input,
-            cause: cause.clone(),
+            cause: cause.span(),
             joined: None,
         };
         match self.scheduler.schedule(run) {
@@ -482,7 +492,7 @@ impl Core {
                 subscription,
                 RunInput::Batch(batch),
                 units,
-                &Span::none(),
+                Cause::None,
                 None,
                 ready,
             );

@@ -135,10 +135,11 @@ impl Routing {
         } else {
             artifact.created_at
         };
-        let mut takes = SmallVec::new();
         let Some(candidates) = self.by_type.get(artifact.type_name()) else {
-            return Routed::Takes(takes);
+            return Routed::Takes(SmallVec::new());
         };
+        // At most one take per candidate: one allocation at most, never a regrowth.
+        let mut takes = SmallVec::with_capacity(candidates.len());
         let mut taken_by = None;
         for &(agent_index, subscription_index) in candidates {
             if taken_by == Some(agent_index) {

@@ -47,6 +47,29 @@ impl RunInput {
     }
 }
 
+/// The span a run follows from, read only when a run is created: most publishes
+/// create none, and reading the current span costs on every one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Cause<'a> {
+    /// The caller's current span (a publish).
+    Current,
+    /// This span (an output's `artifact.publish`).
+    Span(&'a Span),
+    /// None (recovery, a cluster's feed, tests).
+    None,
+}
+
+impl Cause<'_> {
+    /// The span itself.
+    pub(crate) fn span(self) -> Span {
+        match self {
+            Self::Current => Span::current(),
+            Self::Span(span) => span.clone(),
+            Self::None => Span::none(),
+        }
+    }
+}
+
 /// A run, counted live: to start, or (when refused) to record as failed.
 pub(crate) struct Run {
     pub(crate) ticket: Ticket,

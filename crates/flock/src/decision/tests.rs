@@ -10,9 +10,8 @@ use chrono::{DateTime, Utc};
 use flock_core::{Artifact, FlushReason, Payload, PublishError, Visibility};
 use flock_engines::{BatchItem, BatchSummary, Outputs, SimpleBatchEngine, map_fn};
 use flock_subscription::{BatchSpec, Subscribe};
-use tracing::Span;
 
-use super::{Core, Phase, Ready, Refused, Routed, Routing, RunInput, Source};
+use super::{Cause, Core, Phase, Ready, Refused, Routed, Routing, RunInput, Source};
 use crate::{
     Admission, AgentBuilder, OnFull,
     agent::{Agent, Registrar, RegistrationError},
@@ -76,7 +75,7 @@ impl Fixture {
         self.core.reserve(&routed, Source::External)?;
         Ok(self
             .core
-            .collect(Arc::new(artifact), routed, now, &Span::none()))
+            .collect(Arc::new(artifact), routed, now, Cause::None))
     }
 }
 
@@ -254,7 +253,7 @@ fn shutdown_refuses_external_publishes_and_drains_only_when_nothing_is_left() {
     );
     let _ = f
         .core
-        .collect(Arc::new(artifact), routed, f.at(1), &Span::none());
+        .collect(Arc::new(artifact), routed, f.at(1), Cause::None);
     assert!(f.core.try_drain(f.at(1)).is_none(), "a batch is waiting");
     let flushed = f.core.flush_all(FlushReason::Shutdown, f.at(2));
     assert_eq!(batch_values(&flushed), vec![vec![1]]);
@@ -286,7 +285,7 @@ fn deferred_artifacts_are_released_at_their_instant_but_not_once_shutdown_began(
     let routed = f.routing.route(&artifact, f.at(50));
     assert!(matches!(&routed, Routed::Takes(t) if t.len() == 1));
     f.core.reserve(&routed, Source::Released).unwrap();
-    let _ = f.core.collect(artifact, routed, f.at(50), &Span::none());
+    let _ = f.core.collect(artifact, routed, f.at(50), Cause::None);
     assert!(f.core.is_quiet());
     let _ = f.core.begin_shutdown();
     // The batch's deadline remains; the second artifact's instant no longer counts.

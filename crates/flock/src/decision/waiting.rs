@@ -115,6 +115,9 @@ impl Waiting {
 
     /// Counts the units of `takes` that wait for a run.
     pub(crate) fn charge_takes(&mut self, takes: &[Take]) {
+        if self.bounds.is_none() {
+            return;
+        }
         for take in takes.iter().filter(|t| t.is_counted()) {
             self.charge(take.agent, take.subscription, 1);
         }
@@ -135,6 +138,9 @@ impl Waiting {
 
     /// Stops counting the units of `takes`.
     pub(crate) fn release_takes(&mut self, takes: &[Take]) {
+        if self.bounds.is_none() {
+            return;
+        }
         for take in takes.iter().filter(|t| t.is_counted()) {
             self.release(take.agent, take.subscription, 1);
         }

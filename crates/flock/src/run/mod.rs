@@ -69,22 +69,23 @@ pub(crate) trait Host: Send + Sync {
     ) -> impl Future<Output = ()> + Send;
 }
 
-/// The id of `agent`'s run over `inputs`: a UUID (version 8) holding a 128-bit
-/// SipHash-1-3 of the agent's name and the input ids, so every attempt, a retry of
-/// the failed run, and a re-run after a crash (in any process of the same or a later
-/// build) see the same id. Also the id recorded for a discarded join group.
+/// The id of `agent`'s run over `inputs`: a UUID (version 8) holding the 128-bit
+/// XXH3 hash of the agent's name and the input ids, so every attempt, a retry of the
+/// failed run, and a re-run after a crash (in any process of the same or a later
+/// build: XXH3's output is fixed by its specification) see the same id. Also the id
+/// recorded for a discarded join group. Not a cryptographic hash: ids name runs,
+/// they do not authenticate them.
 pub(crate) fn run_id_of(agent: &str, inputs: impl IntoIterator<Item = ArtifactId>) -> Uuid {
-    use std::hash::Hasher;
-
-    use siphasher::sip128::{Hasher128, SipHasher13};
-
-    let mut hasher = SipHasher13::new_with_keys(0x666c_6f63_6b2d_7275, 0x6e2d_6964_2d76_3100);
-    hasher.write(agent.as_bytes());
-    hasher.write_u8(0xff);
+    // One contiguous input: XXH3 hashes it in a single pass (streaming 16 bytes at a
+    // time costs several times more).
+    let inputs = inputs.into_iter();
+    let mut bytes = Vec::with_capacity(agent.len() + 1 + 16 * inputs.size_hint().0);
+    bytes.extend_from_slice(agent.as_bytes());
+    bytes.push(0xff);
     for id in inputs {
-        hasher.write(id.0.as_bytes());
+        bytes.extend_from_slice(id.0.as_bytes());
     }
-    Uuid::new_v8(hasher.finish128().as_bytes())
+    Uuid::new_v8(xxhash_rust::xxh3::xxh3_128(&bytes).to_le_bytes())
 }
 
 /// The id of `agent`'s run over `work`'s inputs ([`run_id_of`]).

@@ -11,14 +11,13 @@ use std::sync::{Arc, atomic::Ordering};
 
 use flock_core::{Artifact, ArtifactId, PublishError, RunCommit, StoreError, WorkUnit};
 use rustc_hash::{FxHashMap, FxHashSet};
-use tracing::Span;
 
 use super::Runtime;
 use crate::{
     agent::Agent,
     clock::Now,
     cluster::{Membership, Owned, UnitKey},
-    decision::{Held, Phase, Routed, Source},
+    decision::{Cause, Held, Phase, Routed, Source},
     failed::FailedRun,
     run::Origin,
     work::{BatchKey, Work},
@@ -98,7 +97,7 @@ impl Runtime {
             }
             core.reserve(&routed, Source::Output)
                 .unwrap_or_else(|_| unreachable!("fed artifacts are never refused"));
-            core.collect(artifact, routed, now, &Span::none())
+            core.collect(artifact, routed, now, Cause::None)
         };
         self.act(ready);
     }
@@ -136,7 +135,7 @@ impl Runtime {
                     artifact,
                     only: Some(only.into()),
                 };
-                core.collect_for(held, routed, now, &Span::none())
+                core.collect_for(held, routed, now, Cause::None)
             };
             self.act(ready);
         }

@@ -30,7 +30,7 @@ use crate::{
     agent::{Agent, Registrar, RegistrationError},
     clock::{Clock, Now},
     cluster::{Cluster, Membership},
-    decision::{Core, Ready, Refused, Released, Routed, Routing, Source},
+    decision::{Cause, Core, Ready, Refused, Released, Routed, Routing, Source},
     events::FlockEvent,
     failed::FailedRun,
     options::RecoveryReport,
@@ -270,10 +270,10 @@ impl Runtime {
         let result = match stored {
             Ok(()) => {
                 let now = self.now();
-                let ready =
-                    self.core
-                        .lock()
-                        .collect(artifact.clone(), routed, now, &Span::current());
+                let ready = self
+                    .core
+                    .lock()
+                    .collect(artifact.clone(), routed, now, Cause::Current);
                 self.published(&artifact);
                 self.act(ready);
                 Ok(())
@@ -311,7 +311,7 @@ impl Runtime {
                 Ok(()) => match memory.insert(artifact.clone()) {
                     Ok(()) => {
                         let routed = std::mem::take(&mut routed);
-                        Ok(core.collect(artifact.clone(), routed, now, &Span::current()))
+                        Ok(core.collect(artifact.clone(), routed, now, Cause::Current))
                     }
                     Err(error) => Err((error, core.cancel(&routed))),
                 },
@@ -324,7 +324,7 @@ impl Runtime {
         match ready {
             Ok(ready) => {
                 self.published(artifact);
-                if !ready.is_empty() {
+                if let Some(ready) = ready.done_if_empty() {
                     self.act(ready);
                 }
                 Published::Done(Ok(()))
@@ -455,7 +455,10 @@ impl Runtime {
         for (artifact, routed) in outputs.into_iter().zip(routed) {
             let span = spans::artifact_publish(&artifact);
             self.published(&artifact);
-            let ready = self.core.lock().collect(artifact, routed, now, &span);
+            let ready = self
+                .core
+                .lock()
+                .collect(artifact, routed, now, Cause::Span(&span));
             span.in_scope(|| self.act(ready));
         }
     }
@@ -473,7 +476,7 @@ impl Runtime {
             let mut core = self.core.lock();
             core.reserve(&routed, Source::Released)
                 .unwrap_or_else(|_| unreachable!("released artifacts are never refused"));
-            core.collect_for(held, routed, now, &Span::current())
+            core.collect_for(held, routed, now, Cause::Current)
         };
         self.act(ready);
     }

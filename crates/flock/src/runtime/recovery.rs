@@ -16,13 +16,12 @@ use std::sync::{Arc, atomic::Ordering};
 
 use flock_core::{Artifact, ArtifactId, RunCommit, StoreError};
 use rustc_hash::FxHashMap;
-use tracing::Span;
 
 use super::Runtime;
 use crate::{
     agent::Agent,
     clock::Now,
-    decision::{Discard, Held, Source},
+    decision::{Cause, Discard, Held, Source},
     failed::FailedRun,
     options::RecoveryReport,
 };
@@ -90,7 +89,7 @@ impl Runtime {
                     artifact,
                     only: Some(only),
                 };
-                core.collect_for(held, routed, now, &Span::none())
+                core.collect_for(held, routed, now, Cause::None)
             };
             self.act(ready);
         }

@@ -39,61 +39,73 @@ impl Runtime {
         let life = self.lifecycle(agent.index);
         let ticket = TicketGuard::new(self.clone(), ticket);
         tokio::spawn(async move {
-            // Built here, not under the core's lock: proportional to the batch, and
-            // the run is already counted live.
-            let work = input.into_work();
-            let recovered = runtime.was_replayed(&work);
-            let span = match &joined {
-                Some(done) => {
-                    let join = spans::join_complete(
-                        &cause,
-                        &agent,
-                        done.subscription,
-                        &done.key,
-                        done.size,
-                        done.wait,
-                    );
-                    spans::run(&join, &agent, &work, recovered)
-                }
-                None => spans::run(&cause, &agent, &work, recovered),
-            };
-            let visibility = runtime.events_on().then(|| {
-                let visibility =
-                    Visibility::derived_from(work.artifacts().iter().map(|a| &a.visibility));
-                runtime.send(FlockEvent::RunStarted {
-                    run: id,
-                    agent: agent.name.to_string(),
-                    inputs: work.artifacts().len(),
-                    flush_reason: work.flush_reason(),
-                    visibility: visibility.clone(),
+            let (outcome, visibility) = {
+                // Moved into this block, which the run's spans do not outlive.
+                let cause = cause;
+                // Built here, not under the core's lock: proportional to the batch, and
+                // the run is already counted live.
+                let work = input.into_work();
+                let recovered = runtime.was_replayed(&work);
+                let span = match &joined {
+                    Some(done) => {
+                        let join = spans::join_complete(
+                            &cause,
+                            &agent,
+                            done.subscription,
+                            &done.key,
+                            done.size,
+                            done.wait,
+                        );
+                        spans::run(&join, &agent, &work, recovered)
+                    }
+                    None => spans::run(&cause, &agent, &work, recovered),
+                };
+                let visibility = runtime.events_on().then(|| {
+                    let visibility =
+                        Visibility::derived_from(work.artifacts().iter().map(|a| &a.visibility));
+                    runtime.send(FlockEvent::RunStarted {
+                        run: id,
+                        agent: agent.name.to_string(),
+                        inputs: work.artifacts().len(),
+                        flush_reason: work.flush_reason(),
+                        visibility: visibility.clone(),
+                    });
+                    visibility
                 });
-                visibility
-            });
-            let executed = AssertUnwindSafe(
-                run::execute(&runtime, &agent, origin, &life, &work).instrument(span.clone()),
-            )
-            .catch_unwind()
-            .await;
-            let outcome = match executed {
-                Ok(outcome) => outcome,
-                Err(panic) => {
-                    // User code outside every contained call (a component's name in
-                    // an error message, say): the run fails, its slot is released
-                    // below.
-                    let message = format!("run panicked: {}", panic_message(panic.as_ref()));
-                    run::fail(
-                        &runtime,
-                        &agent,
-                        origin,
-                        work,
-                        FailureKind::Failed,
-                        message,
-                        0,
-                    )
-                    .instrument(span)
-                    .await
-                }
+                // Boxed: the engine's future can be large, and the task holding it
+                // inline would be copied whole on every spawn.
+                let executed = AssertUnwindSafe(
+                    Box::pin(run::execute(&runtime, &agent, origin, &life, &work))
+                        .instrument(span.clone()),
+                )
+                .catch_unwind()
+                .await;
+                let outcome = match executed {
+                    Ok(outcome) => outcome,
+                    Err(panic) => {
+                        // User code outside every contained call (a component's name in
+                        // an error message, say): the run fails, its slot is released
+                        // below.
+                        let message = format!("run panicked: {}", panic_message(panic.as_ref()));
+                        run::fail(
+                            &runtime,
+                            &agent,
+                            origin,
+                            work,
+                            FailureKind::Failed,
+                            message,
+                            0,
+                        )
+                        .instrument(span)
+                        .await
+                    }
+                };
+                (outcome, visibility)
             };
+            // The run's span (`batch.flush` or `agent.run`) and its cause ended
+            // with the block above, before the run stops counting as in flight: a
+            // shutdown waiting for the runs finds them ended and writes them (a
+            // span ending after the pipeline stopped would be lost; issue 17).
             runtime.ended(id, &agent, outcome, visibility);
             ticket.finish();
         });
@@ -118,21 +130,31 @@ impl Runtime {
         let runtime = self.clone();
         let id = run.ticket.id;
         let ticket = TicketGuard::new(self.clone(), run.ticket);
+        let Run {
+            agent,
+            subscription,
+            fence,
+            input,
+            cause,
+            ..
+        } = run;
+        let origin = Origin {
+            subscription,
+            fence,
+        };
         tokio::spawn(async move {
-            let work = run.input.into_work();
+            let work = input.into_work();
             let recovered = runtime.was_replayed(&work);
-            let span = spans::run(&run.cause, &run.agent, &work, recovered);
+            let span = spans::run(&cause, &agent, &work, recovered);
+            drop(cause);
             let visibility = runtime
                 .events_on()
                 .then(|| Visibility::derived_from(work.artifacts().iter().map(|a| &a.visibility)));
-            let origin = Origin {
-                subscription: run.subscription,
-                fence: run.fence,
-            };
-            let outcome = run::refuse(&runtime, &run.agent, origin, work)
+            // The run's span ends with this future, before the ticket goes back.
+            let outcome = run::refuse(&runtime, &agent, origin, work)
                 .instrument(span)
                 .await;
-            runtime.ended(id, &run.agent, outcome, visibility);
+            runtime.ended(id, &agent, outcome, visibility);
             ticket.finish();
         });
     }

@@ -762,6 +762,7 @@ async fn mixed_completion_rates_batch_in_completion_order() {
 
 // === traces ===
 
+#[cfg(feature = "duckdb-prebuilt")]
 #[tokio::test]
 async fn join_spans_land_in_duckdb_with_their_attributes() {
     use flock::{TraceConfig, trace::duckdb::Connection};

@@ -33,6 +33,8 @@ mod retries;
 mod shutdown;
 mod stress;
 mod support;
+mod trace_setup;
+#[cfg(feature = "duckdb-prebuilt")]
 mod traces;
 mod visibility;
 

@@ -1,0 +1,106 @@
+//! How often a reader finds the trace file locked while a program writes traces:
+//! the user guide's Python snippet (`duckdb.connect(path, read_only=True)`, stock
+//! DuckDB, no retry) run every 50 ms while this program ends spans at a steady rate.
+//!
+//! `cargo xtask bench -p flock-rs-trace-duckdb --bench reader_availability [-- SECONDS RATE INTERVAL_MS]`
+//!
+//! Defaults: 20 seconds, 2 000 spans per second (`batch.flush`-shaped), the default
+//! export interval (5 000 ms). Prints the attempts, the failures and their share.
+//! Needs `python3` with the `duckdb` package. Not a criterion benchmark: the figure
+//! is a rate of failures, not a duration.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use flock_trace_duckdb::TraceConfig;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// The seed's snippet, in a loop: one attempt every 50 ms for `seconds`.
+const READER: &str = r#"
+import duckdb, sys, time
+path, seconds = sys.argv[1], float(sys.argv[2])
+attempts = failures = 0
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    attempts += 1
+    try:
+        conn = duckdb.connect(path, read_only=True)
+        conn.execute("SELECT count(*) FROM spans WHERE name LIKE '%batch%'").fetchall()
+        conn.close()
+    except Exception as err:
+        if "Could not set lock" not in str(err):
+            raise
+        failures += 1
+    time.sleep(0.05)
+print(attempts, failures)
+"#;
+
+fn main() {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|arg| arg.parse().ok())
+        .collect();
+    let seconds = args.first().copied().unwrap_or(20);
+    let rate = args.get(1).copied().unwrap_or(2_000);
+    let interval_ms = args.get(2).copied().unwrap_or(5_000);
+
+    let dir = std::env::temp_dir().join(format!("flock-reader-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("traces.duckdb");
+    let guard = TraceConfig::new(&path)
+        .export_interval(Duration::from_millis(interval_ms))
+        .build()
+        .expect("trace pipeline");
+    let subscriber = tracing_subscriber::registry().with(guard.layer());
+
+    let reader = Command::new("python3")
+        .args(["-c", READER, path.to_str().expect("utf-8 path")])
+        .arg(seconds.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with the duckdb package");
+
+    // Spans in steady ticks of 10 ms, `rate / 100` each.
+    let per_tick = (rate / 100).max(1);
+    let started = Instant::now();
+    let mut emitted = 0_u64;
+    tracing::subscriber::with_default(subscriber, || {
+        let mut tick = 0_u64;
+        while started.elapsed() < Duration::from_secs(seconds) {
+            for _ in 0..per_tick {
+                let _span = tracing::info_span!(
+                    "batch.flush",
+                    batch_size = 25_i64,
+                    flush_reason = "size",
+                    agent = "bench",
+                    efficiency = 1.0,
+                )
+                .entered();
+                emitted += 1;
+            }
+            tick += 1;
+            let next = started + Duration::from_millis(10 * tick);
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    });
+    let output = reader.wait_with_output().expect("reader");
+    let stats = guard.stats();
+    let report = guard.shutdown();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut numbers = text
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u64>().ok());
+    let (attempts, failures) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    println!(
+        "{seconds} s at {rate} spans/s, export interval {interval_ms} ms: {failures} of {attempts} \
+         reader attempts failed to lock the file ({:.2}%); the writer held it {} times, {:.1} ms \
+         each on average ({:.2}% of the time); {emitted} spans emitted, {report}",
+        100.0 * failures as f64 / attempts.max(1) as f64,
+        stats.writes,
+        stats.file_held.as_secs_f64() * 1e3 / stats.writes.max(1) as f64,
+        100.0 * stats.file_held.as_secs_f64() / seconds as f64,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
