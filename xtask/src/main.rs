@@ -361,13 +361,14 @@ mod tests {
         assert_eq!(
             args(&[]),
             "test --workspace --no-default-features --features \
-             flock-rs/duckdb-prebuilt,flock-rs/otlp,flock-rs/llm-mock,flock-rs-engines/llm-mock,\
-             flock-rs-trace-duckdb/duckdb,flock-rs-trace-duckdb/otlp"
+             flock-rs/duckdb-prebuilt,flock-rs/otlp,flock-rs/llm-mock,flock-rs/postgres,\
+             flock-rs-engines/llm-mock,flock-rs-trace-duckdb/duckdb,flock-rs-trace-duckdb/otlp"
         );
         assert_eq!(
             args(&["-p", "flock-rs", "--test", "it", "--", "-p", "x"]),
             "test --no-default-features --features \
-             flock-rs/duckdb-prebuilt,flock-rs/otlp,flock-rs/llm-mock -p flock-rs --test it -- -p x"
+             flock-rs/duckdb-prebuilt,flock-rs/otlp,flock-rs/llm-mock,flock-rs/postgres \
+             -p flock-rs --test it -- -p x"
         );
         assert_eq!(
             args(&["--package=flock-rs-batch"]),
