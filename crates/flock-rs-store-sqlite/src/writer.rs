@@ -1,0 +1,330 @@
+//! The writer thread: the one connection that writes, committing every write that
+//! is waiting as one transaction (group commit) and answering each writer only
+//! after the commit, so an accepted write is durable.
+
+use std::{
+    path::Path,
+    sync::{Arc, mpsc},
+    thread::JoinHandle,
+};
+
+use flock_core::{ArtifactId, StoreError};
+use rusqlite::{Connection, ErrorCode, params};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::{SqliteError, row::Row};
+
+/// At most this many writes go into one transaction, so one commit's latency stays
+/// bounded however many publishers wait.
+const MAX_GROUP: usize = 8192;
+
+/// One write: each is all or nothing, and many share a transaction.
+pub(crate) enum Write {
+    /// One artifact.
+    Publish(Row),
+    /// Several artifacts, all or none.
+    PublishAll(Vec<Row>),
+    /// A run's outputs and its agent's consumption of its inputs.
+    CommitRun {
+        agent: String,
+        inputs: Vec<ArtifactId>,
+        outputs: Vec<Row>,
+    },
+    /// A failed run (as JSON), its `WorkflowError`, and its inputs consumed.
+    CommitFailure {
+        id: Uuid,
+        record: String,
+        agent: String,
+        inputs: Vec<ArtifactId>,
+        error: Row,
+    },
+    /// Forget a failed run.
+    ForgetFailure(Uuid),
+    /// Record an agent (the first time: where its artifacts start).
+    RegisterAgent(String),
+}
+
+type Outcome = Result<(), StoreError>;
+
+/// Where the outcome of a write goes: an async publisher, or a thread that blocks.
+enum Reply {
+    Task(oneshot::Sender<Outcome>),
+    Thread(mpsc::SyncSender<Outcome>),
+}
+
+impl Reply {
+    fn send(self, outcome: Outcome) {
+        // A writer that stopped waiting (its future was dropped) needs no answer; its
+        // write is committed or not all the same.
+        let _ = match self {
+            Self::Task(reply) => reply.send(outcome).map_err(drop),
+            Self::Thread(reply) => reply.send(outcome).map_err(drop),
+        };
+    }
+}
+
+struct Job {
+    write: Write,
+    reply: Reply,
+}
+
+/// The handle on the writer thread; dropping it lets the thread finish the writes
+/// already sent, close the connection, and waits for it.
+pub(crate) struct Writer {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    path: Arc<Path>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub(crate) fn start(conn: Connection, path: Arc<Path>) -> Result<Self, SqliteError> {
+        let (jobs, queue) = mpsc::channel();
+        let thread_path = path.clone();
+        let thread = std::thread::Builder::new()
+            .name("flock-sqlite-writer".to_owned())
+            .spawn(move || run(&conn, &queue, &thread_path))
+            .map_err(|e| SqliteError::Sqlite {
+                path: path.to_path_buf(),
+                action: "start the writer thread",
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            thread: Some(thread),
+            path,
+        })
+    }
+
+    /// Sends `write` and waits, without blocking the thread, until it is committed
+    /// (or refused).
+    pub(crate) async fn write(&self, write: Write) -> Outcome {
+        let (reply, outcome) = oneshot::channel();
+        self.send(Job {
+            write,
+            reply: Reply::Task(reply),
+        })?;
+        outcome.await.unwrap_or_else(|_| Err(self.closed()))
+    }
+
+    /// Sends `write` and blocks the calling thread until it is committed.
+    pub(crate) fn write_blocking(&self, write: Write) -> Outcome {
+        let (reply, outcome) = mpsc::sync_channel(1);
+        self.send(Job {
+            write,
+            reply: Reply::Thread(reply),
+        })?;
+        outcome.recv().unwrap_or_else(|_| Err(self.closed()))
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.jobs
+            .as_ref()
+            .and_then(|jobs| jobs.send(job).ok())
+            .ok_or_else(|| self.closed())
+    }
+
+    fn closed(&self) -> StoreError {
+        SqliteError::Closed {
+            path: self.path.to_path_buf(),
+        }
+        .into()
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread's loop once it has committed what was sent.
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+// === the thread ===
+
+fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, path: &Path) {
+    let mut group = Vec::new();
+    while let Ok(job) = queue.recv() {
+        group.push(job);
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        match commit_group(conn, path, &group) {
+            Ok(outcomes) => {
+                for (job, outcome) in group.drain(..).zip(outcomes) {
+                    job.reply.send(outcome);
+                }
+            }
+            Err(err) => {
+                for job in group.drain(..) {
+                    job.reply.send(Err(err.clone().into()));
+                }
+            }
+        }
+    }
+}
+
+/// Why a write failed: it alone (its changes are undone, the others go on), or the
+/// whole transaction (nothing of the group is kept).
+enum Failed {
+    Write(StoreError),
+    Group(SqliteError),
+}
+
+fn group_failure(path: &Path, action: &'static str) -> impl FnOnce(rusqlite::Error) -> Failed {
+    move |err| Failed::Group(SqliteError::sqlite(path, action, err))
+}
+
+/// Applies every write of the group in one transaction and commits it: the outcome
+/// of each write, or the failure of the whole group (then nothing was committed).
+fn commit_group(
+    conn: &Connection,
+    path: &Path,
+    group: &[Job],
+) -> Result<Vec<Outcome>, SqliteError> {
+    execute(conn, "BEGIN IMMEDIATE").map_err(SqliteError::doing(path, "begin a transaction"))?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for job in group {
+        match apply(conn, path, &job.write) {
+            Ok(()) => outcomes.push(Ok(())),
+            Err(Failed::Write(err)) => outcomes.push(Err(err)),
+            Err(Failed::Group(err)) => {
+                rollback(conn);
+                return Err(err);
+            }
+        }
+    }
+    if let Err(err) = execute(conn, "COMMIT") {
+        rollback(conn);
+        return Err(SqliteError::sqlite(path, "commit a group of writes", err));
+    }
+    Ok(outcomes)
+}
+
+fn rollback(conn: &Connection) {
+    // SQLite may have rolled back already (after an I/O error or a full disk).
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+fn apply(conn: &Connection, path: &Path, write: &Write) -> Result<(), Failed> {
+    match write {
+        Write::Publish(row) => insert(conn, path, row),
+        Write::PublishAll(rows) => match rows.as_slice() {
+            [] => Ok(()),
+            [row] => insert(conn, path, row),
+            rows => all_or_none(conn, path, || {
+                rows.iter().try_for_each(|row| insert(conn, path, row))
+            }),
+        },
+        Write::CommitRun {
+            agent,
+            inputs,
+            outputs,
+        } => all_or_none(conn, path, || {
+            for row in outputs {
+                insert(conn, path, row)?;
+            }
+            consume(conn, path, agent, inputs)
+        }),
+        Write::CommitFailure {
+            id,
+            record,
+            agent,
+            inputs,
+            error,
+        } => all_or_none(conn, path, || {
+            insert(conn, path, error)?;
+            conn.prepare_cached("INSERT INTO failures (id, record) VALUES (?1, ?2)")
+                .and_then(|mut insert| insert.execute(params![id.as_bytes(), record]))
+                .map_err(|err| match is_constraint(&err) {
+                    true => Failed::Write(
+                        SqliteError::FailureExists {
+                            path: path.to_owned(),
+                            id: *id,
+                        }
+                        .into(),
+                    ),
+                    false => group_failure(path, "keep a failed run")(err),
+                })?;
+            consume(conn, path, agent, inputs)
+        }),
+        Write::ForgetFailure(id) => conn
+            .prepare_cached("DELETE FROM failures WHERE id = ?1")
+            .and_then(|mut delete| delete.execute([id.as_bytes()]))
+            .map(drop)
+            .map_err(group_failure(path, "forget a failed run")),
+        Write::RegisterAgent(name) => conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO agents (name, since) SELECT ?1, coalesce(max(seq), 0) FROM artifacts",
+            )
+            .and_then(|mut insert| insert.execute([name]))
+            .map(drop)
+            .map_err(group_failure(path, "record an agent")),
+    }
+}
+
+/// Runs a write of several statements under a savepoint, so that a refusal (a
+/// duplicate id) undoes its earlier statements and leaves the group's other writes.
+fn all_or_none(
+    conn: &Connection,
+    path: &Path,
+    statements: impl FnOnce() -> Result<(), Failed>,
+) -> Result<(), Failed> {
+    execute(conn, "SAVEPOINT write").map_err(group_failure(path, "open a savepoint"))?;
+    match statements() {
+        Ok(()) => {
+            execute(conn, "RELEASE write").map_err(group_failure(path, "release a savepoint"))
+        }
+        Err(Failed::Write(err)) => {
+            execute(conn, "ROLLBACK TO write")
+                .and_then(|()| execute(conn, "RELEASE write"))
+                .map_err(group_failure(path, "roll back a refused write"))?;
+            Err(Failed::Write(err))
+        }
+        Err(group) => Err(group),
+    }
+}
+
+fn insert(conn: &Connection, path: &Path, row: &Row) -> Result<(), Failed> {
+    row.insert(conn).map_err(|err| match is_constraint(&err) {
+        // The only constraint a row can break is the uniqueness of its id.
+        true => Failed::Write(StoreError::Duplicate(row.id)),
+        false => group_failure(path, "store an artifact")(err),
+    })
+}
+
+fn consume(
+    conn: &Connection,
+    path: &Path,
+    agent: &str,
+    inputs: &[ArtifactId],
+) -> Result<(), Failed> {
+    let mut record = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO consumptions (agent, seq) SELECT ?1, seq FROM artifacts WHERE id = ?2",
+        )
+        .map_err(group_failure(path, "record a consumption"))?;
+    for input in inputs {
+        record
+            .execute(params![agent, input.0.as_bytes()])
+            .map_err(group_failure(path, "record a consumption"))?;
+    }
+    Ok(())
+}
+
+fn is_constraint(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ConstraintViolation)
+}
