@@ -31,6 +31,7 @@ mod read;
 mod row;
 mod schema;
 mod store;
+mod sync;
 mod time;
 mod writer;
 

@@ -6,33 +6,29 @@ use flock_core::TypeRegistry;
 
 use crate::{SqliteError, SqliteStore};
 
-/// How much a committed write survives.
+/// How much an accepted write survives.
 ///
-/// Either way a publish returns only after its transaction committed; the level
-/// says what the commit waited for (SQLite's `PRAGMA synchronous` in WAL mode).
+/// Either way a write returns only after its transaction committed, and readers
+/// see it; the level says whether the commit was also flushed to the disk first.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Durability {
-    /// Every commit is flushed to the disk (`fsync`) before the publishes it holds
-    /// return: an accepted artifact survives a crash of the process, of the
-    /// operating system and a power loss. The default.
+    /// Every commit's write-ahead log is flushed to the disk (`fdatasync`) before
+    /// the writes it holds return: an accepted artifact survives a crash of the
+    /// process, of the operating system and a power loss. The default.
+    ///
+    /// The flush runs on a thread of its own while the next transaction is built,
+    /// and one flush covers every commit before it. A reader may see a committed
+    /// write for the length of one flush before it is durable (and before its
+    /// publish returns); a power loss in that moment loses it, as it loses any
+    /// publish that had not returned.
     #[default]
     Full,
-    /// A commit is written to the operating system before the publishes return, and
+    /// A commit is written to the operating system before the writes return and
     /// flushed to the disk at checkpoints: an accepted artifact survives a crash of
-    /// the process, but the last commits may be lost if the operating system crashes
-    /// or the power fails. Faster where `fsync` is slow.
+    /// the process, but the last commits may be lost if the operating system
+    /// crashes or the power fails. For disks whose flushes are slow.
     Normal,
-}
-
-impl Durability {
-    /// The value of `PRAGMA synchronous`.
-    pub(crate) fn pragma(self) -> &'static str {
-        match self {
-            Self::Full => "FULL",
-            Self::Normal => "NORMAL",
-        }
-    }
 }
 
 /// Options for opening a [`SqliteStore`]: `SqliteStore::options().durability(..)

@@ -5,7 +5,7 @@ use std::{path::Path, time::Duration};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{Durability, SqliteError};
+use crate::SqliteError;
 
 /// The schema version this crate writes (`PRAGMA user_version`).
 pub(crate) const VERSION: i64 = 1;
@@ -46,13 +46,9 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 ";
 
-/// Opens (creating if needed) the database for the writer: WAL journal, the
-/// durability level, the tables.
-pub(crate) fn open_writer(
-    path: &Path,
-    durability: Durability,
-    busy_timeout: Duration,
-) -> Result<Connection, SqliteError> {
+/// Opens (creating if needed) the database for the writer: WAL journal, commits
+/// without a flush of their own, the tables.
+pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection, SqliteError> {
     let err = |action| SqliteError::doing(path, action);
     let conn = Connection::open(path).map_err(err("open the database"))?;
     conn.busy_timeout(busy_timeout)
@@ -67,7 +63,9 @@ pub(crate) fn open_writer(
             reason: format!("the journal mode stayed '{mode}'"),
         });
     }
-    conn.pragma_update(None, "synchronous", durability.pragma())
+    // Both levels commit with NORMAL (no flush per commit); `Durability::Full` adds
+    // the syncer's flush of the log before answering (sync.rs, ADR 0009).
+    conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(err("set the durability level"))?;
     let found: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))

@@ -107,9 +107,9 @@ impl SqliteStore {
                 reason: e.to_string(),
             })?;
         }
-        let conn = schema::open_writer(path, options.durability, options.busy_timeout)?;
+        let conn = schema::open_writer(path, options.busy_timeout)?;
         let path: Arc<Path> = Arc::from(path);
-        let writer = Writer::start(conn, path.clone())?;
+        let writer = Writer::start(conn, path.clone(), options.durability)?;
         let types = options.types.unwrap_or_default();
         Ok(Self {
             readers: Arc::new(Readers::new(path, types, options.busy_timeout)),

@@ -13,7 +13,7 @@ use rusqlite::{Connection, ErrorCode, params};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::{SqliteError, row::Row};
+use crate::{Durability, SqliteError, row::Row, sync::Syncer};
 
 /// At most this many writes go into one transaction, so one commit's latency stays
 /// bounded however many publishers wait.
@@ -48,13 +48,13 @@ pub(crate) enum Write {
 type Outcome = Result<(), StoreError>;
 
 /// Where the outcome of a write goes: an async publisher, or a thread that blocks.
-enum Reply {
+pub(crate) enum Reply {
     Task(oneshot::Sender<Outcome>),
     Thread(mpsc::SyncSender<Outcome>),
 }
 
 impl Reply {
-    fn send(self, outcome: Outcome) {
+    pub(crate) fn send(self, outcome: Outcome) {
         // A writer that stopped waiting (its future was dropped) needs no answer; its
         // write is committed or not all the same.
         let _ = match self {
@@ -78,13 +78,22 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub(crate) fn start(conn: Connection, path: Arc<Path>) -> Result<Self, SqliteError> {
+    /// Starts the writer thread on `conn` (and, for [`Durability::Full`], the
+    /// syncer thread that flushes the log before writers are answered).
+    pub(crate) fn start(
+        conn: Connection,
+        path: Arc<Path>,
+        durability: Durability,
+    ) -> Result<Self, SqliteError> {
         let (jobs, queue) = mpsc::channel();
+        let syncer = match durability {
+            Durability::Full => Some(Syncer::start(&path)?),
+            Durability::Normal => None,
+        };
         let thread_path = path.clone();
         let thread = std::thread::Builder::new()
             .name("flock-sqlite-writer".to_owned())
-            .spawn(move || run(&conn, &queue, &thread_path))
+            .spawn(move || run(&conn, &queue, &thread_path, syncer))
             .map_err(|e| SqliteError::Sqlite {
                 path: path.to_path_buf(),
                 action: "start the writer thread",
@@ -145,7 +154,10 @@ impl Drop for Writer {
 
 // === the thread ===
 
-fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, path: &Path) {
+/// Commits groups of writes until the queue closes; answers each write after its
+/// group's commit (through the syncer, if there is one, after the flush). Dropping
+/// the syncer at the end waits for its last flush.
+fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, path: &Path, syncer: Option<Syncer>) {
     let mut group = Vec::new();
     while let Ok(job) = queue.recv() {
         group.push(job);
@@ -157,8 +169,10 @@ fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, path: &Path) {
         }
         match commit_group(conn, path, &group) {
             Ok(outcomes) => {
-                for (job, outcome) in group.drain(..).zip(outcomes) {
-                    job.reply.send(outcome);
+                let answers = group.drain(..).map(|job| job.reply).zip(outcomes);
+                match &syncer {
+                    Some(syncer) => syncer.answer_when_durable(answers.collect()),
+                    None => answers.for_each(|(reply, outcome)| reply.send(outcome)),
                 }
             }
             Err(err) => {
