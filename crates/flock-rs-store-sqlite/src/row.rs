@@ -16,11 +16,6 @@ pub(crate) const COLUMNS: &str = "id, type_name, produced_by, correlation_id, pa
 
 const INSERT: &str = "INSERT INTO artifacts (id, type_name, produced_by, correlation_id, partition_key, tags, visibility, created_at, version, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
-/// Most artifacts are public and untagged: their JSON is written and recognized
-/// without serde.
-const PUBLIC: &str = r#"{"kind":"public"}"#;
-const NO_TAGS: &str = "[]";
-
 /// An artifact ready to insert.
 pub(crate) struct Row {
     pub(crate) id: ArtifactId,
@@ -28,8 +23,10 @@ pub(crate) struct Row {
     produced_by: Arc<str>,
     correlation_id: Option<Uuid>,
     partition_key: Option<String>,
-    tags: String,
-    visibility: String,
+    /// `None` for no tags, the most common case (`NULL`, not `[]`: less to store).
+    tags: Option<String>,
+    /// `None` for `Visibility::Public`, the most common case.
+    visibility: Option<String>,
     created_at: i64,
     version: u32,
     payload: String,
@@ -51,18 +48,17 @@ impl Row {
         })?;
         let payload = artifact
             .payload
-            .to_json()
-            .map_err(|e| fail(format!("its payload does not serialize: {e}")))?
-            .to_string();
-        let tags = if artifact.tags.is_empty() {
-            NO_TAGS.to_owned()
-        } else {
-            serde_json::to_string(&artifact.tags).map_err(|e| fail(e.to_string()))?
+            .to_json_string()
+            .map_err(|e| fail(format!("its payload does not serialize: {e}")))?;
+        let tags = match artifact.tags.is_empty() {
+            true => None,
+            false => Some(serde_json::to_string(&artifact.tags).map_err(|e| fail(e.to_string()))?),
         };
-        let visibility = if artifact.visibility == Visibility::Public {
-            PUBLIC.to_owned()
-        } else {
-            serde_json::to_string(&artifact.visibility).map_err(|e| fail(e.to_string()))?
+        let visibility = match artifact.visibility {
+            Visibility::Public => None,
+            ref visibility => {
+                Some(serde_json::to_string(visibility).map_err(|e| fail(e.to_string()))?)
+            }
         };
         Ok(Self {
             id: artifact.id,
@@ -111,6 +107,13 @@ fn text<'a>(row: &'a rusqlite::Row<'_>, column: usize) -> rusqlite::Result<&'a s
     Ok(row.get_ref(column)?.as_str()?)
 }
 
+fn text_or_null<'a>(
+    row: &'a rusqlite::Row<'_>,
+    column: usize,
+) -> rusqlite::Result<Option<&'a str>> {
+    Ok(row.get_ref(column)?.as_str_or_null()?)
+}
+
 /// The metadata of a stored artifact, before its payload is decoded (visibility is
 /// judged on it, so hidden artifacts are never decoded).
 pub(crate) struct Stored<'a, 'stmt> {
@@ -131,9 +134,11 @@ impl<'a, 'stmt> Stored<'a, 'stmt> {
             .map_err(|e| SqliteError::decode(path, "artifact id".to_owned(), e))?;
         let id = ArtifactId(id);
         let bad = |reason: String| SqliteError::decode(path, format!("artifact {id}"), reason);
-        let visibility = match text(row, 6).map_err(|e| bad(e.to_string()))? {
-            PUBLIC => Visibility::Public,
-            json => serde_json::from_str(json).map_err(|e| bad(format!("visibility: {e}")))?,
+        let visibility = match text_or_null(row, 6).map_err(|e| bad(e.to_string()))? {
+            None => Visibility::Public,
+            Some(json) => {
+                serde_json::from_str(json).map_err(|e| bad(format!("visibility: {e}")))?
+            }
         };
         let created_at =
             DateTime::from_timestamp_nanos(row.get(7).map_err(|e| bad(e.to_string()))?);
@@ -172,9 +177,9 @@ impl<'a, 'stmt> Stored<'a, 'stmt> {
             Err(e) => return Err(bad(e.to_string())),
         };
         artifact.partition_key = row.get(4).map_err(column)?;
-        artifact.tags = match text(row, 5).map_err(column)? {
-            NO_TAGS => BTreeSet::new(),
-            json => serde_json::from_str(json).map_err(|e| bad(format!("tags: {e}")))?,
+        artifact.tags = match text_or_null(row, 5).map_err(column)? {
+            None => BTreeSet::new(),
+            Some(json) => serde_json::from_str(json).map_err(|e| bad(format!("tags: {e}")))?,
         };
         artifact.version = row.get(8).map_err(column)?;
         Ok(artifact)

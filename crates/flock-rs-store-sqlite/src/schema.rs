@@ -12,7 +12,8 @@ pub(crate) const VERSION: i64 = 1;
 
 /// The tables. `seq` is the arrival order (SQLite's rowid: one more than the
 /// largest so far, and artifacts are never deleted). Ids are 16-byte blobs,
-/// `created_at` nanoseconds since the Unix epoch, `tags` and `visibility` JSON.
+/// `created_at` nanoseconds since the Unix epoch, `tags` and `visibility` JSON
+/// (`NULL` for no tags and for public: most artifacts, and less to write).
 /// `agents.since` is the largest `seq` when the agent was first recorded;
 /// `consumptions` says which agent consumed which artifact.
 const TABLES: &str = "
@@ -23,8 +24,8 @@ CREATE TABLE IF NOT EXISTS artifacts (
     produced_by    TEXT    NOT NULL,
     correlation_id BLOB,
     partition_key  TEXT,
-    tags           TEXT    NOT NULL,
-    visibility     TEXT    NOT NULL,
+    tags           TEXT,
+    visibility     TEXT,
     created_at     INTEGER NOT NULL,
     version        INTEGER NOT NULL,
     payload        TEXT    NOT NULL

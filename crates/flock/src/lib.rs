@@ -114,7 +114,8 @@
 //! `bundled` (default) compiles DuckDB from source for the trace file; without it,
 //! DuckDB is linked from `DUCKDB_LIB_DIR`. `otlp` also sends spans to an OTLP/HTTP
 //! collector. `llm` (default) adds the LLM engine; `llm-mock` also its local
-//! OpenAI-compatible test server (`flock::llm::mock`).
+//! OpenAI-compatible test server (`flock::llm::mock`). `sqlite` adds the durable
+//! SQLite store (`flock::sqlite::SqliteStore`).
 
 // docs.rs (`--cfg docsrs`) marks every feature-gated item with its feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -157,6 +158,12 @@ pub use flock_engines::{
     EngineError, Inputs, IntoOutputs, Outputs, RunFailure, SimpleBatchEngine, batch_fn,
     batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
 };
+/// The durable SQLite store (feature `sqlite`): [`SqliteStore`](sqlite::SqliteStore)
+/// keeps every accepted artifact, each agent's consumption and the failed runs in
+/// `.flock/blackboard.db`.
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use flock_store_sqlite as sqlite;
 pub use flock_subscription as subscription;
 pub use flock_subscription::{
     AllOf, BatchSpec, BatchSpecBuilder, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec,
