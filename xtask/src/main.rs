@@ -34,6 +34,7 @@ tasks:
   docs                     document every published crate as docs.rs does (--cfg docsrs, -D warnings)
   msrv                     check the declared minimum Rust version (rust-version)
   fresh-app                build and run the README's quick start as a new project outside the workspace
+  screenshot               run the dashboard's browser test and save docs/images/dashboard.png
   cargo ARGS..             any cargo command with the development DuckDB set up
 ";
 
@@ -65,6 +66,7 @@ fn run() -> Result<()> {
         "docs" => release::docs(),
         "msrv" => release::msrv(),
         "fresh-app" => fresh_app::fresh_app(),
+        "screenshot" => screenshot(),
         "cargo" => cargo(&rest.iter().map(String::as_str).collect::<Vec<_>>()),
         "" | "help" | "-h" | "--help" => {
             print!("{USAGE}");
@@ -116,6 +118,31 @@ fn test(extra: &[String]) -> Result<()> {
     let mut args = vec!["test", "--workspace", "--no-default-features"];
     args.extend(extra.iter().map(String::as_str));
     cargo(&args)
+}
+
+/// The README's dashboard screenshot, taken by the browser test (headless
+/// Chromium: Debian's `chromium` and `chromium-driver`).
+fn screenshot() -> Result<()> {
+    let path = project_root().join("docs/images/dashboard.png");
+    std::fs::create_dir_all(path.parent().expect("docs/images has a parent"))?;
+    let mut cmd = cargo_command(&[
+        "test",
+        "--no-default-features",
+        "--package",
+        "flock-rs-server",
+        "--test",
+        "it",
+        "--",
+        "--exact",
+        "browser::the_dashboard_shows_a_batch_filling_then_its_flush",
+    ])?;
+    cmd.env("FLOCK_SCREENSHOT", &path);
+    let status = cmd.status().context("failed to start cargo")?;
+    if !status.success() {
+        bail!("the browser test failed ({status}); is chromium-driver installed?");
+    }
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
 }
 
 fn clippy() -> Result<()> {

@@ -16,7 +16,12 @@ use std::{collections::BTreeMap, time::Instant};
 /// assert!(deferrals.push(t0 + Duration::from_secs(2), "b"));
 /// assert!(deferrals.push(t0 + Duration::from_secs(1), "a"));
 /// assert!(!deferrals.push(t0 + Duration::from_secs(3), "c"));
-/// assert_eq!(deferrals.poll_due(t0 + Duration::from_secs(2)), vec!["a", "b"]);
+/// let due: Vec<&str> = deferrals
+///     .poll_due(t0 + Duration::from_secs(2))
+///     .into_iter()
+///     .map(|(_, item)| item)
+///     .collect();
+/// assert_eq!(due, vec!["a", "b"]);
 /// assert_eq!(deferrals.next_deadline(), Some(t0 + Duration::from_secs(3)));
 /// ```
 #[derive(Debug)]
@@ -50,11 +55,13 @@ impl<T> Deferrals<T> {
         earliest
     }
 
-    /// Releases every item whose instant is at or before `now`, in instant order.
-    pub fn poll_due(&mut self, now: Instant) -> Vec<T> {
+    /// Releases every item whose instant is at or before `now`, in instant order,
+    /// each with its instant.
+    pub fn poll_due(&mut self, now: Instant) -> Vec<(Instant, T)> {
         let later = self.items.split_off(&(now, u64::MAX));
         std::mem::replace(&mut self.items, later)
-            .into_values()
+            .into_iter()
+            .map(|((at, _), item)| (at, item))
             .collect()
     }
 

@@ -91,6 +91,15 @@ pub enum StoreError {
     /// An artifact with this id is already stored.
     #[error("artifact {0} is already stored")]
     Duplicate(crate::ArtifactId),
+    /// A cluster store refused a commit: the process no longer holds the lease of
+    /// the run's unit (another process took it over and runs the inputs again).
+    #[error("the lease of {unit} changed owner (epoch {epoch}); the new owner runs these inputs")]
+    Fenced {
+        /// The unit, as `agent/subscription[/partition]`.
+        unit: String,
+        /// The epoch the commit carried.
+        epoch: u64,
+    },
     /// Any other failure of a store backend.
     #[error("store backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

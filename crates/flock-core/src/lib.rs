@@ -16,6 +16,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod artifact;
+mod cluster;
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
@@ -26,12 +27,14 @@ mod time;
 mod types;
 
 pub use artifact::{Artifact, ArtifactId, EXTERNAL_PRODUCER, Payload};
+pub use cluster::{ClusterStore, Fed, Lease, WorkUnit};
 pub use error::{PublishError, StoreError, TypeConflict};
 pub use flock_macros::FlockType;
 pub use flock_visibility::{AgentIdentity, Visibility};
 pub use registry::TypeRegistry;
 pub use store::{
-    ArtifactFilter, BlackboardStore, BlackboardView, FailureRecord, InMemoryStore, RunCommit,
+    ArtifactFilter, BlackboardStore, BlackboardView, FailureRecord, InMemoryStore,
+    InvalidRetention, Retention, RunCommit,
 };
 pub use types::{FailureKind, FlushReason, WorkflowError};
 

@@ -133,6 +133,11 @@ pub struct EngineContext {
     pub attempt: u32,
     /// The blackboard as this agent may see it (set by the runtime).
     pub blackboard: Option<BlackboardView>,
+    /// The run's id: the same for every attempt, and for a re-run of the same
+    /// inputs after a crash (derived from the agent and its inputs), so an engine
+    /// can use it as the idempotency key of its side effects (an API's
+    /// `Idempotency-Key` header, a database's unique key). Nil outside a runtime.
+    pub run_id: Uuid,
 }
 
 impl EngineContext {
@@ -144,7 +149,14 @@ impl EngineContext {
             correlation_id: None,
             attempt: 1,
             blackboard: None,
+            run_id: Uuid::nil(),
         }
+    }
+
+    /// Sets the run's id.
+    pub fn with_run_id(mut self, id: Uuid) -> Self {
+        self.run_id = id;
+        self
     }
 
     /// Sets the agent's view of the blackboard.

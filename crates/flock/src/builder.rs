@@ -2,11 +2,11 @@
 
 use std::{fmt, sync::Arc};
 
-use flock_core::BlackboardStore;
+use flock_core::{BlackboardStore, Retention};
 use flock_trace_duckdb::{TraceConfig, TraceError};
 use parking_lot::Mutex;
 
-use crate::{Flock, admission::Admission, flock::Tracing, runtime::Runtime};
+use crate::{Flock, admission::Admission, cluster::Cluster, flock::Tracing, runtime::Runtime};
 
 /// Configures a [`Flock`] before it starts.
 #[derive(Default)]
@@ -15,6 +15,8 @@ pub struct FlockBuilder {
     store: Option<Arc<dyn BlackboardStore>>,
     trace: TraceChoice,
     admission: Admission,
+    retention: Retention,
+    cluster: Option<Cluster>,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +61,31 @@ impl FlockBuilder {
     /// ```
     pub fn trace(mut self, config: TraceConfig) -> Self {
         self.trace = TraceChoice::On(config);
+        self
+    }
+
+    /// How long the default in-memory store keeps artifacts (default: for the life of
+    /// the flock); see [`Retention`]. Artifacts still waiting in a batch, a join
+    /// group, a deferral, a run or a failed run are never evicted. Ignored with
+    /// [`FlockBuilder::store`].
+    ///
+    /// ```
+    /// use flock::{Flock, Retention};
+    ///
+    /// // Keep only what is still waiting or running: memory stays bounded.
+    /// let flock = Flock::builder().retention(Retention::new().drop_consumed()).build();
+    /// ```
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Joins a cluster: several processes running the same agents on one shared
+    /// store (PostgreSQL), each owning some units of work through leases; see
+    /// [`Cluster`]. The cluster's store is the blackboard (it replaces
+    /// [`FlockBuilder::store`]). Admission bounds do not apply in a cluster.
+    pub fn cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = Some(cluster);
         self
     }
 
@@ -111,7 +138,12 @@ impl FlockBuilder {
             Err(error) => (None, Some(error)),
         };
         let flock = Flock {
-            runtime: Arc::new(Runtime::new(self.store, self.admission)),
+            runtime: Arc::new(Runtime::new(
+                self.store,
+                self.retention,
+                self.admission,
+                self.cluster,
+            )),
             tracing: Arc::new(Tracing {
                 file: guard.as_ref().map(|g| g.path().to_owned()),
                 guard: Mutex::new(guard),

@@ -53,6 +53,19 @@ impl Clock {
         }
     }
 
+    /// The monotonic instant of a UTC time of this clock (an arrival recorded by an
+    /// earlier process, say). Before the monotonic clock's range, the earliest
+    /// instant it can represent near that time.
+    pub(crate) fn mono_at(&self, wall: DateTime<Utc>) -> Instant {
+        match (wall - self.wall).to_std() {
+            Ok(ahead) => self.mono.checked_add(ahead).unwrap_or(self.mono),
+            Err(_) => {
+                let behind = (self.wall - wall).to_std().unwrap_or_default();
+                self.mono.checked_sub(behind).unwrap_or(self.mono)
+            }
+        }
+    }
+
     /// The UTC time of a monotonic instant of this clock.
     pub(crate) fn wall_at(&self, mono: Instant) -> DateTime<Utc> {
         match mono.checked_duration_since(self.mono) {
@@ -81,5 +94,8 @@ mod tests {
         assert_eq!(clock.wall_at(before.mono), before.wall);
         let earlier = before.mono.checked_sub(Duration::from_secs(1)).unwrap();
         assert_eq!(before.wall - clock.wall_at(earlier), TimeDelta::seconds(1));
+        assert_eq!(clock.mono_at(before.wall), before.mono);
+        assert_eq!(clock.mono_at(before.wall - TimeDelta::seconds(1)), earlier);
+        assert_eq!(clock.mono_at(after.wall), after.mono);
     }
 }

@@ -58,6 +58,8 @@ pub enum FlockEvent {
     },
     /// A batch flushed: its run is counted and about to start.
     BatchFlushed {
+        /// When it flushed, on the flock's clock.
+        at: DateTime<Utc>,
         /// The agent.
         agent: String,
         /// The subscription's index.
@@ -114,6 +116,16 @@ pub enum FlockEvent {
         /// Whoever may see every input.
         visibility: Visibility,
     },
+    /// In a cluster: the run's unit moved to another process before it committed;
+    /// that process runs the inputs.
+    RunMoved {
+        /// The run.
+        run: u64,
+        /// The agent.
+        agent: String,
+        /// Whoever may see every input.
+        visibility: Visibility,
+    },
     /// A join group completed.
     JoinCompleted {
         /// The agent.
@@ -154,6 +166,7 @@ impl FlockEvent {
             | Self::RunStarted { visibility, .. }
             | Self::RunFinished { visibility, .. }
             | Self::RunFailed { visibility, .. }
+            | Self::RunMoved { visibility, .. }
             | Self::JoinCompleted { visibility, .. }
             | Self::JoinDiscarded { visibility, .. } => visibility,
         }

@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc};
 
 use chrono::{DateTime, Utc};
 pub use flock_core::FailureKind;
-use flock_core::{Artifact, ArtifactId, FlushReason};
+use flock_core::{Artifact, ArtifactId, FailureRecord, FlushReason};
 use uuid::Uuid;
 
 use crate::{agent::Agent, work::Work};
@@ -21,6 +21,9 @@ use crate::{agent::Agent, work::Work};
 pub struct FailedRun {
     /// Identifies the entry, for [`Flock::retry_failed_run`](crate::Flock::retry_failed_run).
     pub id: Uuid,
+    /// The run's id, the idempotency key its engine saw
+    /// ([`EngineContext::run_id`](crate::EngineContext::run_id)).
+    pub run_id: Uuid,
     /// The agent.
     pub agent: String,
     /// Why it is here.
@@ -38,12 +41,17 @@ pub struct FailedRun {
     /// The `WorkflowError` artifact published for it.
     pub workflow_error: ArtifactId,
     pub(crate) agent_ref: Arc<Agent>,
+    /// The subscription that took the inputs.
+    pub(crate) subscription: u32,
     pub(crate) work: Work,
 }
 
 impl FailedRun {
+    #[expect(clippy::too_many_arguments, reason = "every field of a new entry")]
     pub(crate) fn new(
         agent: Arc<Agent>,
+        subscription: u32,
+        run_id: Uuid,
         work: Work,
         kind: FailureKind,
         error: String,
@@ -53,6 +61,7 @@ impl FailedRun {
     ) -> Self {
         Self {
             id: Uuid::now_v7(),
+            run_id,
             agent: agent.name.to_string(),
             kind,
             error,
@@ -62,6 +71,7 @@ impl FailedRun {
             failed_at,
             workflow_error,
             agent_ref: agent,
+            subscription,
             work,
         }
     }
@@ -70,12 +80,60 @@ impl FailedRun {
     pub fn input_ids(&self) -> Vec<ArtifactId> {
         self.inputs.iter().map(|a| a.id).collect()
     }
+
+    /// The entry as a durable store keeps it.
+    pub(crate) fn record(&self) -> FailureRecord {
+        FailureRecord {
+            id: self.id,
+            agent: self.agent.clone(),
+            run_id: self.run_id,
+            kind: self.kind,
+            error: self.error.clone(),
+            attempts: self.attempts,
+            inputs: self.input_ids(),
+            groups: self.work.group_sizes(),
+            subscription: Some(self.subscription as usize),
+            flush_reason: self.flush_reason,
+            failed_at: self.failed_at,
+            workflow_error: self.workflow_error,
+        }
+    }
+
+    /// The entry a durable store kept, with its inputs read back, for `agent`.
+    pub(crate) fn restore(
+        record: FailureRecord,
+        agent: Arc<Agent>,
+        inputs: Vec<Arc<Artifact>>,
+        now: std::time::Instant,
+    ) -> Self {
+        let work = Work::restore(&agent, &record, inputs, now);
+        let subscription = record
+            .subscription
+            .and_then(|s| u32::try_from(s).ok())
+            .unwrap_or(0);
+        Self {
+            id: record.id,
+            run_id: record.run_id,
+            agent: record.agent,
+            kind: record.kind,
+            error: record.error,
+            attempts: record.attempts,
+            inputs: work.artifacts().to_vec(),
+            flush_reason: record.flush_reason,
+            failed_at: record.failed_at,
+            workflow_error: record.workflow_error,
+            agent_ref: agent,
+            subscription,
+            work,
+        }
+    }
 }
 
 impl fmt::Debug for FailedRun {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FailedRun")
             .field("id", &self.id)
+            .field("run_id", &self.run_id)
             .field("agent", &self.agent)
             .field("kind", &self.kind)
             .field("error", &self.error)
@@ -98,4 +156,12 @@ pub enum RetryFailedRunError {
     /// The flock has shut down.
     #[error("cannot retry failed run {0}: the flock has shut down")]
     Closed(Uuid),
+    /// The durable store could not forget the entry (it stays a failed run).
+    #[error("cannot retry failed run {id}: the store failed: {message}")]
+    Store {
+        /// The entry.
+        id: Uuid,
+        /// The store's error.
+        message: String,
+    },
 }

@@ -16,7 +16,7 @@ use crate::{
     agent::Registrar,
     decision::{Phase, Source},
     failed::{FailedRun, RetryFailedRunError},
-    options::{PublishOptions, ShutdownReport},
+    options::{PublishOptions, RecoveryReport, ShutdownReport},
     runtime::Runtime,
 };
 
@@ -175,6 +175,7 @@ impl Flock {
         artifact.tags = options.tags;
         artifact.visibility = options.visibility;
         let id = artifact.id;
+        self.runtime.ensure_recovered().await?;
         self.runtime
             .publish(Arc::new(artifact), Source::External, now)
             .await?;
@@ -193,6 +194,7 @@ impl Flock {
     /// [`PublishError::Store`] with [`StoreError::Duplicate`] when the id is already
     /// stored; a type name conflict.
     pub async fn publish_artifact(&self, artifact: Arc<Artifact>) -> Result<(), PublishError> {
+        self.runtime.ensure_recovered().await?;
         let now = self.runtime.now();
         self.runtime.publish(artifact, Source::External, now).await
     }
@@ -208,19 +210,46 @@ impl Flock {
     /// later (they are delivered when it begins). Returns as soon as the system is
     /// quiescent; it never sleeps a fixed interval.
     pub async fn run_until_idle(&self) {
+        self.recovered().await;
+        // In a cluster, first read the feed up to what the store holds now.
+        self.runtime.wait_fed().await;
         self.runtime.wait_idle().await;
+    }
+
+    /// With a durable store (SQLite, PostgreSQL): collects again what the agents
+    /// had not consumed when the previous process stopped, in original arrival order
+    /// with deadlines counted from the original arrivals, and restores the failed
+    /// runs. Register every agent first. The flock does this by itself before its
+    /// first publish, `run_until_idle`, flush or shutdown; call it to get the
+    /// report, or to recover before traffic starts. Later calls return the first
+    /// report. With a store that is not durable it does nothing.
+    ///
+    /// # Errors
+    /// A store failure; the next call tries again.
+    pub async fn recover(&self) -> Result<RecoveryReport, StoreError> {
+        self.runtime.recover().await
+    }
+
+    /// Recovers first where needed; a failure is logged (the calls that wait for
+    /// the flock have no error to return it in) and retried by the next call.
+    async fn recovered(&self) {
+        if let Err(error) = self.runtime.ensure_recovered().await {
+            tracing::error!(%error, "recovery from the durable store failed; it is tried again on the next call");
+        }
     }
 
     /// Flushes, with reason `timeout`, every batch whose deadline has passed; returns
     /// how many flushed. The runtime does this by itself at each deadline; call it in
     /// tests or for manual control.
     pub async fn check_batch_timeouts(&self) -> usize {
+        self.recovered().await;
         self.runtime.tick()
     }
 
     /// Flushes every partial batch now, with reason `manual`; returns how many flushed.
     /// Incomplete join groups are not batches: they keep waiting for their partners.
     pub async fn flush_batches(&self) -> usize {
+        self.recovered().await;
         self.runtime.flush_all(FlushReason::Manual).0
     }
 
@@ -235,6 +264,7 @@ impl Flock {
     /// as do artifacts whose `After` visibility had not begun when shutdown started
     /// (counted). Calling it again is harmless.
     pub async fn shutdown(&self) -> ShutdownReport {
+        self.recovered().await;
         let ((batches, artifacts), drained) = self.runtime.shutdown().await;
         let mut report = ShutdownReport {
             batches_flushed: batches,
@@ -249,6 +279,13 @@ impl Flock {
                 artifacts = report.deferred_undelivered,
                 "shutdown with artifacts whose visibility had not begun; they stay on the blackboard undelivered"
             );
+        }
+        if let Some(membership) = self.runtime.membership() {
+            // The units go to the other processes at once, not when the leases lapse.
+            let process = &membership.config.process;
+            if let Err(error) = membership.config.store.release(process).await {
+                tracing::warn!(%process, %error, "could not release the cluster leases; they lapse by themselves");
+            }
         }
         self.runtime.terminate_agents().await;
         let guard = self.tracing.guard.lock().take();
@@ -278,6 +315,15 @@ impl Flock {
         self.runtime.subscribe()
     }
 
+    /// In a cluster: the units this process owns now, as
+    /// `agent/subscription[/partition]`, sorted (empty outside a cluster).
+    pub fn owned_units(&self) -> Vec<String> {
+        match self.runtime.membership() {
+            Some(membership) => membership.owned_names(&self.runtime.agents()),
+            None => Vec::new(),
+        }
+    }
+
     // === failed runs ===
 
     /// The runs that failed for good or that a circuit breaker refused, oldest first,
@@ -288,7 +334,8 @@ impl Flock {
         self.runtime.failed().clone()
     }
 
-    /// Removes and returns every failed run.
+    /// Removes and returns every failed run. With a durable store they stay in the
+    /// store, and a restarted flock restores them; retry them to be done with them.
     pub fn take_failed_runs(&self) -> Vec<FailedRun> {
         std::mem::take(&mut *self.runtime.failed())
     }
@@ -302,6 +349,7 @@ impl Flock {
     /// [`RetryFailedRunError::NotFound`] for an unknown id (or one already retried),
     /// [`RetryFailedRunError::Closed`] after shutdown.
     pub async fn retry_failed_run(&self, id: Uuid) -> Result<(), RetryFailedRunError> {
+        self.recovered().await;
         if self.runtime.core().phase() != Phase::Open {
             return Err(RetryFailedRunError::Closed(id));
         }
@@ -313,6 +361,13 @@ impl Flock {
                 .ok_or(RetryFailedRunError::NotFound(id))?;
             failed.remove(index)
         };
+        if let Err(error) = self.runtime.store().forget_failure(id).await {
+            self.runtime.failed().push(run);
+            return Err(RetryFailedRunError::Store {
+                id,
+                message: error.to_string(),
+            });
+        }
         let agent = run.agent_ref.index;
         if self.runtime.run_again(agent, run.work.clone()) {
             Ok(())

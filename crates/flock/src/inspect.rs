@@ -1,10 +1,14 @@
 //! Inspection: the batches collecting and the join groups waiting, as
-//! [`Flock::active_batches`] and [`Flock::pending_joins`] report them.
+//! [`Flock::active_batches`] and [`Flock::pending_joins`] report them, and the
+//! figures an operator watches (runs in flight, admission rejections, span export).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use flock_core::Visibility;
 use flock_subscription::BatchSpec;
+use flock_trace_duckdb::ExportStats;
+use uuid::Uuid;
 
 use crate::{AdmissionCounts, Flock, spans::per_type};
 
@@ -25,6 +29,10 @@ pub struct ActiveBatch {
     pub time_left: Option<Duration>,
     /// The batch's key, for keyed batches (`Subscribe::keyed_by`), as text.
     pub key: Option<String>,
+    /// Whoever may see every artifact waiting in the batch (see
+    /// [`Visibility::derived_from`]): what a server shows an identity only when
+    /// the identity may see all of it.
+    pub visibility: Visibility,
 }
 
 /// An incomplete join group, as [`Flock::pending_joins`] reports it.
@@ -49,6 +57,9 @@ pub struct PendingJoin {
     /// Artifacts the subscription may still accept before a count window discards
     /// the group.
     pub artifacts_left: Option<u64>,
+    /// Whoever may see every artifact waiting under the key (see
+    /// [`Visibility::derived_from`]).
+    pub visibility: Visibility,
 }
 
 impl Flock {
@@ -67,6 +78,7 @@ impl Flock {
                 spec: p.spec,
                 time_left: p.time_left,
                 key: p.key.partition.as_ref().map(ToString::to_string),
+                visibility: core.batch_visibility(&p.key),
             })
             .collect()
     }
@@ -97,8 +109,49 @@ impl Flock {
                     created_at: runtime.clock().wall_at(p.first_arrival),
                     time_left: p.time_left,
                     artifacts_left: p.artifacts_left,
+                    visibility: core.group_visibility(&p.pool, &p.key),
                 }
             })
             .collect()
+    }
+
+    /// Artifacts with this correlation id still waiting in batches and join groups:
+    /// work the flock has not handed to an engine yet.
+    pub fn waiting_with_correlation(&self, correlation_id: Uuid) -> usize {
+        let now = self.runtime.now();
+        self.runtime
+            .core()
+            .waiting_with_correlation(correlation_id, now)
+    }
+
+    /// The flock's wall clock: the UTC time artifacts are stamped with and
+    /// visibility is judged at (one reading advanced by the monotonic clock, so it
+    /// follows tokio's paused clock in tests).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.runtime.now().wall
+    }
+
+    /// Runs scheduled and not finished: running, waiting for one of their agent's
+    /// slots, or refused by a circuit breaker and not yet recorded.
+    pub fn runs_in_flight(&self) -> usize {
+        self.runtime.core().live_runs()
+    }
+
+    /// External publishes refused at an admission bound (with
+    /// [`OnFull::Reject`](crate::OnFull::Reject)) since the flock started.
+    pub fn admission_rejections(&self) -> u64 {
+        self.runtime.rejected()
+    }
+
+    /// What the DuckDB trace export has done so far (spans written, spans of failed
+    /// exports), while the flock traces; `None` without traces or after shutdown
+    /// (whose [`ShutdownReport::traces`](crate::ShutdownReport::traces) has the final
+    /// figures).
+    pub fn trace_stats(&self) -> Option<ExportStats> {
+        self.tracing
+            .guard
+            .lock()
+            .as_ref()
+            .map(|guard| guard.stats())
     }
 }

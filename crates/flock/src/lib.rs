@@ -77,7 +77,14 @@
 //!   `cargo xtask example NAME` in the repository (`payment_batching --fast`,
 //!   `simple_batch`, `review_sentiment`, `support_tickets`, `bulk_insert`,
 //!   `rate_limit`, `iot_stats`, `vip_orders`, `factory_qc`, `tenant_batching`,
-//!   `batch_metrics`); `cargo xtask examples` runs them all.
+//!   `batch_metrics`, `dashboard`); `cargo xtask examples` runs them all.
+//! - **Operating a flock**: the `flock-rs-server` crate serves a flock over HTTP
+//!   (Python Flock's `/api/v1` paths plus batches, joins, flushes and failed runs),
+//!   with live events, an embedded dashboard, Prometheus metrics, bearer tokens
+//!   through visibility, and a graceful SIGTERM; `crates/flock-rs-server/guide/operating.md`. The
+//!   facade's part is what it reads: [`Flock::events`], [`Flock::active_batches`]
+//!   (with each batch's visibility), [`Flock::agents`], [`Flock::runs_in_flight`],
+//!   [`Flock::invoke`].
 //!
 //! # Crates
 //!
@@ -124,11 +131,13 @@ mod admission;
 mod agent;
 mod builder;
 mod clock;
+mod cluster;
 mod decision;
 mod events;
 mod failed;
 mod flock;
 mod inspect;
+mod invoke;
 mod options;
 mod policy;
 mod run;
@@ -137,11 +146,14 @@ mod spans;
 mod work;
 
 pub use admission::{Admission, AdmissionCounts, InvalidAdmission, OnFull};
-pub use agent::{AgentBuilder, AgentHandle, OutputCount, OutputVisibility, RegistrationError};
+pub use agent::{
+    AgentBuilder, AgentHandle, AgentInfo, OutputCount, OutputVisibility, RegistrationError,
+};
 pub use builder::FlockBuilder;
 /// The `chrono` this crate's timestamps and [`TimeDelta`](chrono::TimeDelta) durations
 /// come from: `use flock::chrono::TimeDelta;` needs no `chrono` dependency of your own.
 pub use chrono;
+pub use cluster::{Cluster, InvalidCluster};
 pub use events::FlockEvent;
 pub use failed::{FailedRun, FailureKind, RetryFailedRunError};
 pub use flock::Flock;
@@ -149,8 +161,8 @@ pub use flock_batch as batch;
 pub use flock_core as core;
 pub use flock_core::{
     AgentIdentity, Artifact, ArtifactFilter, ArtifactId, BlackboardStore, BlackboardView,
-    FlockType, FlushReason, InMemoryStore, Payload, PublishError, StoreError, Visibility,
-    WorkflowError,
+    FlockType, FlushReason, InMemoryStore, InvalidRetention, Payload, PublishError, Retention,
+    StoreError, Visibility, WorkflowError,
 };
 pub use flock_engines as engines;
 pub use flock_engines::{
@@ -170,10 +182,13 @@ pub use flock_subscription::{
     JoinWindow, Subscribe,
 };
 pub use flock_trace_duckdb as trace;
-pub use flock_trace_duckdb::{ExportReport, TraceConfig, TraceError, TraceGuard, clear_traces};
+pub use flock_trace_duckdb::{
+    ExportReport, ExportStats, TraceConfig, TraceError, TraceGuard, clear_traces,
+};
 pub use flock_visibility as visibility;
 pub use inspect::{ActiveBatch, PendingJoin};
-pub use options::{PublishOptions, ShutdownReport};
+pub use invoke::InvokeError;
+pub use options::{PublishOptions, RecoveryReport, ShutdownReport};
 pub use policy::{InvalidRetryPolicy, RetryPolicy};
 
 /// The LLM engine for OpenAI-compatible chat-completion endpoints (feature `llm`, on

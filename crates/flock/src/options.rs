@@ -75,3 +75,15 @@ pub struct ShutdownReport {
     /// pending span is flushed by the shutdown).
     pub traces: Option<ExportReport>,
 }
+
+/// What [`Flock::recover`](crate::Flock::recover) found in a durable store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// Artifacts collected again (each for the agents that had not consumed it).
+    pub artifacts: usize,
+    /// (artifact, agent) pairs collected again.
+    pub deliveries: usize,
+    /// Failed runs restored into [`Flock::failed_runs`](crate::Flock::failed_runs).
+    pub failed_runs: usize,
+}

@@ -29,9 +29,10 @@ pub(crate) fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The span a run executes in: `batch.flush` for a batch (with the flush's figures),
-/// `agent.run` otherwise; a child of `parent`.
-pub(crate) fn run(parent: &Span, agent: &Agent, work: &Work) -> Span {
+/// The span a run executes in: `batch.flush` for a batch (with the flush's figures,
+/// and `recovered = true` when recovery collected its items again), `agent.run`
+/// otherwise; a child of `parent`.
+pub(crate) fn run(parent: &Span, agent: &Agent, work: &Work, recovered: bool) -> Span {
     match work {
         Work::Single(inputs) => tracing::info_span!(
             parent: parent,
@@ -41,11 +42,11 @@ pub(crate) fn run(parent: &Span, agent: &Agent, work: &Work) -> Span {
             otel.status_code = Empty,
             error = Empty,
         ),
-        Work::Batch(flushed) => batch_flush(parent, agent, flushed),
+        Work::Batch(flushed) => batch_flush(parent, agent, flushed, recovered),
     }
 }
 
-fn batch_flush(parent: &Span, agent: &Agent, flushed: &Flushed) -> Span {
+fn batch_flush(parent: &Span, agent: &Agent, flushed: &Flushed, recovered: bool) -> Span {
     let batch = &flushed.batch;
     let key = batch.key.partition.as_ref().map(ToString::to_string);
     let span = tracing::info_span!(
@@ -61,9 +62,13 @@ fn batch_flush(parent: &Span, agent: &Agent, flushed: &Flushed) -> Span {
         efficiency = flushed.efficiency(),
         wait_ms = duration_ms(batch.wait()),
         key = key.as_deref(),
+        recovered = Empty,
         otel.status_code = Empty,
         error = Empty,
     );
+    if recovered {
+        span.record("recovered", true);
+    }
     if let Some(size) = batch.spec.max_size() {
         span.record("configured_size", int(size.get()));
     }

@@ -4,9 +4,12 @@
 use std::{ops::Range, sync::Arc};
 
 use flock_batch::Batch;
-use flock_core::{Artifact, FlushReason};
+use flock_core::{Artifact, FailureRecord, FlushReason};
 use flock_engines::{BatchInputs, BatchMetrics};
+use flock_subscription::BatchSpec;
 use flock_subscription::JoinKey;
+
+use crate::agent::Agent;
 
 /// Identifies one batch accumulator (and one join pool): an agent, one of its
 /// subscriptions, and for keyed batches the key.
@@ -167,6 +170,68 @@ impl Work {
             Self::Single(_) => 1,
             Self::Batch(flushed) => flushed.len(),
         }
+    }
+
+    /// The sizes of the input items when they are join groups (a batch of groups),
+    /// empty otherwise.
+    pub(crate) fn group_sizes(&self) -> Vec<usize> {
+        match self {
+            Self::Batch(Flushed {
+                groups: Some(ranges),
+                ..
+            }) => ranges.iter().map(ExactSizeIterator::len).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The subscription, for a batch.
+    pub(crate) fn subscription(&self) -> Option<u32> {
+        match self {
+            Self::Batch(flushed) => Some(flushed.batch.key.subscription),
+            Self::Single(_) => None,
+        }
+    }
+
+    /// The work of a failed run a durable store kept: a batch again (of the
+    /// subscription's spec, flushed `now`) when it was one.
+    pub(crate) fn restore(
+        agent: &Agent,
+        record: &FailureRecord,
+        inputs: Vec<Arc<Artifact>>,
+        now: std::time::Instant,
+    ) -> Self {
+        let Some(reason) = record.flush_reason else {
+            return Self::Single(inputs);
+        };
+        let subscription = record.subscription.unwrap_or(0);
+        let spec = agent
+            .subscriptions
+            .get(subscription)
+            .and_then(|s| s.batch().copied())
+            .or_else(|| BatchSpec::size(inputs.len().max(1)).build().ok())
+            .expect("a size of at least one is a valid spec");
+        let items = if record.groups.is_empty() {
+            inputs.into_iter().map(Unit::One).collect()
+        } else {
+            let mut rest = inputs.into_iter();
+            record
+                .groups
+                .iter()
+                .map(|&n| Unit::Group(rest.by_ref().take(n).collect()))
+                .collect()
+        };
+        Self::Batch(Flushed::new(Batch {
+            key: BatchKey {
+                agent: agent.index,
+                subscription: u32::try_from(subscription).unwrap_or(0),
+                partition: None,
+            },
+            items,
+            reason,
+            spec,
+            first_arrival: now,
+            flushed_at: now,
+        }))
     }
 
     pub(crate) fn flush_reason(&self) -> Option<FlushReason> {

@@ -338,6 +338,13 @@ impl<P: Clone + Eq + Hash, K: Clone + Eq + Hash, T> Joiner<P, K, T> {
         pending.into_iter().map(|(_, p)| p).collect()
     }
 
+    /// The items waiting under `key` in `pool`, in arrival order (the current
+    /// group's members and the surplus behind them), if any wait.
+    pub fn waiting_items(&self, pool: &P, key: &K) -> Option<impl Iterator<Item = &T> + '_> {
+        let pending = self.pools.get(pool)?.groups.get(key)?;
+        Some(pending.entries.iter().map(|entry| &entry.item))
+    }
+
     /// How many keys have artifacts waiting.
     pub fn groups(&self) -> usize {
         self.pools.values().map(|p| p.groups.len()).sum()

@@ -32,6 +32,7 @@ async fn commit<S: BlackboardStore>(
             run_id: Uuid::now_v7(),
             inputs: &inputs,
             outputs,
+            fence: None,
         })
         .await
 }
@@ -59,6 +60,7 @@ fn failure(agent: &str, inputs: &[&Arc<Artifact>], seconds: i64) -> (FailureReco
         attempts: 3,
         inputs: input_ids,
         groups: vec![1; inputs.len()],
+        subscription: Some(0),
         flush_reason: Some(FlushReason::Timeout),
         failed_at: at(seconds),
         workflow_error: error.id,

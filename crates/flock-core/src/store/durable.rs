@@ -22,6 +22,11 @@ pub struct RunCommit<'a> {
     pub inputs: &'a [ArtifactId],
     /// Its outputs (none for a discarded join group).
     pub outputs: &'a [Arc<Artifact>],
+    /// In a cluster: the unit the run belongs to and the epoch of the lease its
+    /// process held. A shared store commits only while that epoch is current, and
+    /// refuses otherwise (`StoreError::Fenced`): the unit's new owner runs the
+    /// inputs again. `None` outside a cluster.
+    pub fence: Option<(&'a crate::WorkUnit, u64)>,
 }
 
 /// A failed run (a dead letter) as a store keeps it. Its inputs count as consumed
@@ -47,6 +52,9 @@ pub struct FailureRecord {
     /// Item boundaries in `inputs` when the items were join groups: the length of
     /// each group, in order (empty otherwise).
     pub groups: Vec<usize>,
+    /// The subscription (its index in the agent's declaration), when the run was a
+    /// batch.
+    pub subscription: Option<usize>,
     /// The flush reason, when the run was a batch.
     pub flush_reason: Option<FlushReason>,
     /// When it was given up.

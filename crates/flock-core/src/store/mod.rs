@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 pub use durable::{FailureRecord, RunCommit};
 pub use filter::ArtifactFilter;
-pub use memory::InMemoryStore;
+pub use memory::{InMemoryStore, InvalidRetention, Retention};
 pub use view::BlackboardView;
 
 use crate::{Artifact, ArtifactId, StoreError, TypeRegistry};

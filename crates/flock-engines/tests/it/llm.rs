@@ -15,12 +15,11 @@ use flock_engines::{
         mock::{ChatRequest, MockChatServer, MockReply},
     },
 };
+use flock_test_support::Capture;
 use parking_lot::Mutex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-
-use crate::capture::Captured;
 
 #[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
 #[flock(crate = "flock_core")]
@@ -93,8 +92,7 @@ fn ctx() -> EngineContext {
 async fn a_batch_is_one_request_with_every_input_and_the_schema() {
     let server = MockChatServer::start(trend_of).await.unwrap();
     let engine = engine::<Trend>(&server).build().unwrap();
-    let captured = Captured::default();
-    let _guard = captured.install();
+    let (captured, _guard) = Capture::install();
 
     let batch = reviews(7);
     let outputs = engine
@@ -279,8 +277,7 @@ async fn rate_limited_then_success_honours_retry_after() {
     .await
     .unwrap();
     let engine = engine::<Trend>(&server).max_retries(3).build().unwrap();
-    let captured = Captured::default();
-    let _guard = captured.install();
+    let (captured, _guard) = Capture::install();
     let outputs = engine
         .evaluate_batch(&ctx(), BatchInputs::new(reviews(3)))
         .await
@@ -288,8 +285,8 @@ async fn rate_limited_then_success_honours_retry_after() {
     assert_eq!(outputs.len(), 1);
     assert_eq!(server.request_count(), 2);
     // The engine waited what the server asked (1 s), not its own 10 ms backoff.
-    assert_eq!(captured.values("event", "retry_after_ms"), ["1000"]);
-    assert_eq!(captured.values("event", "retry_in_ms"), ["1000"]);
+    assert_eq!(captured.event_values("retry_after_ms"), ["1000"]);
+    assert_eq!(captured.event_values("retry_in_ms"), ["1000"]);
     assert_eq!(
         captured.values("llm.chat_completion", "llm.attempts"),
         ["1", "2"]

@@ -3,6 +3,4 @@
 //! `cargo xtask test` enables through the workspace.
 
 #[cfg(feature = "llm-mock")]
-mod capture;
-#[cfg(feature = "llm-mock")]
 mod llm;

@@ -85,6 +85,14 @@ pub enum RegistrationError {
     /// The flock has shut down.
     #[error("cannot register agent '{0}': the flock has shut down")]
     Closed(String),
+    /// The durable store could not record the agent.
+    #[error("cannot register agent '{agent}': the store failed: {source}")]
+    Store {
+        /// The agent.
+        agent: String,
+        /// The store's error.
+        source: flock_core::StoreError,
+    },
     /// User code asked during registration (the engine's capabilities or name, a
     /// component's priority) panicked.
     #[error("agent '{agent}': registration panicked: {message}")]

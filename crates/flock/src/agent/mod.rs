@@ -4,6 +4,7 @@
 
 mod builder;
 mod error;
+mod info;
 
 use std::{collections::BTreeMap, num::NonZeroUsize, sync::Arc};
 
@@ -16,6 +17,7 @@ use flock_subscription::Subscription;
 pub use builder::AgentBuilder;
 pub(crate) use builder::Registrar;
 pub use error::RegistrationError;
+pub use info::AgentInfo;
 
 use crate::RetryPolicy;
 
@@ -99,10 +101,6 @@ pub(crate) struct Agent {
     /// Its index in registration order, set by registration.
     pub(crate) index: u32,
     pub(crate) name: Arc<str>,
-    #[expect(
-        dead_code,
-        reason = "kept for inspection and traces, which read it later"
-    )]
     pub(crate) description: Option<String>,
     pub(crate) identity: Arc<AgentIdentity>,
     pub(crate) subscriptions: Vec<Subscription>,

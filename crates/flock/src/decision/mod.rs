@@ -12,6 +12,7 @@
 //! artifacts, re-arm the timer, wake waiters). The core never awaits, spawns, reads
 //! a clock or calls user code.
 
+mod inspect;
 mod ready;
 mod report;
 mod route;
@@ -24,14 +25,12 @@ mod tests;
 
 use std::sync::Arc;
 
-use flock_batch::{
-    Batcher, Deferrals, DiscardReason, Discarded, Joiner, PendingBatch, PendingGroup,
-};
+use flock_batch::{Batcher, Deferrals, DiscardReason, Discarded, Joiner};
 use flock_core::{Artifact, FlushReason, PublishError};
 use flock_subscription::JoinKey;
 use tracing::Span;
 
-pub(crate) use ready::{Drained, JoinDone, Ready};
+pub(crate) use ready::{Discard, Drained, Held, JoinDone, Ready, Released};
 pub(crate) use route::{Routed, Routing, Take, Way};
 pub(crate) use schedule::{Run, RunInput, Ticket};
 use schedule::{Scheduled, Scheduler};
@@ -80,7 +79,7 @@ pub(crate) struct Core {
     agents: Vec<Arc<Agent>>,
     batcher: Batcher<BatchKey, Unit>,
     joiner: Joiner<BatchKey, JoinKey, Arc<Artifact>>,
-    deferred: Deferrals<Arc<Artifact>>,
+    deferred: Deferrals<Held>,
     waiting: Waiting,
     scheduler: Scheduler,
     /// Artifacts accepted (or released) and not yet collected.
@@ -202,13 +201,32 @@ impl Core {
         now: Now,
         cause: &Span,
     ) -> Ready {
+        self.collect_for(
+            Held {
+                artifact,
+                only: None,
+            },
+            routed,
+            now,
+            cause,
+        )
+    }
+
+    /// [`Core::collect`], for the agents `held.only` names when it names some.
+    pub(crate) fn collect_for(
+        &mut self,
+        held: Held,
+        routed: Routed,
+        now: Now,
+        cause: &Span,
+    ) -> Ready {
         let mut ready = Ready::default();
         self.dispatching -= 1;
         match routed {
-            Routed::Deferred(at) => ready.rearm |= self.deferred.push(at, artifact),
+            Routed::Deferred(at) => ready.rearm |= self.deferred.push(at, held),
             Routed::Takes(takes) => {
                 for take in takes {
-                    self.take(artifact.clone(), take, now, cause, &mut ready);
+                    self.take(held.artifact.clone(), take, now, cause, &mut ready);
                 }
             }
         }
@@ -336,7 +354,7 @@ impl Core {
             };
             ready.events.push(event);
             if let Some(batch) = &pushed.flushed {
-                ready.events.push(report::batch_flushed(agent, batch));
+                ready.events.push(report::batch_flushed(agent, batch, now));
             }
         }
         match pushed.flushed {
@@ -375,6 +393,7 @@ impl Core {
                 charge,
             },
             agent: agent.clone(),
+            subscription,
             input,
             cause: cause.clone(),
             joined: None,
@@ -404,13 +423,18 @@ impl Core {
     pub(crate) fn tick(&mut self, now: Now) -> Ready {
         let mut ready = Ready::default();
         if self.phase == Phase::Open {
-            ready.released = self.deferred.poll_due(now.mono);
+            ready.released = self
+                .deferred
+                .poll_due(now.mono)
+                .into_iter()
+                .map(|(at, held)| Released { at, held })
+                .collect();
             self.dispatching += ready.released.len();
         }
         let expired = self.joiner.poll_expired(now.mono);
         self.discarded(expired, &mut ready);
         let due = self.batcher.poll_expired(now.mono);
-        self.schedule_batches(due, &mut ready);
+        self.schedule_batches(due, now, &mut ready);
         self.settle(&mut ready);
         ready
     }
@@ -419,7 +443,7 @@ impl Core {
     pub(crate) fn flush_all(&mut self, reason: FlushReason, now: Now) -> Ready {
         let mut ready = Ready::default();
         let batches = self.batcher.flush_all(reason, now.mono);
-        self.schedule_batches(batches, &mut ready);
+        self.schedule_batches(batches, now, &mut ready);
         self.settle(&mut ready);
         ready
     }
@@ -427,6 +451,7 @@ impl Core {
     fn schedule_batches(
         &mut self,
         batches: Vec<flock_batch::Batch<BatchKey, Unit>>,
+        now: Now,
         ready: &mut Ready,
     ) {
         for batch in batches {
@@ -438,7 +463,9 @@ impl Core {
                 .sum::<usize>();
             let agent = self.agents[batch.key.agent as usize].clone();
             if self.events {
-                ready.events.push(report::batch_flushed(&agent, &batch));
+                ready
+                    .events
+                    .push(report::batch_flushed(&agent, &batch, now));
             }
             let subscription = batch.key.subscription;
             let units = batch.items.len();
@@ -531,27 +558,5 @@ impl Core {
             events: ready.events,
             deferred_undelivered: self.deferred.len(),
         })
-    }
-
-    // === inspection ===
-
-    /// The batches collecting, oldest first.
-    pub(crate) fn pending_batches(&self, now: Now) -> Vec<PendingBatch<BatchKey>> {
-        self.batcher.pending(now.mono)
-    }
-
-    /// The incomplete join groups, oldest first.
-    pub(crate) fn pending_groups(&self, now: Now) -> Vec<PendingGroup<BatchKey, JoinKey>> {
-        self.joiner.pending(now.mono)
-    }
-
-    /// The admission counts, when the flock has bounds.
-    pub(crate) fn admission_counts(&self) -> Option<crate::AdmissionCounts> {
-        self.waiting.counts(&self.agents)
-    }
-
-    /// Items waiting in batches and join groups (what a dropped flock loses).
-    pub(crate) fn held(&self) -> (usize, usize) {
-        (self.batcher.waiting(), self.joiner.waiting())
     }
 }

@@ -9,6 +9,21 @@ use flock_subscription::JoinKey;
 use super::Run;
 use crate::{agent::Agent, work::BatchKey};
 
+/// An artifact held until its `After` visibility begins.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    pub(crate) artifact: Arc<Artifact>,
+    /// Only these agents may still take it (recovery: the others consumed it).
+    pub(crate) only: Option<Arc<[u32]>>,
+}
+
+/// A held artifact whose visibility began, at `at`: to route and collect.
+#[derive(Debug)]
+pub(crate) struct Released {
+    pub(crate) at: std::time::Instant,
+    pub(crate) held: Held,
+}
+
 /// A join group discarded, with its agent (for the `join.discard` span).
 pub(crate) type Discard = (Arc<Agent>, Discarded<BatchKey, JoinKey, Arc<Artifact>>);
 
@@ -35,7 +50,7 @@ pub(crate) struct Ready {
     pub(crate) discarded: Vec<Discard>,
     /// Artifacts whose visibility began: route and collect them (counted
     /// dispatching until then).
-    pub(crate) released: Vec<Arc<Artifact>>,
+    pub(crate) released: Vec<Released>,
     /// Batches flushed, and their artifacts.
     pub(crate) flushed: (usize, usize),
     /// An earlier deadline appeared: re-arm the timer.

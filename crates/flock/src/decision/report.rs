@@ -39,8 +39,9 @@ pub(super) fn item_added(
     }
 }
 
-pub(super) fn batch_flushed(agent: &Agent, batch: &Batch<BatchKey, Unit>) -> FlockEvent {
+pub(super) fn batch_flushed(agent: &Agent, batch: &Batch<BatchKey, Unit>, now: Now) -> FlockEvent {
     FlockEvent::BatchFlushed {
+        at: now.wall,
         agent: agent.name.to_string(),
         subscription_index: batch.key.subscription as usize,
         key: batch.key.partition.as_ref().map(ToString::to_string),

@@ -98,6 +98,17 @@ impl Routing {
         self.agents.push(agent);
     }
 
+    /// Where `artifact` goes at `now`, for the agents `only` names (all when
+    /// `None`): recovery collects an artifact again only for the agents that had not
+    /// consumed it.
+    pub(crate) fn route_for(&self, artifact: &Artifact, now: Now, only: Option<&[u32]>) -> Routed {
+        let mut routed = self.route(artifact, now);
+        if let (Some(only), Routed::Takes(takes)) = (only, &mut routed) {
+            takes.retain(|take| only.contains(&take.agent));
+        }
+        routed
+    }
+
     /// Where `artifact` goes at `now`. Matching order per agent and subscription:
     /// self-trigger prevention → visibility → type, producer, tags, predicates → key.
     /// An artifact is taken by an agent at most once, through its first subscription

@@ -7,8 +7,10 @@ use super::{Core, Phase, Ready, Run, RunInput, Scheduled, Ticket};
 use crate::work::Work;
 
 impl Core {
-    /// Runs a failed run's work again for its agent (not counted by admission).
-    pub(crate) fn schedule_again(&mut self, agent: u32, work: Work) -> Option<Ready> {
+    /// Runs `work` for `agent` (a failed run again, or a direct invocation), not
+    /// counted by admission; returns what to carry out and the run's id. `None`
+    /// once shutdown began.
+    pub(crate) fn schedule_again(&mut self, agent: u32, work: Work) -> Option<(Ready, u64)> {
         if self.phase != Phase::Open {
             return None;
         }
@@ -22,6 +24,7 @@ impl Core {
                 charge: None,
             },
             agent,
+            subscription: work.subscription().unwrap_or(0),
             input: RunInput::Again(work),
             cause: Span::none(),
             joined: None,
@@ -31,7 +34,7 @@ impl Core {
             Scheduled::Refused(run) => ready.refused.push(run),
             Scheduled::Queued => {}
         }
-        Some(ready)
+        Some((ready, self.scheduler.last_id()))
     }
 
     /// A run finished: its charge is released and its slot goes to the next queued

@@ -51,6 +51,8 @@ impl RunInput {
 pub(crate) struct Run {
     pub(crate) ticket: Ticket,
     pub(crate) agent: Arc<Agent>,
+    /// The subscription that took the inputs.
+    pub(crate) subscription: u32,
     pub(crate) input: RunInput,
     /// The span in scope where the run was created (an output's `artifact.publish`),
     /// its span's parent.
@@ -99,6 +101,11 @@ impl Scheduler {
             since_idle: 0,
             max_iterations: agent.max_iterations,
         });
+    }
+
+    /// The id of the run scheduled last.
+    pub(crate) fn last_id(&self) -> u64 {
+        self.next_id
     }
 
     /// Runs created and not finished.

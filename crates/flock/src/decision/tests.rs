@@ -282,7 +282,7 @@ fn deferred_artifacts_are_released_at_their_instant_but_not_once_shutdown_began(
         !f.core.is_quiet(),
         "a released artifact counts until collected"
     );
-    let artifact = released.released.into_iter().next().unwrap();
+    let artifact = released.released.into_iter().next().unwrap().held.artifact;
     let routed = f.routing.route(&artifact, f.at(50));
     assert!(matches!(&routed, Routed::Takes(t) if t.len() == 1));
     f.core.reserve(&routed, Source::Released).unwrap();

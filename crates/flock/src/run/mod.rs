@@ -15,7 +15,8 @@ use std::{
 };
 
 use flock_core::{
-    AgentIdentity, Artifact, ArtifactId, BlackboardView, Payload, PublishError, WorkflowError,
+    AgentIdentity, Artifact, ArtifactId, BlackboardView, Payload, PublishError, StoreError,
+    WorkflowError,
 };
 use flock_engines::{EngineContext, EngineError, RunFailure};
 use tokio::sync::OnceCell;
@@ -37,16 +38,45 @@ pub(crate) trait Host: Send + Sync {
     fn now(&self) -> Now;
     /// The blackboard as `identity` sees it.
     fn view(&self, identity: Arc<AgentIdentity>) -> BlackboardView;
-    /// Stores outputs (all or none, where the store can) and dispatches them.
+    /// Stores a successful run's outputs together with the consumption of its
+    /// inputs (one fact, where the store is durable), then dispatches the outputs.
     ///
     /// # Errors
-    /// The store's error: nothing was dispatched.
-    fn publish_outputs(
+    /// The store's error: nothing was stored or dispatched.
+    fn commit_run(
         &self,
+        agent: &Agent,
+        subscription: u32,
+        run_id: Uuid,
+        work: &Work,
         outputs: Vec<Arc<Artifact>>,
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
-    /// Keeps a failed run.
-    fn record_failure(&self, run: FailedRun);
+    /// Keeps a failed run (durably, with its inputs consumed, where the store is
+    /// durable), then publishes its `WorkflowError`.
+    fn commit_failure(
+        &self,
+        run: FailedRun,
+        error: Arc<Artifact>,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// The id recorded for a join group `agent` discarded: as [`run_id`] of its
+/// artifacts.
+pub(crate) fn discard_id(agent: &str, inputs: &[ArtifactId]) -> Uuid {
+    let namespace = Uuid::new_v5(&Uuid::NAMESPACE_OID, agent.as_bytes());
+    let mut name = Vec::with_capacity(16 * inputs.len());
+    for id in inputs {
+        name.extend_from_slice(id.0.as_bytes());
+    }
+    Uuid::new_v5(&namespace, &name)
+}
+
+/// The id of `agent`'s run over `work`'s inputs: a UUID v5 of the agent's name and
+/// the input ids, so every attempt, a retry of the failed run, and a re-run after a
+/// crash see the same id.
+pub(crate) fn run_id(agent: &str, work: &Work) -> Uuid {
+    let inputs: Vec<ArtifactId> = work.artifacts().iter().map(|a| a.id).collect();
+    discard_id(agent, &inputs)
 }
 
 /// An agent's component lifecycle: runtime state, kept beside the declaration.
@@ -75,6 +105,9 @@ pub(crate) enum Outcome {
         /// How many.
         outputs: usize,
     },
+    /// In a cluster: the run's unit moved to another process before it committed;
+    /// the new owner runs the inputs again.
+    Moved,
     /// It is kept as a failed run, and a `WorkflowError` was published.
     Failed {
         /// The failed run's id.
@@ -89,11 +122,14 @@ pub(crate) enum Outcome {
 pub(crate) async fn execute<H: Host>(
     host: &H,
     agent: &Arc<Agent>,
+    subscription: u32,
     life: &Lifecycle,
     work: &Work,
 ) -> Outcome {
     let correlation_id = common_correlation(work.artifacts());
+    let run_id = run_id(&agent.name, work);
     let mut ctx = EngineContext::new(agent.name.clone())
+        .with_run_id(run_id)
         .with_correlation_id(correlation_id)
         .with_blackboard(host.view(agent.identity.clone()));
     if let Work::Batch(flushed) = work {
@@ -108,8 +144,21 @@ pub(crate) async fn execute<H: Host>(
         let result = match attempt::once(agent, life, &ctx, work, &mut consumed).await {
             Ok(payloads) => {
                 let outputs = outputs::artifacts(host.now(), agent, payloads, correlation_id, work);
-                match host.publish_outputs(outputs.clone()).await {
+                match host
+                    .commit_run(agent, subscription, run_id, work, outputs.clone())
+                    .await
+                {
                     Ok(()) => Ok(outputs),
+                    Err(PublishError::Store(StoreError::Fenced { unit, .. })) => {
+                        // In a cluster: the unit moved to another process, which runs
+                        // these inputs again. Not a failure of this run.
+                        tracing::info!(
+                            agent = %agent.name,
+                            %unit,
+                            "the unit moved to another process before this run committed; it runs the inputs there"
+                        );
+                        return Outcome::Moved;
+                    }
                     Err(error) => Err(EngineError::new(format!(
                         "the run's outputs could not be stored: {error}"
                     ))),
@@ -155,6 +204,7 @@ pub(crate) async fn execute<H: Host>(
     fail(
         host,
         agent,
+        subscription,
         work.clone(),
         FailureKind::Failed,
         error.to_string(),
@@ -168,6 +218,7 @@ pub(crate) async fn execute<H: Host>(
 pub(crate) async fn fail<H: Host>(
     host: &H,
     agent: &Arc<Agent>,
+    subscription: u32,
     work: Work,
     kind: FailureKind,
     message: String,
@@ -198,10 +249,11 @@ pub(crate) async fn fail<H: Host>(
         common_correlation(work.artifacts()),
     );
     let id = artifact.id;
-    // Kept before the error is published, so whoever reacts to the WorkflowError
-    // finds the failed run.
+    let run_id = run_id(&agent.name, &work);
     let failed = FailedRun::new(
         agent.clone(),
+        subscription,
+        run_id,
         work,
         kind,
         message.clone(),
@@ -210,14 +262,7 @@ pub(crate) async fn fail<H: Host>(
         now.wall,
     );
     let failed_run = failed.id;
-    host.record_failure(failed);
-    if let Err(error) = host.publish_outputs(vec![artifact]).await {
-        tracing::error!(
-            agent = %agent.name,
-            %error,
-            "could not store the WorkflowError; the failed run is kept in Flock::failed_runs()"
-        );
-    }
+    host.commit_failure(failed, artifact).await;
     Outcome::Failed {
         failed_run,
         error: message,
@@ -226,12 +271,26 @@ pub(crate) async fn fail<H: Host>(
 
 /// Refuses `work` (the agent's circuit breaker is open): a failed run of kind
 /// `CircuitOpen`, never executed.
-pub(crate) async fn refuse<H: Host>(host: &H, agent: &Arc<Agent>, work: Work) -> Outcome {
+pub(crate) async fn refuse<H: Host>(
+    host: &H,
+    agent: &Arc<Agent>,
+    subscription: u32,
+    work: Work,
+) -> Outcome {
     let max = agent.max_iterations.map_or(0, |n| n.get());
     let message = format!(
         "circuit breaker open: agent '{}' reached max_iterations {max} runs since the flock \
          was last idle; this run was refused and its inputs are kept in Flock::failed_runs()",
         agent.name
     );
-    fail(host, agent, work, FailureKind::CircuitOpen, message, 0).await
+    fail(
+        host,
+        agent,
+        subscription,
+        work,
+        FailureKind::CircuitOpen,
+        message,
+        0,
+    )
+    .await
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use flock_core::{AgentIdentity, Artifact, BlackboardView, PublishError};
 
 use super::Runtime;
-use crate::{clock::Now, failed::FailedRun, run::Host};
+use uuid::Uuid;
+
+use crate::{agent::Agent, clock::Now, failed::FailedRun, run::Host, work::Work};
 
 impl Host for Arc<Runtime> {
     fn now(&self) -> Now {
@@ -22,11 +24,18 @@ impl Host for Arc<Runtime> {
         )
     }
 
-    async fn publish_outputs(&self, outputs: Vec<Arc<Artifact>>) -> Result<(), PublishError> {
-        Runtime::publish_outputs(self, outputs).await
+    async fn commit_run(
+        &self,
+        agent: &Agent,
+        subscription: u32,
+        run_id: Uuid,
+        work: &Work,
+        outputs: Vec<Arc<Artifact>>,
+    ) -> Result<(), PublishError> {
+        Runtime::commit_run(self, agent, subscription, run_id, work, outputs).await
     }
 
-    fn record_failure(&self, run: FailedRun) {
-        self.failed.lock().push(run);
+    async fn commit_failure(&self, run: FailedRun, error: Arc<Artifact>) {
+        Runtime::commit_failure(self, run, error).await;
     }
 }

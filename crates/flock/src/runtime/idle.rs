@@ -83,6 +83,8 @@ impl Runtime {
                 for (agent, discarded) in &drained.discarded {
                     spans::join_discard(agent, discarded);
                 }
+                // Not recorded as consumed: with a durable store, a restarted flock
+                // collects them again, and the groups may still complete.
                 for event in &drained.events {
                     self.send(event.clone());
                 }
@@ -109,12 +111,27 @@ impl Runtime {
     pub(crate) fn run_again(self: &Arc<Self>, agent: u32, work: Work) -> bool {
         let ready = self.core.lock().schedule_again(agent, work);
         match ready {
-            Some(ready) => {
+            Some((ready, _)) => {
                 self.act(ready);
                 true
             }
             None => false,
         }
+    }
+
+    /// Runs `work` for `agent` and tells how the run ended; `None` once shutdown
+    /// began.
+    pub(crate) fn invoke(
+        self: &Arc<Self>,
+        agent: u32,
+        work: Work,
+    ) -> Option<tokio::sync::oneshot::Receiver<run::Outcome>> {
+        let (ready, id) = self.core.lock().schedule_again(agent, work)?;
+        let (done, ended) = tokio::sync::oneshot::channel();
+        // Before the run can start (`act`), so its end cannot be missed.
+        self.waiters.lock().insert(id, done);
+        self.act(ready);
+        Some(ended)
     }
 }
 

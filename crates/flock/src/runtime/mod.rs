@@ -2,30 +2,40 @@
 //! timer and wakes waiters, carrying out what the core decided ([`Ready`]). Every
 //! publish, external or an agent's output, comes through [`Runtime::publish`].
 
+mod cluster;
 mod host;
 mod idle;
+mod recovery;
 mod runs;
 mod timer;
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicBool, AtomicU64, Ordering},
 };
 
-use flock_core::{Artifact, BlackboardStore, InMemoryStore, PublishError, TypeRegistry};
+use flock_core::{
+    Artifact, ArtifactId, BlackboardStore, InMemoryStore, PublishError, Retention, RunCommit,
+    TypeRegistry,
+};
 use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashSet;
 use tokio::sync::{Notify, broadcast};
 use tracing::Span;
+use uuid::Uuid;
 
 use crate::{
     admission::{Admission, OnFull},
     agent::{Agent, Registrar, RegistrationError},
     clock::{Clock, Now},
-    decision::{Core, Ready, Refused, Routed, Routing, Source},
+    cluster::{Cluster, Membership},
+    decision::{Core, Discard, Ready, Refused, Released, Routed, Routing, Source},
     events::FlockEvent,
     failed::FailedRun,
-    run::Lifecycle,
+    options::RecoveryReport,
+    run::{self, Lifecycle},
     spans,
+    work::Work,
 };
 use idle::Unwatch;
 
@@ -53,26 +63,56 @@ pub(crate) struct Runtime {
     /// Live events, sent only once someone subscribed.
     events: broadcast::Sender<FlockEvent>,
     events_on: AtomicBool,
+    /// Set once a durable store was recovered from (with what it found).
+    recovery: tokio::sync::OnceCell<RecoveryReport>,
+    /// While recovery replays, the timer leaves the ticking to it.
+    replaying: AtomicBool,
+    /// Artifacts collected again by recovery whose run has not started: their
+    /// flush is marked `recovered`.
+    replayed: Mutex<FxHashSet<ArtifactId>>,
+    /// In a cluster: the units this process owns, and the feed's position.
+    membership: Option<Arc<Membership>>,
+    cursor: AtomicU64,
+    /// Woken when the feed's position moves.
+    fed: Notify,
+    /// External publishes refused at an admission bound (`OnFull::Reject`).
+    rejected: AtomicU64,
+    /// Callers waiting for a run to end (`Flock::invoke`), by run id.
+    waiters: Mutex<rustc_hash::FxHashMap<u64, tokio::sync::oneshot::Sender<run::Outcome>>>,
 }
 
 /// Live events a subscriber may fall behind by before it loses the oldest.
 const EVENTS_CAPACITY: usize = 16_384;
 
 impl Runtime {
-    pub(crate) fn new(store: Option<Arc<dyn BlackboardStore>>, admission: Admission) -> Self {
+    /// A runtime on `store` (the in-memory store under `retention` when `None`).
+    pub(crate) fn new(
+        store: Option<Arc<dyn BlackboardStore>>,
+        retention: Retention,
+        admission: Admission,
+        cluster: Option<Cluster>,
+    ) -> Self {
+        // In a cluster, the cluster's store is the blackboard.
+        let store = match &cluster {
+            Some(cluster) => Some(cluster.store.clone() as Arc<dyn BlackboardStore>),
+            None => store,
+        };
         let (store, memory) = match store {
             Some(store) => (store, None),
             None => {
-                let memory = Arc::new(InMemoryStore::new());
+                let memory = Arc::new(InMemoryStore::with_retention(retention));
                 (memory.clone() as Arc<dyn BlackboardStore>, Some(memory))
             }
         };
+        // A durable store decodes what it reads back with the flock's types: share
+        // its registry.
+        let registry = store.types().unwrap_or_default();
         Self {
             core: Mutex::new(Core::new(admission)),
             routing: RwLock::new(Routing::default()),
             store,
             memory,
-            registry: TypeRegistry::new(),
+            registry,
             clock: Clock::new(),
             on_full: admission.on_full,
             idle: Notify::new(),
@@ -83,6 +123,14 @@ impl Runtime {
             failed: Mutex::new(Vec::new()),
             events: broadcast::channel(EVENTS_CAPACITY).0,
             events_on: AtomicBool::new(false),
+            recovery: tokio::sync::OnceCell::new(),
+            replaying: AtomicBool::new(false),
+            replayed: Mutex::new(FxHashSet::default()),
+            membership: cluster.map(|c| Arc::new(Membership::new(c))),
+            cursor: AtomicU64::new(0),
+            fed: Notify::new(),
+            rejected: AtomicU64::new(0),
+            waiters: Mutex::default(),
         }
     }
 
@@ -115,6 +163,22 @@ impl Runtime {
                 created_at: artifact.created_at,
                 visibility: artifact.visibility.clone(),
             });
+        }
+    }
+
+    /// External publishes refused at an admission bound so far.
+    pub(crate) fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The error for a refused publish, counting admission rejections.
+    fn refusal(&self, refused: Refused) -> PublishError {
+        match refused {
+            Refused::Closed => PublishError::Closed,
+            Refused::Full(full) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                full
+            }
         }
     }
 
@@ -157,6 +221,12 @@ impl Runtime {
         source: Source,
         now: Now,
     ) -> Result<(), PublishError> {
+        if self.membership.is_some() {
+            // In a cluster the feed delivers it, in whichever process owns its units.
+            self.store.publish(artifact.clone()).await?;
+            self.published(&artifact);
+            return Ok(());
+        }
         let mut routed = self.routing.read().route(&artifact, now);
         if let Some(memory) = &self.memory {
             // The default store answers at once: admit, store and collect in one step.
@@ -171,7 +241,7 @@ impl Runtime {
                         Err(error) => Err((error, core.cancel(&routed))),
                     }),
                     Err(Refused::Full(_)) if self.on_full == OnFull::Wait => None,
-                    Err(refused) => return Err(refusal(refused)),
+                    Err(refused) => return Err(self.refusal(refused)),
                 }
             };
             if let Some(ready) = fast {
@@ -228,7 +298,7 @@ impl Runtime {
                 match core.reserve(routed, source) {
                     Ok(()) => return Ok(()),
                     Err(Refused::Full(_)) if self.on_full == OnFull::Wait => core.watch_room(),
-                    Err(refused) => return Err(refusal(refused)),
+                    Err(refused) => return Err(self.refusal(refused)),
                 }
             }
             let _watching = Unwatch(self, Core::unwatch_room);
@@ -236,58 +306,125 @@ impl Runtime {
         }
     }
 
-    /// Stores a run's outputs, all or none, then dispatches each under its
-    /// `artifact.publish` span.
-    pub(crate) async fn publish_outputs(
+    /// Stores a run's outputs with the consumption of its inputs (one fact), then
+    /// dispatches each output under its `artifact.publish` span.
+    pub(crate) async fn commit_run(
         self: &Arc<Self>,
+        agent: &Agent,
+        subscription: u32,
+        run_id: Uuid,
+        work: &Work,
         outputs: Vec<Arc<Artifact>>,
     ) -> Result<(), PublishError> {
+        if self.membership.is_some() {
+            return self
+                .commit_clustered(agent, subscription, run_id, work, &outputs)
+                .await;
+        }
+        let (now, routed) = self.reserve_outputs(&outputs);
+        let stored = match &self.memory {
+            Some(memory) => memory.insert_all(&outputs),
+            None => {
+                let inputs: Vec<ArtifactId> = work.artifacts().iter().map(|a| a.id).collect();
+                let commit = RunCommit {
+                    agent: &agent.name,
+                    run_id,
+                    inputs: &inputs,
+                    outputs: &outputs,
+                    fence: None,
+                };
+                self.store.commit_run(commit).await
+            }
+        };
+        if let Err(error) = stored {
+            self.cancel_outputs(&routed);
+            return Err(error.into());
+        }
+        self.dispatch_outputs(outputs, routed, now);
+        Ok(())
+    }
+
+    /// Keeps a failed run (with the store, where it is durable), then publishes its
+    /// `WorkflowError`. The failed run is kept first, so whoever reacts to the
+    /// `WorkflowError` finds it; it stays in memory even if the store fails.
+    pub(crate) async fn commit_failure(self: &Arc<Self>, run: FailedRun, error: Arc<Artifact>) {
+        if self.membership.is_some() {
+            return self.commit_failure_clustered(run, error).await;
+        }
+        let outputs = vec![error];
+        let (now, routed) = self.reserve_outputs(&outputs);
+        let stored = match &self.memory {
+            Some(memory) => memory.insert_all(&outputs),
+            None => self.store.commit_failure(&run.record(), &outputs[0]).await,
+        };
+        let agent = run.agent.clone();
+        self.failed.lock().push(run);
+        match stored {
+            Ok(()) => self.dispatch_outputs(outputs, routed, now),
+            Err(error) => {
+                self.cancel_outputs(&routed);
+                tracing::error!(
+                    %agent,
+                    %error,
+                    "could not store the WorkflowError; the failed run is kept in Flock::failed_runs()"
+                );
+            }
+        }
+    }
+
+    /// Routes outputs and counts them dispatching (never refused).
+    fn reserve_outputs(&self, outputs: &[Arc<Artifact>]) -> (Now, Vec<Routed>) {
         let now = self.now();
         let routed: Vec<Routed> = {
             let routing = self.routing.read();
             outputs.iter().map(|a| routing.route(a, now)).collect()
         };
-        {
+        let mut core = self.core.lock();
+        for routed in &routed {
+            core.reserve(routed, Source::Output)
+                .unwrap_or_else(|_| unreachable!("outputs are never refused"));
+        }
+        (now, routed)
+    }
+
+    /// Undoes [`Runtime::reserve_outputs`] for outputs that were not stored.
+    fn cancel_outputs(self: &Arc<Self>, routed: &[Routed]) {
+        let ready: Vec<Ready> = {
             let mut core = self.core.lock();
-            for routed in &routed {
-                core.reserve(routed, Source::Output)
-                    .unwrap_or_else(|_| unreachable!("outputs are never refused"));
-            }
-        }
-        let stored = match &self.memory {
-            Some(memory) => memory.insert_all(&outputs),
-            None => self.store.publish_all(&outputs).await,
+            routed.iter().map(|r| core.cancel(r)).collect()
         };
-        if let Err(error) = stored {
-            let mut ready = Vec::with_capacity(routed.len());
-            {
-                let mut core = self.core.lock();
-                for routed in &routed {
-                    ready.push(core.cancel(routed));
-                }
-            }
-            ready.into_iter().for_each(|r| self.act(r));
-            return Err(error.into());
-        }
+        ready.into_iter().for_each(|r| self.act(r));
+    }
+
+    /// Collects stored outputs, each under its `artifact.publish` span.
+    fn dispatch_outputs(
+        self: &Arc<Self>,
+        outputs: Vec<Arc<Artifact>>,
+        routed: Vec<Routed>,
+        now: Now,
+    ) {
         for (artifact, routed) in outputs.into_iter().zip(routed) {
             let span = spans::artifact_publish(&artifact);
             self.published(&artifact);
             let ready = self.core.lock().collect(artifact, routed, now, &span);
             span.in_scope(|| self.act(ready));
         }
-        Ok(())
     }
 
-    /// Routes and collects an artifact whose visibility began (already stored and
-    /// counted dispatching).
-    fn dispatch_released(self: &Arc<Self>, artifact: Arc<Artifact>) {
-        let now = self.now();
-        let routed = self.routing.read().route(&artifact, now);
+    /// Routes and collects an artifact whose visibility began at `released.at`
+    /// (already stored, and counted dispatching).
+    fn dispatch_released(self: &Arc<Self>, released: Released) {
+        let Released { at, held } = released;
+        let now = Now {
+            mono: at,
+            wall: self.clock.wall_at(at),
+        };
+        let routed = self.route_owned(&held.artifact, now, held.only.as_deref(), None);
         let ready = {
             let mut core = self.core.lock();
             core.reserve(&routed, Source::Released)
                 .unwrap_or_else(|_| unreachable!("released artifacts are never refused"));
-            core.collect(artifact, routed, now, &Span::current())
+            core.collect_for(held, routed, now, &Span::current())
         };
         self.act(ready);
     }
@@ -314,6 +451,7 @@ impl Runtime {
         for (agent, discarded) in &discarded {
             spans::join_discard(agent, discarded);
         }
+        self.consume_discards(&discarded);
         for (agent, done) in &completed {
             let _span = spans::join_complete(
                 &Span::current(),
@@ -339,8 +477,40 @@ impl Runtime {
         if room {
             self.room.notify_waiters();
         }
-        for artifact in released {
-            self.dispatch_released(artifact);
+        for released in released {
+            self.dispatch_released(released);
+        }
+    }
+
+    /// With a durable store, records a discarded group's artifacts as consumed by
+    /// its agent, so recovery does not collect them again. In the background: if
+    /// the process stops first, recovery replays the group and its window discards
+    /// it again.
+    pub(crate) fn consume_discards(&self, discarded: &[Discard]) {
+        if discarded.is_empty() || !self.store.is_durable() {
+            return;
+        }
+        for (agent, group) in discarded {
+            let store = self.store.clone();
+            let agent = agent.name.clone();
+            let inputs: Vec<ArtifactId> = group.items.iter().map(|a| a.id).collect();
+            tokio::spawn(async move {
+                let run_id = crate::run::discard_id(&agent, &inputs);
+                let commit = RunCommit {
+                    agent: &agent,
+                    run_id,
+                    inputs: &inputs,
+                    outputs: &[],
+                    fence: None,
+                };
+                if let Err(error) = store.commit_run(commit).await {
+                    tracing::warn!(
+                        %agent,
+                        %error,
+                        "could not record a discarded join group as consumed; recovery would discard it again"
+                    );
+                }
+            });
         }
     }
 
@@ -359,6 +529,13 @@ impl Registrar for Runtime {
     }
 
     fn register(&self, agent: Agent) -> Result<(), RegistrationError> {
+        // A durable store notes from which artifact on the agent's are its to recover.
+        self.store
+            .register_agent(&agent.name)
+            .map_err(|source| RegistrationError::Store {
+                agent: agent.name.to_string(),
+                source,
+            })?;
         let mut core = self.core.lock();
         let agent = core.register(agent)?;
         self.lifecycles.write().push(Arc::default());
@@ -386,12 +563,5 @@ impl Drop for Runtime {
         }
         // Let the timer see that the flock is gone.
         self.timer.notify_one();
-    }
-}
-
-fn refusal(refused: Refused) -> PublishError {
-    match refused {
-        Refused::Closed => PublishError::Closed,
-        Refused::Full(full) => full,
     }
 }

@@ -24,6 +24,7 @@ impl Runtime {
         let Run {
             ticket,
             agent,
+            subscription,
             input,
             cause,
             joined,
@@ -36,6 +37,7 @@ impl Runtime {
             // Built here, not under the core's lock: proportional to the batch, and
             // the run is already counted live.
             let work = input.into_work();
+            let recovered = runtime.was_replayed(&work);
             let span = match &joined {
                 Some(done) => {
                     let join = spans::join_complete(
@@ -46,9 +48,9 @@ impl Runtime {
                         done.size,
                         done.wait,
                     );
-                    spans::run(&join, &agent, &work)
+                    spans::run(&join, &agent, &work, recovered)
                 }
-                None => spans::run(&cause, &agent, &work),
+                None => spans::run(&cause, &agent, &work, recovered),
             };
             let visibility = runtime.events_on().then(|| {
                 let visibility =
@@ -63,7 +65,7 @@ impl Runtime {
                 visibility
             });
             let executed = AssertUnwindSafe(
-                run::execute(&runtime, &agent, &life, &work).instrument(span.clone()),
+                run::execute(&runtime, &agent, subscription, &life, &work).instrument(span.clone()),
             )
             .catch_unwind()
             .await;
@@ -74,16 +76,36 @@ impl Runtime {
                     // an error message, say): the run fails, its slot is released
                     // below.
                     let message = format!("run panicked: {}", panic_message(panic.as_ref()));
-                    run::fail(&runtime, &agent, work, FailureKind::Failed, message, 0)
-                        .instrument(span)
-                        .await
+                    run::fail(
+                        &runtime,
+                        &agent,
+                        subscription,
+                        work,
+                        FailureKind::Failed,
+                        message,
+                        0,
+                    )
+                    .instrument(span)
+                    .await
                 }
             };
-            if let Some(visibility) = visibility {
-                runtime.send(ended(id, &agent, outcome, visibility));
-            }
+            runtime.ended(id, &agent, outcome, visibility);
             ticket.finish();
         });
+    }
+
+    /// Whether recovery collected any of `work`'s inputs again (forgetting them:
+    /// each is reported with its first run).
+    fn was_replayed(&self, work: &crate::work::Work) -> bool {
+        let mut replayed = self.replayed.lock();
+        if replayed.is_empty() {
+            return false;
+        }
+        let before = replayed.len();
+        for artifact in work.artifacts() {
+            replayed.remove(&artifact.id);
+        }
+        replayed.len() < before
     }
 
     /// Records a run the circuit breaker refused.
@@ -93,18 +115,30 @@ impl Runtime {
         let ticket = TicketGuard::new(self.clone(), run.ticket);
         tokio::spawn(async move {
             let work = run.input.into_work();
-            let span = spans::run(&run.cause, &run.agent, &work);
+            let recovered = runtime.was_replayed(&work);
+            let span = spans::run(&run.cause, &run.agent, &work, recovered);
             let visibility = runtime
                 .events_on()
                 .then(|| Visibility::derived_from(work.artifacts().iter().map(|a| &a.visibility)));
-            let outcome = run::refuse(&runtime, &run.agent, work)
+            let outcome = run::refuse(&runtime, &run.agent, run.subscription, work)
                 .instrument(span)
                 .await;
-            if let Some(visibility) = visibility {
-                runtime.send(ended(id, &run.agent, outcome, visibility));
-            }
+            runtime.ended(id, &run.agent, outcome, visibility);
             ticket.finish();
         });
+    }
+}
+
+impl Runtime {
+    /// A run ended: its event (when events are on, with the visibility computed
+    /// at its start), and whoever waits for it.
+    fn ended(&self, run: u64, agent: &Agent, outcome: Outcome, visibility: Option<Visibility>) {
+        if let Some(waiter) = self.waiters.lock().remove(&run) {
+            let _ = waiter.send(outcome.clone());
+        }
+        if let Some(visibility) = visibility {
+            self.send(ended(run, agent, outcome, visibility));
+        }
     }
 }
 
@@ -123,6 +157,11 @@ fn ended(run: u64, agent: &Agent, outcome: Outcome, visibility: Visibility) -> F
             agent,
             error,
             failed_run,
+            visibility,
+        },
+        Outcome::Moved => FlockEvent::RunMoved {
+            run,
+            agent,
             visibility,
         },
     }
@@ -153,6 +192,8 @@ impl TicketGuard {
 impl Drop for TicketGuard {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
+            // Whoever waits for the run learns that it will not end.
+            self.runtime.waiters.lock().remove(&ticket.id);
             let ready = self.runtime.core.lock().abandon(ticket);
             self.runtime.act(ready);
         }

@@ -20,6 +20,12 @@ pub(super) async fn run(runtime: Weak<Runtime>, wake: Arc<Notify>) {
             let Some(runtime) = runtime.upgrade() else {
                 return;
             };
+            if runtime.replaying.load(std::sync::atomic::Ordering::Acquire) {
+                // Recovery ticks through the past itself; it wakes us when done.
+                drop(runtime);
+                notified.await;
+                continue;
+            }
             let (ready, next, drained) = {
                 let mut core = runtime.core.lock();
                 let ready = core.tick(runtime.now());

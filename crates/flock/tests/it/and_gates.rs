@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use flock::prelude::*;
+use flock_test_support::Capture;
 use tokio::time::advance;
 use uuid::Uuid;
 
-use crate::{JoinSpans, SignalA, SignalB, SignalC, gate_agent, gate_recorder, groups, strings};
+use crate::{SignalA, SignalB, SignalC, gate_agent, gate_recorder, groups, strings};
 
 fn a_and_b() -> AllOf {
     AllOf::new().of::<SignalA>().of::<SignalB>()
@@ -298,7 +299,7 @@ async fn engine_reads_the_group_typed() {
 #[tokio::test(start_paused = true)]
 async fn correlation_id_gate_can_take_a_window() {
     let flock = Flock::new();
-    let (spans, _guard) = JoinSpans::install();
+    let (spans, _guard) = Capture::install();
     let runs = gate_agent(
         &flock,
         "bounded",
@@ -315,7 +316,7 @@ async fn correlation_id_gate_can_take_a_window() {
     advance(Duration::from_secs(10)).await;
     flock.run_until_idle().await;
     assert!(flock.pending_joins().is_empty(), "the window ended");
-    let discards = spans.named("join.discard");
+    let discards = spans.spans("join.discard");
     assert_eq!(discards.len(), 1);
     assert_eq!(discards[0].field("key"), id.to_string());
     assert!(runs.lock().is_empty());

@@ -34,9 +34,10 @@ use flock::{
     Admission, OnFull, Payload, PublishError, PublishOptions, RegistrationError, TraceConfig,
     TraceError, prelude::*,
 };
+use flock_test_support::Capture;
 use tracing::Level;
 
-use crate::{Item, JoinSpans, Runs, SignalA, SignalB, recorder};
+use crate::{Item, Runs, SignalA, SignalB, recorder};
 
 fn registration_error(result: Result<flock::AgentHandle, RegistrationError>) -> String {
     result.unwrap_err().to_string()
@@ -365,7 +366,7 @@ async fn malformed_or_mistyped_json_is_refused_with_what_is_wrong() {
 
 #[tokio::test(start_paused = true)]
 async fn panicking_predicate_is_traced_and_the_artifact_goes_on_to_the_next_subscription() {
-    let (captured, _guard) = JoinSpans::install();
+    let (captured, _guard) = Capture::install();
     let flock = Flock::new();
     let (runs, engine) = recorder();
     flock
@@ -403,7 +404,7 @@ async fn panicking_predicate_is_traced_and_the_artifact_goes_on_to_the_next_subs
 
 #[tokio::test(start_paused = true)]
 async fn panicking_key_functions_are_traced_non_matches() {
-    let (captured, _guard) = JoinSpans::install();
+    let (captured, _guard) = Capture::install();
     let flock = Flock::new();
     let (runs, engine) = recorder();
     flock
@@ -464,7 +465,7 @@ async fn panicking_key_functions_are_traced_non_matches() {
 
 #[tokio::test(start_paused = true)]
 async fn panicking_engine_is_traced_reported_and_its_inputs_kept() {
-    let (captured, _guard) = JoinSpans::install();
+    let (captured, _guard) = Capture::install();
     let flock = Flock::new();
     let done: Arc<parking_lot::Mutex<Vec<i64>>> = Arc::default();
     let sink = done.clone();

@@ -147,7 +147,7 @@ impl Engine for NamePanics {
 fn a_panic_outside_the_engine_future_releases_the_slot_and_becomes_a_failed_run() {
     crate::finishes_within(std::time::Duration::from_secs(60), "run_until_idle", || {
         // Spans must be recorded for the runtime to ask the engine for its name.
-        let (_spans, _guard) = crate::JoinSpans::install();
+        let (_spans, _guard) = flock_test_support::Capture::install();
         crate::paused_runtime().block_on(async {
             let flock = Flock::builder().no_trace().build();
             flock

@@ -105,7 +105,7 @@ async fn a_batch_fills_flushes_and_runs_as_events_say() {
     // The summary derived from a tenant's input is that tenant's.
     assert_eq!(seen[4].visibility(), &tenant);
 
-    flock.publish(Item { id: 2 }).await.unwrap();
+    let second = flock.publish(Item { id: 2 }).await.unwrap();
     let added = drain(&mut events);
     match &added[1] {
         FlockEvent::BatchItemAdded {
@@ -130,6 +130,14 @@ async fn a_batch_fills_flushes_and_runs_as_events_say() {
     ));
     let json = serde_json::to_value(&timed[0]).unwrap();
     assert_eq!(json["wait_ms"], 30_000);
+    // Stamped on the flock's clock: the deadline, 30 s after the item's creation.
+    let created = flock.get(second).await.unwrap().unwrap().created_at;
+    match &timed[0] {
+        FlockEvent::BatchFlushed { at, .. } => {
+            assert_eq!(*at - created, chrono::TimeDelta::seconds(30));
+        }
+        other => panic!("{other:?}"),
+    }
     flock.shutdown().await;
 }
 

@@ -4,12 +4,13 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use flock::prelude::*;
+use flock_test_support::Capture;
 use serde::{Deserialize, Serialize};
 use tokio::time::advance;
 
 use crate::{
-    GroupRun, GroupRuns, JoinSpans, SignalA, SignalB, SignalC, batch_recorder, gate_agent,
-    gate_recorder, groups, register_gate, strings,
+    GroupRun, GroupRuns, SignalA, SignalB, SignalC, batch_recorder, gate_agent, gate_recorder,
+    groups, register_gate, strings,
 };
 
 fn by_id() -> flock::subscription::JoinSpecBuilder<String> {
@@ -229,7 +230,7 @@ async fn key_from_a_nested_field() {
 #[tokio::test(start_paused = true)]
 async fn count_window_admits_the_tenth_artifact_after_the_first() {
     let flock = Flock::new();
-    let (spans, _guard) = JoinSpans::install();
+    let (spans, _guard) = Capture::install();
     let runs = gate_agent(&flock, "count_window_test", a_b_join(10));
 
     // B is the 10th artifact after A: 9 others in between.
@@ -250,7 +251,7 @@ async fn count_window_admits_the_tenth_artifact_after_the_first() {
     flock.run_until_idle().await;
     assert_eq!(runs.lock().len(), 1, "batch-2 expired before its B arrived");
     let discard = spans
-        .named("join.discard")
+        .spans("join.discard")
         .into_iter()
         .find(|s| s.field("key") == "batch-2")
         .expect("the expired batch-2 group is traced");
@@ -378,14 +379,14 @@ async fn correlation_state_is_isolated_per_agent() {
 #[tokio::test(start_paused = true)]
 async fn time_expiry_discards_a_partial_group_traced_then_a_fresh_pair_correlates() {
     let flock = Flock::new();
-    let (spans, _guard) = JoinSpans::install();
+    let (spans, _guard) = Capture::install();
     let runs = gate_agent(&flock, "time_expiry_test", a_b_join(Duration::from_secs(1)));
     publish_a(&flock, "incomplete-1", "a").await;
     flock.run_until_idle().await;
     advance(Duration::from_millis(999)).await;
     flock.run_until_idle().await;
     assert_eq!(flock.pending_joins().len(), 1, "still inside its window");
-    assert!(spans.named("join.discard").is_empty());
+    assert!(spans.spans("join.discard").is_empty());
     advance(Duration::from_millis(1)).await;
     flock.run_until_idle().await;
     assert!(
@@ -393,7 +394,7 @@ async fn time_expiry_discards_a_partial_group_traced_then_a_fresh_pair_correlate
         "an incomplete group never reaches the engine"
     );
     assert!(flock.pending_joins().is_empty());
-    let discards = spans.named("join.discard");
+    let discards = spans.spans("join.discard");
     assert_eq!(discards.len(), 1);
     let d = &discards[0];
     assert_eq!(d.field("agent"), "time_expiry_test");
@@ -408,18 +409,18 @@ async fn time_expiry_discards_a_partial_group_traced_then_a_fresh_pair_correlate
     publish_b(&flock, "incomplete-1", "b2").await;
     flock.run_until_idle().await;
     assert_eq!(groups(&runs), vec![strings(&["A:a2", "B:b2"])]);
-    assert_eq!(spans.named("join.complete").len(), 1);
+    assert_eq!(spans.spans("join.complete").len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn expiry_is_driven_by_the_timer_without_polling() {
     let flock = Flock::new();
-    let (spans, _guard) = JoinSpans::install();
+    let (spans, _guard) = Capture::install();
     let _runs = gate_agent(&flock, "timer", a_b_join(Duration::from_secs(5)));
     publish_a(&flock, "k", "a").await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     tokio::task::yield_now().await;
-    assert_eq!(spans.named("join.discard").len(), 1);
+    assert_eq!(spans.spans("join.discard").len(), 1);
     assert!(flock.pending_joins().is_empty());
 }
 
@@ -493,7 +494,7 @@ async fn panicking_key_function_is_a_reported_non_match() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_discards_incomplete_groups_traced_and_reported() {
     let flock = Flock::new();
-    let (spans, _guard) = JoinSpans::install();
+    let (spans, _guard) = Capture::install();
     let runs = gate_agent(&flock, "closing", a_b_join(five_minutes()));
     publish_a(&flock, "done", "a").await;
     publish_b(&flock, "done", "b").await;
@@ -504,7 +505,7 @@ async fn shutdown_discards_incomplete_groups_traced_and_reported() {
     assert_eq!(report.join_groups_discarded, 2);
     assert_eq!(report.join_artifacts_discarded, 2);
     assert!(flock.pending_joins().is_empty());
-    let discards = spans.named("join.discard");
+    let discards = spans.spans("join.discard");
     let got: Vec<(&str, &str, &str)> = discards
         .iter()
         .map(|d| (d.field("key"), d.field("types_missing"), d.field("reason")))
@@ -656,7 +657,7 @@ async fn timeout_flushes_completed_groups() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_flushes_completed_groups_and_discards_partial_ones() {
     let flock = Flock::new();
-    let (spans, _guard) = JoinSpans::install();
+    let (spans, _guard) = Capture::install();
     let runs = batched(&flock, "closing_batch", join_batch(5));
     publish_a(&flock, "k1", "a1").await;
     publish_b(&flock, "k1", "b1").await;
@@ -674,7 +675,7 @@ async fn shutdown_flushes_completed_groups_and_discards_partial_ones() {
         ),
         (1, 1)
     );
-    let discards = spans.named("join.discard");
+    let discards = spans.spans("join.discard");
     assert_eq!(discards.len(), 1);
     assert_eq!(
         (discards[0].field("key"), discards[0].field("reason")),
@@ -718,7 +719,7 @@ async fn three_way_with_batching() {
 #[tokio::test(start_paused = true)]
 async fn mixed_completion_rates_batch_in_completion_order() {
     let flock = Flock::new();
-    let (spans, _guard) = JoinSpans::install();
+    let (spans, _guard) = Capture::install();
     let runs = batched(
         &flock,
         "mixed_rates",
@@ -752,7 +753,7 @@ async fn mixed_completion_rates_batch_in_completion_order() {
         batch_of(&[&["A:s2", "B:s2"]], FlushReason::Timeout)
     );
     let discarded: Vec<String> = spans
-        .named("join.discard")
+        .spans("join.discard")
         .iter()
         .map(|d| d.field("key").to_owned())
         .collect();
@@ -848,11 +849,12 @@ mod exactly_once {
     use std::{collections::HashMap, sync::Arc, time::Duration};
 
     use flock::{ArtifactId, prelude::*};
+    use flock_test_support::Capture;
     use parking_lot::Mutex;
     use proptest::prelude::*;
     use tokio::time::advance;
 
-    use crate::{JoinSpans, SignalA, SignalB};
+    use crate::{SignalA, SignalB};
 
     type Seen = Arc<Mutex<Vec<Vec<(ArtifactId, String)>>>>;
 
@@ -892,7 +894,7 @@ mod exactly_once {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let (spans, _guard) = JoinSpans::install();
+                let (spans, _guard) = Capture::install();
                 let flock = Flock::new();
                 let timed: Seen = Arc::default();
                 let sink = timed.clone();
@@ -936,7 +938,7 @@ mod exactly_once {
                 flock.shutdown().await;
                 published.sort_unstable();
 
-                let discards = spans.named("join.discard");
+                let discards = spans.spans("join.discard");
                 for (agent, seen) in [("timed", &timed), ("counted_batched", &counted)] {
                     let mut got: Vec<ArtifactId> = Vec::new();
                     for group in seen.lock().iter() {

@@ -81,12 +81,12 @@ async fn each_key_fills_its_own_batch() {
 
 #[tokio::test(start_paused = true)]
 async fn flush_spans_carry_the_key() {
-    let (spans, _capture) = crate::JoinSpans::install();
+    let (spans, _capture) = flock_test_support::Capture::install();
     let flock = Flock::new();
     let _seen = keyed_agent(&flock, BatchSpec::size(1));
     publish(&flock, "acme", 1).await;
     flock.run_until_idle().await;
-    let flushes = spans.named("batch.flush");
+    let flushes = spans.spans("batch.flush");
     assert_eq!(flushes.len(), 1, "{flushes:?}");
     assert_eq!(flushes[0].field("key"), "acme");
     assert_eq!(flushes[0].field("agent"), "per_tenant");

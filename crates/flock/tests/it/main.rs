@@ -18,6 +18,7 @@ mod events;
 mod fuzz_json;
 mod hooks;
 mod inspection;
+mod invoke;
 mod joins;
 mod keyed;
 #[cfg(feature = "llm-mock")]
@@ -27,9 +28,11 @@ mod output_contract;
 mod publishing;
 mod races;
 mod registration;
+mod retention;
 mod retries;
 mod shutdown;
 mod stress;
+mod support;
 mod traces;
 mod visibility;
 
@@ -194,150 +197,6 @@ pub(crate) fn groups(runs: &GroupRuns) -> Vec<Vec<String>> {
 
 pub(crate) fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
-}
-
-/// Spans named `join.*` and `batch.flush`, with their fields as text at creation, and
-/// events at `WARN` or above, captured for assertions.
-///
-/// One global subscriber routes records to the capture the current thread installed
-/// (each paused-clock test runs its tasks on its own thread): with per-test
-/// (thread-local) subscribers, tracing's per-callsite interest cache, shared by
-/// parallel tests, can disable a callsite for the test that wants it.
-#[derive(Clone, Default)]
-pub(crate) struct JoinSpans(
-    Arc<Mutex<Vec<CapturedSpan>>>,
-    Arc<Mutex<Vec<CapturedEvent>>>,
-);
-
-#[derive(Debug, Clone)]
-pub(crate) struct CapturedSpan {
-    pub(crate) name: &'static str,
-    pub(crate) fields: std::collections::BTreeMap<&'static str, String>,
-}
-
-impl CapturedSpan {
-    pub(crate) fn field(&self, name: &str) -> &str {
-        self.fields.get(name).map_or("", String::as_str)
-    }
-}
-
-/// An event at `WARN` or above; its message is the field `message`.
-#[derive(Debug, Clone)]
-pub(crate) struct CapturedEvent {
-    pub(crate) level: tracing::Level,
-    pub(crate) fields: std::collections::BTreeMap<&'static str, String>,
-}
-
-impl CapturedEvent {
-    pub(crate) fn field(&self, name: &str) -> &str {
-        self.fields.get(name).map_or("", String::as_str)
-    }
-}
-
-thread_local! {
-    static CURRENT_SPANS: std::cell::RefCell<Option<JoinSpans>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Stops capturing on this thread when dropped.
-pub(crate) struct CaptureGuard;
-
-impl Drop for CaptureGuard {
-    fn drop(&mut self) {
-        CURRENT_SPANS.with(|c| c.borrow_mut().take());
-    }
-}
-
-impl JoinSpans {
-    /// Captures the `join.*` spans of this thread until the guard drops.
-    pub(crate) fn install() -> (Self, CaptureGuard) {
-        static GLOBAL: std::sync::Once = std::sync::Once::new();
-        GLOBAL.call_once(|| {
-            use tracing_subscriber::layer::SubscriberExt;
-            let subscriber = tracing_subscriber::registry().with(RouteJoinSpans);
-            // Another test may have installed one first; then its own spans still
-            // reach it, and this capture stays empty: an assertion says so.
-            let _ = tracing::subscriber::set_global_default(subscriber);
-        });
-        let spans = Self::default();
-        CURRENT_SPANS.with(|c| *c.borrow_mut() = Some(spans.clone()));
-        (spans, CaptureGuard)
-    }
-
-    pub(crate) fn named(&self, name: &str) -> Vec<CapturedSpan> {
-        self.0
-            .lock()
-            .iter()
-            .filter(|s| s.name == name)
-            .cloned()
-            .collect()
-    }
-
-    /// Events at `level` whose message contains `text`.
-    pub(crate) fn events(&self, level: tracing::Level, text: &str) -> Vec<CapturedEvent> {
-        self.1
-            .lock()
-            .iter()
-            .filter(|e| e.level == level && e.field("message").contains(text))
-            .cloned()
-            .collect()
-    }
-}
-
-struct FieldText<'a>(&'a mut std::collections::BTreeMap<&'static str, String>);
-
-impl tracing::field::Visit for FieldText<'_> {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name(), value.to_owned());
-    }
-
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name(), format!("{value:?}"));
-    }
-}
-
-/// Sends `join.*` and `batch.flush` spans, and events at `WARN` or above, to the
-/// current thread's [`JoinSpans`], if it installed one.
-struct RouteJoinSpans;
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RouteJoinSpans {
-    fn on_new_span(
-        &self,
-        attrs: &tracing::span::Attributes<'_>,
-        _id: &tracing::span::Id,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        let name = attrs.metadata().name();
-        if !name.starts_with("join.") && name != "batch.flush" {
-            return;
-        }
-        CURRENT_SPANS.with(|current| {
-            if let Some(spans) = current.borrow().as_ref() {
-                let mut fields = std::collections::BTreeMap::new();
-                attrs.record(&mut FieldText(&mut fields));
-                spans.0.lock().push(CapturedSpan { name, fields });
-            }
-        });
-    }
-
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        // Levels order by verbosity: everything above WARN is INFO, DEBUG or TRACE.
-        let level = *event.metadata().level();
-        if level > tracing::Level::WARN {
-            return;
-        }
-        CURRENT_SPANS.with(|current| {
-            if let Some(spans) = current.borrow().as_ref() {
-                let mut fields = std::collections::BTreeMap::new();
-                event.record(&mut FieldText(&mut fields));
-                spans.1.lock().push(CapturedEvent { level, fields });
-            }
-        });
-    }
 }
 
 /// Runs `test` on a thread of its own and fails if it has not finished within

@@ -1,27 +1,28 @@
 //! Concurrency stress on a multi-thread runtime with the real clock: many publisher
 //! tasks, a task calling `flush_batches` and one calling `run_until_idle` meanwhile,
-//! engines that sleep, fail, panic or fail once, runs of one agent in parallel; then
-//! `shutdown`. Nothing is lost or duplicated, batches keep each publisher's order and
-//! their size, flush reasons hold, and nothing deadlocks: the whole scenario runs
-//! under a generous timeout that fails the test.
+//! probe engines that sleep, fail, panic or fail once, runs of one agent in parallel;
+//! then `shutdown`. Nothing is lost or duplicated, batches keep each publisher's
+//! order and their size, flush reasons hold, and nothing deadlocks: the whole
+//! scenario runs under a generous timeout that fails the test.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use async_trait::async_trait;
-use flock::prelude::*;
-use parking_lot::Mutex;
+use flock::{ArtifactId, ShutdownReport, prelude::*};
 use serde::{Deserialize, Serialize};
 
-use crate::nothing_lost::{INDUCED, quiet_induced_panics};
+use crate::support::{
+    probe::{
+        Audited, Decoder, Fault, Log, Probe, ProbeEngine, Summary, auditor, decoder,
+        quiet_induced_panics,
+    },
+    runs::{
+        Flushers, Probed, check_audit, check_batch, check_failures, check_one_key,
+        check_publisher_order, check_runs, check_shutdown_report,
+    },
+};
 
-/// A published item: which publisher, its sequence number there, and a global id.
+/// A published item: which publisher, its sequence number there, and a global id
+/// (its probe number), from which its fault follows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, FlockType)]
 #[flock(name = "stress.Load")]
 struct Load {
@@ -43,122 +44,83 @@ struct Pong {
     key: u32,
 }
 
-/// One per successful run, audited downstream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, FlockType)]
-#[flock(name = "stress.Done")]
-struct Done {
-    /// The run: its agent and first input.
-    run: String,
-}
-
-/// How an id makes engines fail.
-fn fault(id: u32, attempt: u32) -> Option<&'static str> {
+/// How a load's id makes every agent's engine fail.
+fn fault(id: u32) -> Fault {
     if id % 97 == 13 {
-        Some("panic")
-    } else if id % 53 == 7 || (id % 11 == 3 && attempt == 1) {
-        Some("error")
+        Fault::Panic
+    } else if id % 53 == 7 {
+        Fault::Error
+    } else if id % 11 == 3 {
+        Fault::Flaky
     } else {
-        None
+        Fault::None
     }
 }
 
-/// An input as the engine saw it: a load as (publisher, seq, id), a join side as
-/// (key, 0 for Ping or 1 for Pong, 0).
-type Input = (u32, u32, u32);
+impl Probe for Load {
+    fn n(&self) -> u32 {
+        self.id
+    }
 
-#[derive(Debug, Clone)]
-struct Attempt {
-    agent: &'static str,
-    attempt: u32,
-    batch: Option<BatchMetrics>,
-    units: Vec<Vec<Input>>,
-    ok: bool,
-    /// Whether `flush_batches` had been called / `shutdown` had begun when the run
-    /// started (a manual or shutdown flush happens before its run).
-    manual_called: bool,
-    shutdown_started: bool,
-}
+    fn fault(&self) -> Fault {
+        fault(self.id)
+    }
 
-#[derive(Default)]
-struct World {
-    attempts: Mutex<Vec<Attempt>>,
-    manual_calls: AtomicUsize,
-    shutdown_started: AtomicBool,
-}
-
-struct StressEngine {
-    agent: &'static str,
-    world: Arc<World>,
-}
-
-impl StressEngine {
-    async fn run(
-        &self,
-        ctx: &EngineContext,
-        units: Vec<&[Arc<Artifact>]>,
-    ) -> Result<Outputs, EngineError> {
-        let units: Vec<Vec<Input>> = units
-            .iter()
-            .map(|u| {
-                u.iter()
-                    .map(|a| {
-                        if let Some(l) = a.get::<Load>() {
-                            (l.publisher, l.seq, l.id)
-                        } else if let Some(p) = a.get::<Ping>() {
-                            (p.key, 0, 0)
-                        } else {
-                            (a.get::<Pong>().expect("a Pong").key, 1, 0)
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
-        let failure = units
-            .iter()
-            .flatten()
-            .filter(|(_, _, id)| *id > 0)
-            .find_map(|(_, _, id)| fault(*id, ctx.attempt));
-        let first_id = units[0][0].2;
-        let run = format!("{}:{:?}", self.agent, units[0][0]);
-        self.world.attempts.lock().push(Attempt {
-            agent: self.agent,
-            attempt: ctx.attempt,
-            batch: ctx.batch.clone(),
-            units,
-            ok: failure.is_none(),
-            manual_called: self.world.manual_calls.load(Ordering::Acquire) > 0,
-            shutdown_started: self.world.shutdown_started.load(Ordering::Acquire),
-        });
-        // Work: 0 to 2 ms.
-        tokio::time::sleep(Duration::from_micros(u64::from(first_id % 3) * 700)).await;
-        match failure {
-            None => Ok(Outputs::one(Done { run })),
-            Some("panic") => panic!("{INDUCED} stress panic"),
-            Some(_) => Err(EngineError::new(format!("{INDUCED} stress error"))),
-        }
+    fn targets(&self) -> u8 {
+        u8::MAX
     }
 }
 
-#[async_trait]
-impl Engine for StressEngine {
-    fn name(&self) -> &str {
-        "stress"
+/// Probe numbers of join sides start here: `SIDES + 2 * key` for a Ping, one more
+/// for its Pong.
+const SIDES: u32 = 1_000_000;
+
+impl Probe for Ping {
+    fn n(&self) -> u32 {
+        SIDES + 2 * self.key
     }
 
-    fn supports_batch(&self) -> bool {
-        true
+    fn fault(&self) -> Fault {
+        Fault::None
     }
 
-    async fn evaluate(&self, ctx: &EngineContext, inputs: Inputs) -> Result<Outputs, EngineError> {
-        self.run(ctx, vec![inputs.artifacts()]).await
+    fn targets(&self) -> u8 {
+        0
+    }
+}
+
+impl Probe for Pong {
+    fn n(&self) -> u32 {
+        SIDES + 2 * self.key + 1
     }
 
-    async fn evaluate_batch(
-        &self,
-        ctx: &EngineContext,
-        batch: BatchInputs,
-    ) -> Result<Outputs, EngineError> {
-        self.run(ctx, batch.items().collect()).await
+    fn fault(&self) -> Fault {
+        Fault::None
+    }
+
+    fn targets(&self) -> u8 {
+        0
+    }
+}
+
+const TYPES: &[Decoder] = &[decoder::<Load>, decoder::<Ping>, decoder::<Pong>];
+
+/// An input, read back from its probe number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    Load { publisher: u32, seq: u32 },
+    Ping(u32),
+    Pong(u32),
+}
+
+fn input(n: u32) -> Input {
+    match n.checked_sub(SIDES) {
+        Some(side) if side % 2 == 0 => Input::Ping(side / 2),
+        Some(side) => Input::Pong(side / 2),
+        None => Input::Load {
+            publisher: (n - 1) / PER_PUBLISHER,
+            seq: (n - 1) % PER_PUBLISHER,
+        },
     }
 }
 
@@ -209,18 +171,60 @@ const BATCHED: [Batched; 4] = [
     },
 ];
 
+/// The probe engines' agents after the batched ones, by index.
+const SINGLE: usize = BATCHED.len();
+const JOINER: usize = SINGLE + 1;
+/// The joiner's batches.
+const JOIN_SPEC: (usize, Duration) = (4, Duration::from_millis(4));
+
+/// Every probed agent, by index: its name and attempts.
+fn probed() -> Vec<Probed> {
+    let mut agents: Vec<Probed> = BATCHED
+        .iter()
+        .map(|b| b.name)
+        .chain(["single"])
+        .map(|name| Probed {
+            name: name.to_owned(),
+            attempts: 2,
+        })
+        .collect();
+    agents.push(Probed {
+        name: "joiner".to_owned(),
+        attempts: 1,
+    });
+    agents
+}
+
+/// Work: 0 to 2 ms, by the run's first input.
+fn work(first: u32) -> Duration {
+    Duration::from_micros(u64::from(first % 3) * 700)
+}
+
+/// Everything a scenario leaves for its checks.
+struct Outcome {
+    log: Arc<Log>,
+    /// Every load's id, by its probe number.
+    ids: HashMap<u32, ArtifactId>,
+    flushers: Flushers,
+    report: ShutdownReport,
+    audited: Audited,
+}
+
 /// Runs one scenario and checks it; `round` varies the interleaving.
 async fn scenario(round: u32) {
-    let world = Arc::new(World::default());
+    let log: Arc<Log> = Arc::default();
     let flock = Flock::builder().no_trace().build();
     let retry = RetryPolicy::fixed(2, Duration::from_millis(1)).unwrap();
-    for Batched {
-        name,
-        size,
-        timeout_ms,
-        keyed,
-        concurrency,
-    } in BATCHED
+    for (
+        index,
+        Batched {
+            name,
+            size,
+            timeout_ms,
+            keyed,
+            concurrency,
+        },
+    ) in BATCHED.into_iter().enumerate()
     {
         let mut spec = flock::subscription::BatchSpecBuilder::default();
         if let Some(size) = size {
@@ -236,26 +240,20 @@ async fn scenario(round: u32) {
         flock
             .agent(name)
             .consumes(subscribe)
-            .publishes::<Done>()
+            .publishes::<Summary>()
             .retry(retry)
             .max_concurrency(concurrency)
-            .with_engine(StressEngine {
-                agent: name,
-                world: world.clone(),
-            })
+            .with_engine(ProbeEngine::new(index, name, TYPES, log.clone()).work_by_first(work))
             .register()
             .unwrap();
     }
     flock
         .agent("single")
         .consumes(Subscribe::<Load>::new().filter(|l| l.id % 3 == 0))
-        .publishes::<Done>()
+        .publishes::<Summary>()
         .retry(retry)
         .max_concurrency(8)
-        .with_engine(StressEngine {
-            agent: "single",
-            world: world.clone(),
-        })
+        .with_engine(ProbeEngine::new(SINGLE, "single", TYPES, log.clone()).work_by_first(work))
         .register()
         .unwrap();
     flock
@@ -269,38 +267,35 @@ async fn scenario(round: u32) {
                         .by(|p: &Pong| p.key)
                         .within(Duration::from_secs(3600)),
                 )
-                .batch(BatchSpec::size(4).timeout(Duration::from_millis(4))),
+                .batch(BatchSpec::size(JOIN_SPEC.0).timeout(JOIN_SPEC.1)),
         )
-        .publishes::<Done>()
+        .publishes::<Summary>()
         .max_concurrency(2)
-        .with_engine(StressEngine {
-            agent: "joiner",
-            world: world.clone(),
-        })
+        .with_engine(ProbeEngine::new(JOINER, "joiner", TYPES, log.clone()).work_by_first(work))
         .register()
         .unwrap();
-    let audited: Arc<Mutex<Vec<String>>> = Arc::default();
-    let sink = audited.clone();
+    let audited: Audited = Arc::default();
     flock
         .agent("auditor")
-        .consumes::<Done>(
+        .consumes::<Summary>(
             Subscribe::new().batch(BatchSpec::size(10).timeout(Duration::from_millis(5))),
         )
         .max_concurrency(3)
-        .with_engine(batch_fn(move |_: &EngineContext, done: Vec<Arc<Done>>| {
-            sink.lock().extend(done.iter().map(|d| d.run.clone()));
-            Ok::<_, String>(Outputs::none())
-        }))
+        .with_engine(auditor(audited.clone()))
         .register()
         .unwrap();
 
-    let mut tasks = Vec::new();
+    let mut publishers = Vec::new();
     for publisher in 0..PUBLISHERS {
         let flock = flock.clone();
-        tasks.push(tokio::spawn(async move {
+        publishers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
             for seq in 0..PER_PUBLISHER {
                 let id = 1 + publisher * PER_PUBLISHER + seq;
-                flock.publish(Load { publisher, seq, id }).await.unwrap();
+                ids.push((
+                    id,
+                    flock.publish(Load { publisher, seq, id }).await.unwrap(),
+                ));
                 // Round 0 publishes in bursts, later rounds trickle (more timeouts).
                 let pause_every = [40, 9, 4][round as usize % 3];
                 if (id + round).is_multiple_of(pause_every) {
@@ -309,12 +304,14 @@ async fn scenario(round: u32) {
                     tokio::task::yield_now().await;
                 }
             }
+            ids
         }));
     }
     // Join sides from two tasks, in opposite key orders.
+    let mut sides = Vec::new();
     for side in 0..2u32 {
         let flock = flock.clone();
-        tasks.push(tokio::spawn(async move {
+        sides.push(tokio::spawn(async move {
             for i in 0..JOIN_KEYS {
                 let key = if side == 0 { i } else { JOIN_KEYS - 1 - i };
                 if side == 0 {
@@ -329,14 +326,16 @@ async fn scenario(round: u32) {
         }));
     }
     let flusher = {
-        let (flock, world) = (flock.clone(), world.clone());
+        let (flock, log) = (flock.clone(), log.clone());
         tokio::spawn(async move {
+            let mut first = None;
             // Stops before the publishers do: what is left flushes at shutdown.
             for _ in 0..4 {
                 tokio::time::sleep(Duration::from_millis(3)).await;
-                world.manual_calls.fetch_add(1, Ordering::AcqRel);
+                first.get_or_insert(log.stamp());
                 flock.flush_batches().await;
             }
+            first
         })
     };
     let idler = {
@@ -348,186 +347,121 @@ async fn scenario(round: u32) {
             }
         })
     };
-    for task in tasks {
-        task.await.unwrap();
+    let mut ids = HashMap::new();
+    for publisher in publishers {
+        ids.extend(publisher.await.unwrap());
     }
-    flusher.await.unwrap();
+    for side in sides {
+        side.await.unwrap();
+    }
+    let first_manual = flusher.await.unwrap();
     idler.await.unwrap();
-    world.shutdown_started.store(true, Ordering::Release);
+    let shutdown = log.stamp();
     let report = flock.shutdown().await;
     assert!(flock.active_batches().is_empty());
     assert!(flock.pending_joins().is_empty());
     assert_eq!(report.join_groups_discarded, 0, "every Ping meets its Pong");
 
-    check(&flock, &world, &audited, round).await;
+    let outcome = Outcome {
+        log,
+        ids,
+        flushers: Flushers {
+            first_manual,
+            shutdown,
+        },
+        report,
+        audited,
+    };
+    if let Err(error) = check(&flock, &outcome).await {
+        panic!("round {round}: {error}");
+    }
 }
 
-async fn check(flock: &Flock, world: &World, audited: &Mutex<Vec<String>>, round: u32) {
-    let attempts = world.attempts.lock().clone();
-    // Runs: attempts grouped by agent and first unit.
-    let mut runs: BTreeMap<(&str, Input), Vec<&Attempt>> = BTreeMap::new();
-    for attempt in &attempts {
-        runs.entry((attempt.agent, attempt.units[0][0]))
-            .or_default()
-            .push(attempt);
-    }
-    let mut failed_runs = 0;
-    let mut successes = 0;
-    for ((agent, _), tries) in &runs {
-        let mut numbers: Vec<u32> = tries.iter().map(|a| a.attempt).collect();
-        numbers.sort_unstable();
-        assert_eq!(
-            numbers,
-            (1..=numbers.len() as u32).collect::<Vec<_>>(),
-            "{agent}: attempts"
-        );
-        assert!(
-            tries.iter().all(|a| a.units == tries[0].units),
-            "{agent}: a retry has other inputs"
-        );
-        let last_ok = tries.iter().any(|a| a.ok);
-        if last_ok {
-            successes += 1;
-        } else {
-            failed_runs += 1;
-            assert_eq!(
-                tries.len(),
-                if *agent == "joiner" { 1 } else { 2 },
-                "{agent}: retries"
-            );
-        }
-    }
-    let failed = flock.failed_runs();
-    assert_eq!(failed.len(), failed_runs, "round {round}: failed runs");
+async fn check(flock: &Flock, outcome: &Outcome) -> Result<(), String> {
+    let attempts = outcome.log.attempts();
+    let agents = probed();
+    let ran = check_runs(&attempts, &agents, |n| match input(n) {
+        Input::Load { .. } => (fault(n), u8::MAX),
+        Input::Ping(_) | Input::Pong(_) => (Fault::None, 0),
+    })?;
+    let id_of = |n: u32| outcome.ids[&n];
     let errors = flock.get_by_type::<WorkflowError>().await.unwrap();
-    assert_eq!(
-        errors.len(),
-        failed_runs,
-        "round {round}: one WorkflowError per failed run"
-    );
-    for run in &failed {
-        assert!(run.error.contains(INDUCED), "{}", run.error);
-    }
+    check_failures(&ran, &agents, id_of, &flock.failed_runs(), &errors)?;
 
     // Every agent got every load it matches exactly once, in one first attempt.
-    let firsts: Vec<&Attempt> = attempts.iter().filter(|a| a.attempt == 1).collect();
+    let firsts: Vec<_> = attempts.iter().filter(|a| a.attempt == 1).collect();
     let all_ids: Vec<u32> = (1..=PUBLISHERS * PER_PUBLISHER).collect();
-    for agent in ["sized", "keyed", "timed", "big", "single"] {
+    for (agent, probed) in agents.iter().enumerate().take(JOINER) {
         let mut got: Vec<u32> = firsts
             .iter()
             .filter(|a| a.agent == agent)
-            .flat_map(|a| a.units.iter().flatten().map(|(_, _, id)| *id))
+            .flat_map(|a| a.units.iter().flatten().copied())
             .collect();
         got.sort_unstable();
-        let expected: Vec<u32> = if agent == "single" {
+        let expected: Vec<u32> = if agent == SINGLE {
             all_ids.iter().copied().filter(|id| id % 3 == 0).collect()
         } else {
             all_ids.clone()
         };
-        assert_eq!(
-            got.len(),
-            expected.len(),
-            "round {round}: {agent} lost or duplicated loads"
-        );
-        assert_eq!(got, expected, "round {round}: {agent}");
+        if got != expected {
+            return Err(format!(
+                "{} lost or duplicated loads: {} received, {} expected",
+                probed.name,
+                got.len(),
+                expected.len()
+            ));
+        }
     }
-    let mut keys: Vec<(u32, u32)> = firsts
+    let mut keys: Vec<u32> = Vec::new();
+    for group in firsts
         .iter()
-        .filter(|a| a.agent == "joiner")
+        .filter(|a| a.agent == JOINER)
         .flat_map(|a| a.units.iter())
-        .map(|group| {
-            assert_eq!(group.len(), 2, "a group is one Ping and one Pong");
-            assert_eq!(group[0].0, group[1].0, "a group shares its key");
-            (group[0].0, group[1].1)
-        })
-        .collect();
+    {
+        match group[..] {
+            [ping, pong] => match (input(ping), input(pong)) {
+                (Input::Ping(a), Input::Pong(b)) if a == b => keys.push(a),
+                other => return Err(format!("a group of other sides or keys: {other:?}")),
+            },
+            _ => return Err(format!("a group is one Ping and one Pong: {group:?}")),
+        }
+    }
     keys.sort_unstable();
-    assert_eq!(
-        keys,
-        (0..JOIN_KEYS).map(|k| (k, 1)).collect::<Vec<_>>(),
-        "round {round}: joins"
-    );
+    if keys != (0..JOIN_KEYS).collect::<Vec<_>>() {
+        return Err(format!("joins: keys {keys:?}"));
+    }
 
     // Batches: size, per-publisher order, one key, true flush reasons.
-    let specs: HashMap<&str, (Option<usize>, Option<u64>, bool)> = BATCHED
-        .iter()
-        .map(|b| (b.name, (b.size, b.timeout_ms, b.keyed)))
-        .chain([("joiner", (Some(4), Some(4), false))])
-        .collect();
     for first in &firsts {
-        let Some(m) = &first.batch else {
-            assert_eq!(first.agent, "single");
-            continue;
+        let what = &agents[first.agent].name;
+        let spec = match first.agent {
+            SINGLE => continue,
+            JOINER => (Some(JOIN_SPEC.0), Some(JOIN_SPEC.1)),
+            agent => (
+                BATCHED[agent].size,
+                BATCHED[agent].timeout_ms.map(Duration::from_millis),
+            ),
         };
-        let (size, timeout, keyed) = specs[first.agent];
-        let n = first.units.len();
-        let what = first.agent;
-        assert_eq!(m.batch_size, n);
-        assert!(
-            size.is_none_or(|size| n <= size),
-            "{what}: batch of {n} over its size"
-        );
-        if keyed {
-            let key = first.units[0][0].2 % 4;
-            assert!(
-                first.units.iter().all(|u| u[0].2 % 4 == key),
-                "{what}: keys mixed"
-            );
-        }
-        if what != "joiner" {
-            let mut last_seq: HashMap<u32, u32> = HashMap::new();
-            for unit in &first.units {
-                let (publisher, seq, _) = unit[0];
-                if let Some(previous) = last_seq.insert(publisher, seq) {
-                    assert!(previous < seq, "{what}: a publisher's order not kept");
-                }
+        check_batch(what, spec, first, outcome.flushers)?;
+        if first.agent != JOINER {
+            if BATCHED[first.agent].keyed {
+                check_one_key(what, first, |id| id % 4)?;
             }
-        }
-        match m.flush_reason {
-            FlushReason::Size => assert_eq!(Some(n), size, "{what}: size flush not full"),
-            FlushReason::Timeout => {
-                let timeout = Duration::from_millis(timeout.expect("a timeout"));
-                assert!(
-                    m.wait >= timeout,
-                    "{what}: timeout flush after {:?}",
-                    m.wait
-                );
-                assert!(size.is_none_or(|size| n < size));
-            }
-            FlushReason::Manual => {
-                assert!(
-                    first.manual_called,
-                    "{what}: manual flush without flush_batches"
-                );
-                assert!(size.is_none_or(|size| n < size));
-            }
-            FlushReason::Shutdown => {
-                assert!(
-                    first.shutdown_started,
-                    "{what}: shutdown flush before shutdown"
-                );
-                assert!(size.is_none_or(|size| n < size));
-            }
+            check_publisher_order(what, first, |n| match input(n) {
+                Input::Load { publisher, seq } => Some((publisher, seq)),
+                other => unreachable!("a load agent received {other:?}"),
+            })?;
         }
     }
 
-    // One Done per successful run, each audited once.
-    let mut done: Vec<String> = flock
-        .get_by_type::<Done>()
+    // One Summary per successful run, each audited once.
+    let summaries = flock
+        .query(&ArtifactFilter::new().type_name("probe.Summary"))
         .await
-        .unwrap()
-        .iter()
-        .map(|d| d.run.clone())
-        .collect();
-    done.sort_unstable();
-    assert_eq!(
-        done.len(),
-        successes,
-        "round {round}: one Done per successful run"
-    );
-    let mut audited = audited.lock().clone();
-    audited.sort_unstable();
-    assert_eq!(audited, done, "round {round}: every Done audited once");
+        .unwrap();
+    let audited = outcome.audited.lock();
+    check_shutdown_report(&outcome.report, &attempts, &audited)?;
+    check_audit(&ran, &agents, &summaries, &audited)
 }
 
 #[test]

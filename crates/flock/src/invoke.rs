@@ -1,0 +1,164 @@
+//! Direct invocation: one agent run on given inputs, outside its subscriptions
+//! (Python Flock's `direct_invoke`, the server's `POST /api/v1/agents/{name}/run`).
+
+use std::{collections::HashSet, sync::Arc};
+
+use flock_core::{Artifact, ArtifactFilter, Payload, StoreError};
+use uuid::Uuid;
+
+use crate::{Flock, PublishOptions, decision::Phase, run::Outcome, work::Work};
+
+/// Why [`Flock::invoke`] did not run the agent, or how the run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvokeError {
+    /// No agent has this name.
+    #[error("no agent named '{name}'; registered agents: {}", known.join(", "))]
+    UnknownAgent {
+        /// The name given.
+        name: String,
+        /// The registered agents.
+        known: Vec<String>,
+    },
+    /// An input's type is none the agent consumes.
+    #[error("agent '{agent}' does not consume '{type_name}'; it consumes: {}", consumes.join(", "))]
+    NotConsumed {
+        /// The agent.
+        agent: String,
+        /// The input's type.
+        type_name: String,
+        /// The types its subscriptions take.
+        consumes: Vec<String>,
+    },
+    /// No inputs were given.
+    #[error("an agent run needs at least one input")]
+    NoInputs,
+    /// The run failed for good; its inputs are kept as a failed run.
+    #[error("agent '{agent}' failed: {error}; failed run {failed_run} holds its inputs")]
+    RunFailed {
+        /// The agent.
+        agent: String,
+        /// The last error.
+        error: String,
+        /// The failed run, for `Flock::retry_failed_run`.
+        failed_run: Uuid,
+    },
+    /// The flock shut down before the run could start or end.
+    #[error("the flock has shut down; agents no longer run")]
+    Closed,
+    /// In a cluster: the agent's unit moved to another process before the run
+    /// committed; that process runs the inputs.
+    #[error("agent '{agent}' moved to another process of the cluster before the run committed")]
+    Moved {
+        /// The agent.
+        agent: String,
+    },
+    /// Storing the inputs or reading the outputs failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Flock {
+    /// Runs the agent `agent` once on `inputs`, directly, and returns the artifacts
+    /// the run published.
+    ///
+    /// The inputs are stored on the blackboard (external, with `options`; a fresh
+    /// correlation id unless one is given, which the outputs inherit) but delivered
+    /// to this agent alone, as one run: they bypass its subscriptions' predicates,
+    /// joins and batches, and other agents do not receive them. Outputs go
+    /// through the usual publish, so agents subscribed to them react. The run
+    /// counts for the agent's concurrency, retries and circuit breaker.
+    ///
+    /// # Errors
+    /// [`InvokeError::UnknownAgent`], [`InvokeError::NotConsumed`],
+    /// [`InvokeError::NoInputs`] before anything is stored;
+    /// [`InvokeError::RunFailed`] when the run failed for good (its inputs are in
+    /// [`Flock::failed_runs`]); [`InvokeError::Closed`] after shutdown.
+    pub async fn invoke(
+        &self,
+        agent: &str,
+        inputs: Vec<Payload>,
+        options: PublishOptions,
+    ) -> Result<Vec<Arc<Artifact>>, InvokeError> {
+        let (index, name) = self.agent_for(agent, &inputs)?;
+        let now = self.runtime.now();
+        let correlation = options.correlation_id.unwrap_or_else(Uuid::now_v7);
+        let artifacts: Vec<Arc<Artifact>> = inputs
+            .into_iter()
+            .map(|payload| {
+                let mut artifact =
+                    Artifact::new_at(payload, Artifact::external_producer(), now.wall);
+                artifact.correlation_id = Some(correlation);
+                artifact.partition_key.clone_from(&options.partition_key);
+                artifact.tags.clone_from(&options.tags);
+                artifact.visibility = options.visibility.clone();
+                Arc::new(artifact)
+            })
+            .collect();
+        let outputs = ArtifactFilter {
+            correlation_id: Some(correlation),
+            ..ArtifactFilter::new()
+        }
+        .produced_by(name.clone());
+        let before: HashSet<_> = self
+            .runtime
+            .store()
+            .query(&outputs)
+            .await?
+            .iter()
+            .map(|a| a.id)
+            .collect();
+        self.runtime.store().publish_all(&artifacts).await?;
+        let ended = self
+            .runtime
+            .invoke(index, Work::Single(artifacts))
+            .ok_or(InvokeError::Closed)?;
+        match ended.await.map_err(|_| InvokeError::Closed)? {
+            Outcome::Done { .. } => Ok(self
+                .runtime
+                .store()
+                .query(&outputs)
+                .await?
+                .into_iter()
+                .filter(|a| !before.contains(&a.id))
+                .collect()),
+            Outcome::Failed { failed_run, error } => Err(InvokeError::RunFailed {
+                agent: name,
+                error,
+                failed_run,
+            }),
+            Outcome::Moved => Err(InvokeError::Moved { agent: name }),
+        }
+    }
+
+    /// The agent's index and name, once the inputs are checked against what it
+    /// consumes.
+    fn agent_for(&self, agent: &str, inputs: &[Payload]) -> Result<(u32, String), InvokeError> {
+        let core = self.runtime.core();
+        if core.phase() != Phase::Open {
+            return Err(InvokeError::Closed);
+        }
+        let Some(found) = core.agents().iter().find(|a| &*a.name == agent) else {
+            return Err(InvokeError::UnknownAgent {
+                name: agent.to_owned(),
+                known: core.agents().iter().map(|a| a.name.to_string()).collect(),
+            });
+        };
+        if inputs.is_empty() {
+            return Err(InvokeError::NoInputs);
+        }
+        let consumes: Vec<&'static str> = found
+            .subscriptions
+            .iter()
+            .flat_map(|s| s.slots().iter().map(|slot| slot.type_name))
+            .collect();
+        if let Some(other) = inputs.iter().find(|p| !consumes.contains(&p.type_name())) {
+            return Err(InvokeError::NotConsumed {
+                agent: agent.to_owned(),
+                type_name: other.type_name().to_owned(),
+                consumes: consumes.iter().map(|t| (*t).to_owned()).collect(),
+            });
+        }
+        Ok((found.index, found.name.to_string()))
+    }
+}
