@@ -30,6 +30,7 @@ mod options;
 mod read;
 mod row;
 mod schema;
+mod statements;
 mod store;
 mod sync;
 mod time;

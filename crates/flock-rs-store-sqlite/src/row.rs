@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, path::Path, sync::Arc};
 
 use chrono::{DateTime, Datelike, Utc};
 use flock_core::{Artifact, ArtifactId, TypeRegistry, Visibility};
-use rusqlite::{Connection, params};
+use rusqlite::Statement;
 use uuid::Uuid;
 
 use crate::SqliteError;
@@ -14,7 +14,8 @@ use crate::SqliteError;
 /// The columns a query selects to decode an artifact, in [`decode`]'s order.
 pub(crate) const COLUMNS: &str = "id, type_name, produced_by, correlation_id, partition_key, tags, visibility, created_at, version, payload";
 
-const INSERT: &str = "INSERT INTO artifacts (id, type_name, produced_by, correlation_id, partition_key, tags, visibility, created_at, version, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+/// Inserts one artifact; [`Row::bind`] binds its parameters.
+pub(crate) const INSERT: &str = "INSERT INTO artifacts (id, type_name, produced_by, correlation_id, partition_key, tags, visibility, created_at, version, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 /// An artifact ready to insert.
 pub(crate) struct Row {
@@ -74,21 +75,19 @@ impl Row {
         })
     }
 
-    /// Inserts the row (a prepared statement cached on the connection).
-    pub(crate) fn insert(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.prepare_cached(INSERT)?.execute(params![
-            self.id.0.as_bytes(),
-            self.type_name,
-            &*self.produced_by,
-            self.correlation_id.as_ref().map(Uuid::as_bytes),
-            self.partition_key,
-            self.tags,
-            self.visibility,
-            self.created_at,
-            self.version,
-            self.payload,
-        ])?;
-        Ok(())
+    /// Binds the row to the parameters of [`INSERT`]. Every parameter is bound
+    /// each time (`NULL`s too), so nothing of the previous row remains.
+    pub(crate) fn bind(&self, insert: &mut Statement<'_>) -> rusqlite::Result<()> {
+        insert.raw_bind_parameter(1, self.id.0.as_bytes())?;
+        insert.raw_bind_parameter(2, self.type_name)?;
+        insert.raw_bind_parameter(3, &*self.produced_by)?;
+        insert.raw_bind_parameter(4, self.correlation_id.as_ref().map(Uuid::as_bytes))?;
+        insert.raw_bind_parameter(5, self.partition_key.as_deref())?;
+        insert.raw_bind_parameter(6, self.tags.as_deref())?;
+        insert.raw_bind_parameter(7, self.visibility.as_deref())?;
+        insert.raw_bind_parameter(8, self.created_at)?;
+        insert.raw_bind_parameter(9, self.version)?;
+        insert.raw_bind_parameter(10, self.payload.as_str())
     }
 }
 

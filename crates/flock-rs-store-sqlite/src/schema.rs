@@ -10,6 +10,10 @@ use crate::SqliteError;
 /// The schema version this crate writes (`PRAGMA user_version`).
 pub(crate) const VERSION: i64 = 1;
 
+/// Pages in the write-ahead log that make the writer's commit checkpoint it into
+/// the database (16 MiB of 4 KiB pages).
+const CHECKPOINT_PAGES: i64 = 4096;
+
 /// The tables. `seq` is the arrival order (SQLite's rowid: one more than the
 /// largest so far, and artifacts are never deleted). Ids are 16-byte blobs,
 /// `created_at` nanoseconds since the Unix epoch, `tags` and `visibility` JSON
@@ -68,6 +72,11 @@ pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connect
     // the syncer's flush of the log before answering (sync.rs, ADR 0009).
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(err("set the durability level"))?;
+    // Checkpoints (run by the writer when it commits) less often than SQLite's 1000
+    // pages: each costs two flushes, and a page rewritten by many commits (the last
+    // page of a table or index, which every group appends to) is copied once.
+    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)
+        .map_err(err("set the checkpoint interval"))?;
     let found: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(err("read the schema version"))?;

@@ -20,10 +20,11 @@ use std::{
 
 use flock_core::StoreError;
 
-use crate::{SqliteError, writer::Reply};
+use crate::{SqliteError, writer::Job};
 
-/// The outcomes of one committed transaction, to send once the log is on disk.
-pub(crate) type Committed = Vec<(Reply, Result<(), StoreError>)>;
+/// The jobs of one committed transaction with their outcomes, to send once the log
+/// is on disk (their writes are freed here too, not on the writer's thread).
+pub(crate) type Committed = Vec<(Job, Result<(), StoreError>)>;
 
 /// The handle on the syncer thread; dropping it lets the thread flush and answer
 /// what it was sent, and waits for it.
@@ -60,8 +61,8 @@ impl Syncer {
         {
             // The thread is gone (it never panics; this is a last resort): say so
             // rather than claim durability.
-            for (reply, _) in committed {
-                reply.send(Err(StoreError::Backend(
+            for (job, _) in committed {
+                job.reply.send(Err(StoreError::Backend(
                     "sqlite store: the syncer thread has stopped; the write is committed but may not be durable".into(),
                 )));
             }
@@ -103,8 +104,8 @@ fn run(wal: &Path, queue: &mpsc::Receiver<Committed>) {
 
 /// Answers the writes of `groups`: as committed, unless the flush failed.
 fn answer(groups: Vec<Committed>, flushed: &std::io::Result<()>, wal: &Path) {
-    for (reply, outcome) in groups.into_iter().flatten() {
-        reply.send(match (flushed, outcome) {
+    for (job, outcome) in groups.into_iter().flatten() {
+        job.reply.send(match (flushed, outcome) {
             (Err(err), Ok(())) => Err(StoreError::from(SqliteError::Sqlite {
                 path: wal.to_owned(),
                 action: "flush the write-ahead log to the disk",

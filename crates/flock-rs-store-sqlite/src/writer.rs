@@ -9,11 +9,11 @@ use std::{
 };
 
 use flock_core::{ArtifactId, StoreError};
-use rusqlite::{Connection, ErrorCode, params};
+use rusqlite::{Connection, ErrorCode};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::{Durability, SqliteError, row::Row, sync::Syncer};
+use crate::{Durability, SqliteError, row::Row, statements::Statements, sync::Syncer};
 
 /// At most this many writes go into one transaction, so one commit's latency stays
 /// bounded however many publishers wait.
@@ -64,9 +64,10 @@ impl Reply {
     }
 }
 
-struct Job {
+/// A write and where its outcome goes.
+pub(crate) struct Job {
     write: Write,
-    reply: Reply,
+    pub(crate) reply: Reply,
 }
 
 /// The handle on the writer thread; dropping it lets the thread finish the writes
@@ -91,14 +92,28 @@ impl Writer {
             Durability::Normal => None,
         };
         let thread_path = path.clone();
+        let (ready, started) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("flock-sqlite-writer".to_owned())
-            .spawn(move || run(&conn, &queue, &thread_path, syncer))
+            .spawn(move || run(&conn, &queue, &thread_path, syncer, &ready))
             .map_err(|e| SqliteError::Sqlite {
                 path: path.to_path_buf(),
                 action: "start the writer thread",
                 reason: e.to_string(),
             })?;
+        // The thread prepares its statements first; a failure is the open's.
+        let prepared = started.recv().unwrap_or_else(|_| {
+            Err(SqliteError::Sqlite {
+                path: path.to_path_buf(),
+                action: "start the writer thread",
+                reason: "the thread stopped before it was ready".to_owned(),
+            })
+        });
+        if let Err(err) = prepared {
+            drop(jobs);
+            let _ = thread.join();
+            return Err(err);
+        }
         Ok(Self {
             jobs: Some(jobs),
             thread: Some(thread),
@@ -154,10 +169,29 @@ impl Drop for Writer {
 
 // === the thread ===
 
-/// Commits groups of writes until the queue closes; answers each write after its
+/// Prepares the writer's statements (telling `ready` whether it could), then
+/// commits groups of writes until the queue closes; answers each write after its
 /// group's commit (through the syncer, if there is one, after the flush). Dropping
 /// the syncer at the end waits for its last flush.
-fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, path: &Path, syncer: Option<Syncer>) {
+fn run(
+    conn: &Connection,
+    queue: &mpsc::Receiver<Job>,
+    path: &Path,
+    syncer: Option<Syncer>,
+    ready: &mpsc::SyncSender<Result<(), SqliteError>>,
+) {
+    let mut statements = match Statements::prepare(conn) {
+        Ok(statements) => statements,
+        Err(err) => {
+            let _ = ready.send(Err(SqliteError::sqlite(
+                path,
+                "prepare the writer's statements",
+                err,
+            )));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
     let mut group = Vec::new();
     while let Ok(job) = queue.recv() {
         group.push(job);
@@ -167,12 +201,13 @@ fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, path: &Path, syncer: Opti
                 Err(_) => break,
             }
         }
-        match commit_group(conn, path, &group) {
+        match commit_group(conn, &mut statements, path, &group) {
             Ok(outcomes) => {
-                let answers = group.drain(..).map(|job| job.reply).zip(outcomes);
+                let answers = group.drain(..).zip(outcomes);
                 match &syncer {
+                    // The jobs go along and are freed there, off this busy thread.
                     Some(syncer) => syncer.answer_when_durable(answers.collect()),
-                    None => answers.for_each(|(reply, outcome)| reply.send(outcome)),
+                    None => answers.for_each(|(job, outcome)| job.reply.send(outcome)),
                 }
             }
             Err(err) => {
@@ -199,13 +234,16 @@ fn group_failure(path: &Path, action: &'static str) -> impl FnOnce(rusqlite::Err
 /// of each write, or the failure of the whole group (then nothing was committed).
 fn commit_group(
     conn: &Connection,
+    statements: &mut Statements<'_>,
     path: &Path,
     group: &[Job],
 ) -> Result<Vec<Outcome>, SqliteError> {
-    execute(conn, "BEGIN IMMEDIATE").map_err(SqliteError::doing(path, "begin a transaction"))?;
+    statements
+        .begin()
+        .map_err(SqliteError::doing(path, "begin a transaction"))?;
     let mut outcomes = Vec::with_capacity(group.len());
     for job in group {
-        match apply(conn, path, &job.write) {
+        match apply(statements, path, &job.write) {
             Ok(()) => outcomes.push(Ok(())),
             Err(Failed::Write(err)) => outcomes.push(Err(err)),
             Err(Failed::Group(err)) => {
@@ -214,7 +252,7 @@ fn commit_group(
             }
         }
     }
-    if let Err(err) = execute(conn, "COMMIT") {
+    if let Err(err) = statements.commit() {
         rollback(conn);
         return Err(SqliteError::sqlite(path, "commit a group of writes", err));
     }
@@ -228,30 +266,26 @@ fn rollback(conn: &Connection) {
     }
 }
 
-fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([])?;
-    Ok(())
-}
-
-fn apply(conn: &Connection, path: &Path, write: &Write) -> Result<(), Failed> {
+fn apply(statements: &mut Statements<'_>, path: &Path, write: &Write) -> Result<(), Failed> {
     match write {
-        Write::Publish(row) => insert(conn, path, row),
+        Write::Publish(row) => insert(statements, path, row),
         Write::PublishAll(rows) => match rows.as_slice() {
             [] => Ok(()),
-            [row] => insert(conn, path, row),
-            rows => all_or_none(conn, path, || {
-                rows.iter().try_for_each(|row| insert(conn, path, row))
+            [row] => insert(statements, path, row),
+            rows => all_or_none(statements, path, |statements| {
+                rows.iter()
+                    .try_for_each(|row| insert(statements, path, row))
             }),
         },
         Write::CommitRun {
             agent,
             inputs,
             outputs,
-        } => all_or_none(conn, path, || {
+        } => all_or_none(statements, path, |statements| {
             for row in outputs {
-                insert(conn, path, row)?;
+                insert(statements, path, row)?;
             }
-            consume(conn, path, agent, inputs)
+            consume(statements, path, agent, inputs)
         }),
         Write::CommitFailure {
             id,
@@ -259,10 +293,10 @@ fn apply(conn: &Connection, path: &Path, write: &Write) -> Result<(), Failed> {
             agent,
             inputs,
             error,
-        } => all_or_none(conn, path, || {
-            insert(conn, path, error)?;
-            conn.prepare_cached("INSERT INTO failures (id, record) VALUES (?1, ?2)")
-                .and_then(|mut insert| insert.execute(params![id.as_bytes(), record]))
+        } => all_or_none(statements, path, |statements| {
+            insert(statements, path, error)?;
+            statements
+                .keep_failure(*id, record)
                 .map_err(|err| match is_constraint(&err) {
                     true => Failed::Write(
                         SqliteError::FailureExists {
@@ -273,38 +307,35 @@ fn apply(conn: &Connection, path: &Path, write: &Write) -> Result<(), Failed> {
                     ),
                     false => group_failure(path, "keep a failed run")(err),
                 })?;
-            consume(conn, path, agent, inputs)
+            consume(statements, path, agent, inputs)
         }),
-        Write::ForgetFailure(id) => conn
-            .prepare_cached("DELETE FROM failures WHERE id = ?1")
-            .and_then(|mut delete| delete.execute([id.as_bytes()]))
-            .map(drop)
+        Write::ForgetFailure(id) => statements
+            .forget_failure(*id)
             .map_err(group_failure(path, "forget a failed run")),
-        Write::RegisterAgent(name) => conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO agents (name, since) SELECT ?1, coalesce(max(seq), 0) FROM artifacts",
-            )
-            .and_then(|mut insert| insert.execute([name]))
-            .map(drop)
+        Write::RegisterAgent(name) => statements
+            .register_agent(name)
             .map_err(group_failure(path, "record an agent")),
     }
 }
 
 /// Runs a write of several statements under a savepoint, so that a refusal (a
 /// duplicate id) undoes its earlier statements and leaves the group's other writes.
-fn all_or_none(
-    conn: &Connection,
+fn all_or_none<'c>(
+    statements: &mut Statements<'c>,
     path: &Path,
-    statements: impl FnOnce() -> Result<(), Failed>,
+    write: impl FnOnce(&mut Statements<'c>) -> Result<(), Failed>,
 ) -> Result<(), Failed> {
-    execute(conn, "SAVEPOINT write").map_err(group_failure(path, "open a savepoint"))?;
-    match statements() {
-        Ok(()) => {
-            execute(conn, "RELEASE write").map_err(group_failure(path, "release a savepoint"))
-        }
+    statements
+        .savepoint()
+        .map_err(group_failure(path, "open a savepoint"))?;
+    match write(statements) {
+        Ok(()) => statements
+            .release()
+            .map_err(group_failure(path, "release a savepoint")),
         Err(Failed::Write(err)) => {
-            execute(conn, "ROLLBACK TO write")
-                .and_then(|()| execute(conn, "RELEASE write"))
+            statements
+                .rollback_to()
+                .and_then(|()| statements.release())
                 .map_err(group_failure(path, "roll back a refused write"))?;
             Err(Failed::Write(err))
         }
@@ -312,28 +343,25 @@ fn all_or_none(
     }
 }
 
-fn insert(conn: &Connection, path: &Path, row: &Row) -> Result<(), Failed> {
-    row.insert(conn).map_err(|err| match is_constraint(&err) {
-        // The only constraint a row can break is the uniqueness of its id.
-        true => Failed::Write(StoreError::Duplicate(row.id)),
-        false => group_failure(path, "store an artifact")(err),
-    })
+fn insert(statements: &mut Statements<'_>, path: &Path, row: &Row) -> Result<(), Failed> {
+    statements
+        .insert(row)
+        .map_err(|err| match is_constraint(&err) {
+            // The only constraint a row can break is the uniqueness of its id.
+            true => Failed::Write(StoreError::Duplicate(row.id)),
+            false => group_failure(path, "store an artifact")(err),
+        })
 }
 
 fn consume(
-    conn: &Connection,
+    statements: &mut Statements<'_>,
     path: &Path,
     agent: &str,
     inputs: &[ArtifactId],
 ) -> Result<(), Failed> {
-    let mut record = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO consumptions (agent, seq) SELECT ?1, seq FROM artifacts WHERE id = ?2",
-        )
-        .map_err(group_failure(path, "record a consumption"))?;
     for input in inputs {
-        record
-            .execute(params![agent, input.0.as_bytes()])
+        statements
+            .consume(agent, *input)
             .map_err(group_failure(path, "record a consumption"))?;
     }
     Ok(())
