@@ -161,6 +161,10 @@ fn rows(artifacts: &[Arc<Artifact>]) -> Result<Vec<Row>, StoreError> {
 
 /// The contract of each method is documented on [`BlackboardStore`]; every write
 /// returns once committed (durable at the store's [`Durability`]).
+///
+/// The store is not a [`ClusterStore`](flock_core::ClusterStore): it serves one
+/// flock at a time, and [`RunCommit::fence`] (`None` outside a cluster) is not
+/// checked.
 #[async_trait]
 impl BlackboardStore for SqliteStore {
     async fn publish(&self, artifact: Arc<Artifact>) -> Result<(), StoreError> {

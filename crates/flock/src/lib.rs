@@ -73,6 +73,8 @@
 //!   LLM analysis, bulk inserts, rate limits, IoT statistics), predicates, joins and
 //!   visibility with batches, best practices, performance, and debugging with
 //!   [`Flock::active_batches`] and DuckDB traces. Every Rust block in it is a doctest.
+//! - **Durability**, `guide::durability` (feature `sqlite`): a flock on the SQLite
+//!   store, what survives a crash, what runs again, idempotency keys.
 //! - **Examples**, one per pattern, each finishing in seconds:
 //!   `cargo xtask example NAME` in the repository (`payment_batching --fast`,
 //!   `simple_batch`, `review_sentiment`, `support_tickets`, `bulk_insert`,
@@ -216,6 +218,10 @@ pub use llm::LlmEngine;
 pub mod guide {
     #[doc = include_str!("../guide/batch-processing.md")]
     pub mod batch_processing {}
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../guide/durability.md")]
+    pub mod durability {}
 }
 
 /// Everything an application needs: `use flock::prelude::*;`.
