@@ -115,7 +115,9 @@ fn label(durability: Durability) -> &'static str {
     }
 }
 
-const PER_ITER: u64 = 50_000;
+/// Publishes per criterion iteration: a multiple of every publisher count, so each
+/// task publishes the same number and the count is exact.
+const PER_ITER: u64 = 51_200;
 
 fn durable_publish(c: &mut Criterion) {
     let rt = runtime();
@@ -153,7 +155,7 @@ fn durable_publish(c: &mut Criterion) {
 
     // The figures in plain lines, each from one more run into a fresh file.
     for durability in [Durability::Full, Durability::Normal] {
-        for (publishers, total) in [(1, 2_000), (64, 200_000), (512, 200_000)] {
+        for (publishers, total) in [(1, 2_000), (64, 204_800), (512, 204_800)] {
             let store = open(
                 &dir,
                 &format!("figure-{}-{publishers}.db", label(durability)),
@@ -169,7 +171,7 @@ fn durable_publish(c: &mut Criterion) {
         }
     }
     let store = open(&dir, "figure-full-publish-all.db", Durability::Full);
-    let total = 200_000;
+    let total = 204_800;
     let elapsed = rt.block_on(publish_all(&store, 10, 100, total));
     println!(
         "durable publishes, synchronous=FULL, publish_all of 100 by 10 publishers: {:.0} artifacts/s ({total} in {:.2} s)",
