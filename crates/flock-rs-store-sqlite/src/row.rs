@@ -14,8 +14,30 @@ use crate::SqliteError;
 /// The columns a query selects to decode an artifact, in [`decode`]'s order.
 pub(crate) const COLUMNS: &str = "id, type_name, produced_by, correlation_id, partition_key, tags, visibility, created_at, version, payload";
 
-/// Inserts one artifact; [`Row::bind`] binds its parameters.
-pub(crate) const INSERT: &str = "INSERT INTO artifacts (id, type_name, produced_by, correlation_id, partition_key, tags, visibility, created_at, version, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+/// The columns of an artifact's row, in the order [`Row::bind`] binds them.
+const INSERT_COLUMNS: &str = "INSERT INTO artifacts (id, type_name, produced_by, correlation_id, partition_key, tags, visibility, created_at, version, payload) VALUES ";
+
+/// The parameters [`Row::bind`] binds per row.
+pub(crate) const PARAMETERS: usize = 10;
+
+/// Inserts `rows` artifacts with one statement: `(?1, .., ?10), (?11, .., ?20), ..`,
+/// each row bound by [`Row::bind`] at its offset.
+pub(crate) fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(INSERT_COLUMNS);
+    for row in 0..rows {
+        let first = row * PARAMETERS + 1;
+        let marks: Vec<String> = (first..first + PARAMETERS)
+            .map(|i| format!("?{i}"))
+            .collect();
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        sql.push_str(&marks.join(", "));
+        sql.push(')');
+    }
+    sql
+}
 
 /// An artifact ready to insert.
 pub(crate) struct Row {
@@ -75,19 +97,21 @@ impl Row {
         })
     }
 
-    /// Binds the row to the parameters of [`INSERT`]. Every parameter is bound
-    /// each time (`NULL`s too), so nothing of the previous row remains.
-    pub(crate) fn bind(&self, insert: &mut Statement<'_>) -> rusqlite::Result<()> {
-        insert.raw_bind_parameter(1, self.id.0.as_bytes())?;
-        insert.raw_bind_parameter(2, self.type_name)?;
-        insert.raw_bind_parameter(3, &*self.produced_by)?;
-        insert.raw_bind_parameter(4, self.correlation_id.as_ref().map(Uuid::as_bytes))?;
-        insert.raw_bind_parameter(5, self.partition_key.as_deref())?;
-        insert.raw_bind_parameter(6, self.tags.as_deref())?;
-        insert.raw_bind_parameter(7, self.visibility.as_deref())?;
-        insert.raw_bind_parameter(8, self.created_at)?;
-        insert.raw_bind_parameter(9, self.version)?;
-        insert.raw_bind_parameter(10, self.payload.as_str())
+    /// Binds the row to the parameters of row `at` (from 0) of an [`insert_sql`]
+    /// statement. Every parameter is bound each time (`NULL`s too), so nothing of
+    /// the previous row remains.
+    pub(crate) fn bind(&self, insert: &mut Statement<'_>, at: usize) -> rusqlite::Result<()> {
+        let first = at * PARAMETERS;
+        insert.raw_bind_parameter(first + 1, self.id.0.as_bytes())?;
+        insert.raw_bind_parameter(first + 2, self.type_name)?;
+        insert.raw_bind_parameter(first + 3, &*self.produced_by)?;
+        insert.raw_bind_parameter(first + 4, self.correlation_id.as_ref().map(Uuid::as_bytes))?;
+        insert.raw_bind_parameter(first + 5, self.partition_key.as_deref())?;
+        insert.raw_bind_parameter(first + 6, self.tags.as_deref())?;
+        insert.raw_bind_parameter(first + 7, self.visibility.as_deref())?;
+        insert.raw_bind_parameter(first + 8, self.created_at)?;
+        insert.raw_bind_parameter(first + 9, self.version)?;
+        insert.raw_bind_parameter(first + 10, self.payload.as_str())
     }
 }
 

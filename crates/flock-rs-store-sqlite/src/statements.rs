@@ -6,7 +6,11 @@ use flock_core::ArtifactId;
 use rusqlite::{Connection, Statement, params};
 use uuid::Uuid;
 
-use crate::row::{INSERT, Row};
+use crate::row::{Row, insert_sql};
+
+/// Single publishes that follow one another in a group are inserted this many at a
+/// time, with one statement (one set of cursors, one step, for all of them).
+pub(crate) const CHUNK: usize = 32;
 
 /// Every statement the writer runs, on its connection.
 pub(crate) struct Statements<'c> {
@@ -16,6 +20,7 @@ pub(crate) struct Statements<'c> {
     release: Statement<'c>,
     rollback_to: Statement<'c>,
     insert: Statement<'c>,
+    insert_chunk: Statement<'c>,
     consume: Statement<'c>,
     keep_failure: Statement<'c>,
     forget_failure: Statement<'c>,
@@ -31,7 +36,8 @@ impl<'c> Statements<'c> {
             savepoint: conn.prepare("SAVEPOINT write")?,
             release: conn.prepare("RELEASE write")?,
             rollback_to: conn.prepare("ROLLBACK TO write")?,
-            insert: conn.prepare(INSERT)?,
+            insert: conn.prepare(&insert_sql(1))?,
+            insert_chunk: conn.prepare(&insert_sql(CHUNK))?,
             // The artifact's `seq`, looked up by id: consumption is kept per `seq`.
             consume: conn.prepare(
                 "INSERT OR IGNORE INTO consumptions (agent, seq) SELECT ?1, seq FROM artifacts WHERE id = ?2",
@@ -67,8 +73,17 @@ impl<'c> Statements<'c> {
 
     /// Inserts an artifact's row.
     pub(crate) fn insert(&mut self, row: &Row) -> rusqlite::Result<()> {
-        row.bind(&mut self.insert)?;
+        row.bind(&mut self.insert, 0)?;
         self.insert.raw_execute().map(drop)
+    }
+
+    /// Inserts [`CHUNK`] rows with one statement: all of them, or (on an error,
+    /// such as a known or repeated id) none.
+    pub(crate) fn insert_chunk(&mut self, rows: &[&Row; CHUNK]) -> rusqlite::Result<()> {
+        for (at, row) in rows.iter().enumerate() {
+            row.bind(&mut self.insert_chunk, at)?;
+        }
+        self.insert_chunk.raw_execute().map(drop)
     }
 
     /// Records that `agent` consumed the stored artifact `input` (again: harmless).

@@ -13,7 +13,12 @@ use rusqlite::{Connection, ErrorCode};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::{Durability, SqliteError, row::Row, statements::Statements, sync::Syncer};
+use crate::{
+    Durability, SqliteError,
+    row::Row,
+    statements::{CHUNK, Statements},
+    sync::Syncer,
+};
 
 /// At most this many writes go into one transaction, so one commit's latency stays
 /// bounded however many publishers wait.
@@ -242,21 +247,61 @@ fn commit_group(
         .begin()
         .map_err(SqliteError::doing(path, "begin a transaction"))?;
     let mut outcomes = Vec::with_capacity(group.len());
-    for job in group {
-        match apply(statements, path, &job.write) {
-            Ok(()) => outcomes.push(Ok(())),
-            Err(Failed::Write(err)) => outcomes.push(Err(err)),
-            Err(Failed::Group(err)) => {
-                rollback(conn);
-                return Err(err);
+    let mut next = 0;
+    while next < group.len() {
+        // Single publishes in a row: CHUNK of them with one statement; if it is
+        // refused (a known or repeated id), nothing of it was stored, and they go
+        // one by one below for their own outcomes.
+        if let Some(rows) = publishes(&group[next..]) {
+            match statements.insert_chunk(&rows) {
+                Ok(()) => {
+                    outcomes.extend(rows.iter().map(|_| Ok(())));
+                    next += CHUNK;
+                    continue;
+                }
+                Err(err) if is_constraint(&err) => {}
+                Err(err) => {
+                    rollback(conn);
+                    return Err(SqliteError::sqlite(path, "store artifacts", err));
+                }
             }
         }
+        let end = match publishes(&group[next..]) {
+            Some(_) => next + CHUNK,
+            None => next + 1,
+        };
+        for job in &group[next..end] {
+            match apply(statements, path, &job.write) {
+                Ok(()) => outcomes.push(Ok(())),
+                Err(Failed::Write(err)) => outcomes.push(Err(err)),
+                Err(Failed::Group(err)) => {
+                    rollback(conn);
+                    return Err(err);
+                }
+            }
+        }
+        next = end;
     }
     if let Err(err) = statements.commit() {
         rollback(conn);
         return Err(SqliteError::sqlite(path, "commit a group of writes", err));
     }
     Ok(outcomes)
+}
+
+/// The rows of the first [`CHUNK`] jobs, if they are all single publishes.
+fn publishes(jobs: &[Job]) -> Option<[&Row; CHUNK]> {
+    let jobs = jobs.get(..CHUNK)?;
+    if !jobs
+        .iter()
+        .all(|job| matches!(job.write, Write::Publish(_)))
+    {
+        return None;
+    }
+    Some(std::array::from_fn(|at| match &jobs[at].write {
+        Write::Publish(row) => row,
+        _ => unreachable!("checked above: every job is a single publish"),
+    }))
 }
 
 fn rollback(conn: &Connection) {

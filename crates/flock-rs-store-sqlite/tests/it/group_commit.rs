@@ -122,3 +122,52 @@ async fn a_refused_write_leaves_the_rest_of_its_group() {
     // The known 32, ten rounds of 32 fresh ones, and no first half of a refused pair.
     assert_eq!(store.count().await.expect("count"), 32 + 10 * 32);
 }
+
+/// Single publishes that follow one another in a group are inserted 32 at a time
+/// with one statement; a known or repeated id among them must still refuse only
+/// its own publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn single_publishes_inserted_together_keep_their_own_outcomes() {
+    let files = Files::new();
+    let store = open(&files, Durability::Normal);
+    let known: Vec<_> = (0..64).map(order).collect();
+    store.publish_all(&known).await.expect("publish_all");
+    for round in 0..20u64 {
+        let fresh: Vec<_> = (0..128).map(|i| order(10_000 * (round + 1) + i)).collect();
+        // In each block of four: a known id, two fresh artifacts, the first of them
+        // again; all at once, so the writer groups them.
+        let tasks: Vec<_> = (0..256usize)
+            .map(|i| {
+                let block = i / 4;
+                let artifact = match i % 4 {
+                    0 => known[block].clone(),
+                    1 | 3 => fresh[2 * block].clone(),
+                    _ => fresh[2 * block + 1].clone(),
+                };
+                let store = store.clone();
+                tokio::spawn(async move { (artifact.id, store.publish(artifact).await) })
+            })
+            .collect();
+        let mut accepted = std::collections::HashMap::new();
+        for task in tasks {
+            let (id, outcome) = task.await.expect("task");
+            match outcome {
+                Ok(()) => *accepted.entry(id).or_insert(0) += 1,
+                Err(StoreError::Duplicate(refused)) => assert_eq!(refused, id),
+                Err(other) => panic!("unexpected error: {other}"),
+            }
+        }
+        assert!(
+            fresh.iter().all(|a| accepted.get(&a.id) == Some(&1)),
+            "round {round}: every fresh artifact accepted exactly once"
+        );
+        assert_eq!(accepted.len(), fresh.len(), "round {round}: no known id");
+    }
+    assert_eq!(
+        store.count().await.expect("count"),
+        64 + 20 * 128,
+        "only what was accepted is stored"
+    );
+    let all = store.query(&ArtifactFilter::new()).await.expect("query");
+    assert_eq!(all.len(), 64 + 20 * 128, "and it reads back");
+}
