@@ -318,8 +318,7 @@ fn apply(statements: &mut Statements<'_>, path: &Path, write: &Write) -> Result<
             [] => Ok(()),
             [row] => insert(statements, path, row),
             rows => all_or_none(statements, path, |statements| {
-                rows.iter()
-                    .try_for_each(|row| insert(statements, path, row))
+                insert_all(statements, path, rows)
             }),
         },
         Write::CommitRun {
@@ -327,9 +326,7 @@ fn apply(statements: &mut Statements<'_>, path: &Path, write: &Write) -> Result<
             inputs,
             outputs,
         } => all_or_none(statements, path, |statements| {
-            for row in outputs {
-                insert(statements, path, row)?;
-            }
+            insert_all(statements, path, outputs)?;
             consume(statements, path, agent, inputs)
         }),
         Write::CommitFailure {
@@ -386,6 +383,28 @@ fn all_or_none<'c>(
         }
         Err(group) => Err(group),
     }
+}
+
+/// Inserts the rows of one write (under its savepoint), [`CHUNK`] at a time where
+/// it can; a refused chunk was undone and goes again row by row, to name the id.
+fn insert_all(statements: &mut Statements<'_>, path: &Path, rows: &[Row]) -> Result<(), Failed> {
+    let mut chunks = rows.chunks_exact(CHUNK);
+    for chunk in &mut chunks {
+        let chunk: [&Row; CHUNK] = std::array::from_fn(|at| &chunk[at]);
+        match statements.insert_chunk(&chunk) {
+            Ok(()) => {}
+            Err(err) if is_constraint(&err) => {
+                for row in chunk {
+                    insert(statements, path, row)?;
+                }
+            }
+            Err(err) => return Err(group_failure(path, "store artifacts")(err)),
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .try_for_each(|row| insert(statements, path, row))
 }
 
 fn insert(statements: &mut Statements<'_>, path: &Path, row: &Row) -> Result<(), Failed> {

@@ -1,6 +1,7 @@
 //! Group commit under concurrent publishers on a multi-thread runtime: every publish
 //! is committed when it returns, racing duplicates store one artifact, and a refused
-//! write leaves the other writes of its transaction intact.
+//! write leaves the other writes of its transaction intact; rows inserted 32 at a
+//! time keep each write's own outcome.
 
 use std::sync::Arc;
 
@@ -170,4 +171,34 @@ async fn single_publishes_inserted_together_keep_their_own_outcomes() {
     );
     let all = store.query(&ArtifactFilter::new()).await.expect("query");
     assert_eq!(all.len(), 64 + 20 * 128, "and it reads back");
+}
+
+/// `publish_all` and `commit_run` insert their rows 32 at a time: a known or
+/// repeated id anywhere (in a full chunk or the rest) still refuses the whole write
+/// and names the id; a good write keeps its order.
+#[tokio::test]
+async fn large_writes_are_all_or_none_whatever_chunk_the_refused_id_is_in() {
+    let files = Files::new();
+    let store = open(&files, Durability::Normal);
+    let known = order(0);
+    store.publish(known.clone()).await.expect("publish");
+    for (position, repeat) in [(5, false), (40, false), (99, false), (70, true), (33, true)] {
+        let mut rows: Vec<_> = (1..=100).map(|i| order(1_000_000 + i)).collect();
+        let refused = match repeat {
+            true => rows[position - 30].clone(),
+            false => known.clone(),
+        };
+        rows[position] = refused.clone();
+        match store.publish_all(&rows).await {
+            Err(StoreError::Duplicate(id)) => assert_eq!(id, refused.id),
+            other => panic!("a known or repeated id at {position}: {other:?}"),
+        }
+        assert_eq!(store.count().await.expect("count"), 1, "nothing stored");
+    }
+    let rows: Vec<_> = (1..=100).map(|i| order(2_000_000 + i)).collect();
+    store.publish_all(&rows).await.expect("publish_all");
+    let all = store.query(&ArtifactFilter::new()).await.expect("query");
+    let ids: Vec<_> = all.iter().map(|a| a.id).collect();
+    let expected: Vec<_> = std::iter::once(&known).chain(&rows).map(|a| a.id).collect();
+    assert_eq!(ids, expected, "stored in order");
 }
