@@ -10,9 +10,16 @@
 //!   typed value, so predicates and engines read `&T` without re-parsing JSON.
 //! - [`TypeRegistry`] maps type names to decoders for publishing JSON by type name.
 //! - [`BlackboardStore`] is the store trait; [`InMemoryStore`] the default store.
+//! - `conformance` (feature `conformance`): the tests every store backend must pass.
+
+// docs.rs (`--cfg docsrs`) marks every feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod artifact;
 mod cluster;
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub mod conformance;
 mod error;
 mod registry;
 mod store;

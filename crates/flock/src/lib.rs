@@ -73,6 +73,8 @@
 //!   LLM analysis, bulk inserts, rate limits, IoT statistics), predicates, joins and
 //!   visibility with batches, best practices, performance, and debugging with
 //!   [`Flock::active_batches`] and DuckDB traces. Every Rust block in it is a doctest.
+//! - **Durability**, `guide::durability` (feature `sqlite`): a flock on the SQLite
+//!   store, what survives a crash, what runs again, idempotency keys.
 //! - **Examples**, one per pattern, each finishing in seconds:
 //!   `cargo xtask example NAME` in the repository (`payment_batching --fast`,
 //!   `simple_batch`, `review_sentiment`, `support_tickets`, `bulk_insert`,
@@ -132,6 +134,7 @@
 //! | `otlp` | | spans to an OTLP/HTTP collector, by code or the standard `OTEL_EXPORTER_OTLP_*` variables; with or without DuckDB |
 //! | `llm` | yes | the LLM engine ([`LlmEngine`]) |
 //! | `llm-mock` | | also its local OpenAI-compatible test server (`flock::llm::mock`) |
+//! | `sqlite` | | the durable SQLite store (`flock::sqlite::SqliteStore`) |
 //! | `bundled` | | the former name of `duckdb` |
 //!
 //! With `default-features = false` (and, say, `features = ["llm", "otlp"]`) nothing
@@ -185,6 +188,12 @@ pub use flock_engines::{
     EngineError, Inputs, IntoOutputs, Outputs, RunFailure, SimpleBatchEngine, batch_fn,
     batch_fn_async, group_batch_fn, group_fn, map_fn, map_fn_async,
 };
+/// The durable SQLite store (feature `sqlite`): [`SqliteStore`](sqlite::SqliteStore)
+/// keeps every accepted artifact, each agent's consumption and the failed runs in
+/// `.flock/blackboard.db`.
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use flock_store_sqlite as sqlite;
 pub use flock_subscription as subscription;
 pub use flock_subscription::{
     AllOf, BatchSpec, BatchSpecBuilder, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec,
@@ -229,6 +238,10 @@ pub mod guide {
     pub mod batch_processing {}
     #[doc = include_str!("../guide/traces.md")]
     pub mod traces {}
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../guide/durability.md")]
+    pub mod durability {}
 }
 
 /// Everything an application needs: `use flock::prelude::*;`.
