@@ -15,7 +15,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::{cargo, cargo_command};
+use crate::{cargo, cargo_command, target_dir};
 
 // === the workspace as cargo sees it ===
 
@@ -136,6 +136,7 @@ pub(crate) fn package() -> Result<()> {
             .with_context(|| format!("crate {} reads files outside its package", krate.name))?;
         check_listed_files(krate)?;
     }
+    forget_verified_copies()?;
     let mut args = vec![
         "package",
         "--workspace",
@@ -149,6 +150,49 @@ pub(crate) fn package() -> Result<()> {
     let names: Vec<&str> = published.iter().map(|k| k.name.as_str()).collect();
     println!("packaged and verified: {}", names.join(", "));
     Ok(())
+}
+
+/// `cargo package` verifies each crate against the others through a temporary
+/// local registry whose crates keep their version from one run to the next, and
+/// cargo treats a registry crate as immutable: a reused target directory or
+/// registry cache would verify against the copies of an earlier run. Forgets them:
+/// the extracted copies under `$CARGO_HOME/registry/src/-*` and the fingerprints of
+/// this workspace's crates in the target directory (only they rebuild).
+fn forget_verified_copies() -> Result<()> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
+    let mut stale = Vec::new();
+    if let Some(sources) = cargo_home.map(|home| home.join("registry/src"))
+        && let Ok(registries) = fs::read_dir(&sources)
+    {
+        for registry in registries.flatten() {
+            // The temporary registries' directories start with '-'; crates.io's do not.
+            if registry.file_name().to_string_lossy().starts_with('-') {
+                stale.extend(ours(&registry.path()));
+            }
+        }
+    }
+    stale.extend(ours(&target_dir()?.join("debug/.fingerprint")));
+    for path in stale {
+        fs::remove_dir_all(&path)
+            .with_context(|| format!("cannot remove the stale copy {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The entries of `dir` named after this workspace's packages.
+fn ours(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("flock-rs"))
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn check_listed_files(krate: &Published) -> Result<()> {

@@ -91,11 +91,16 @@ impl FromStr for ArtifactId {
 /// code that does not (stores, traces, dynamic publishes).
 trait ErasedValue: Any + Send + Sync {
     fn to_json(&self) -> serde_json::Result<serde_json::Value>;
+    fn to_json_string(&self) -> serde_json::Result<String>;
 }
 
 impl<T: FlockType> ErasedValue for T {
     fn to_json(&self) -> serde_json::Result<serde_json::Value> {
         serde_json::to_value(self)
+    }
+
+    fn to_json_string(&self) -> serde_json::Result<String> {
+        serde_json::to_string(self)
     }
 }
 
@@ -106,6 +111,10 @@ struct RawJson(serde_json::Value);
 impl ErasedValue for RawJson {
     fn to_json(&self) -> serde_json::Result<serde_json::Value> {
         Ok(self.0.clone())
+    }
+
+    fn to_json_string(&self) -> serde_json::Result<String> {
+        serde_json::to_string(&self.0)
     }
 }
 
@@ -187,6 +196,15 @@ impl Payload {
     /// non-string keys).
     pub fn to_json(&self) -> serde_json::Result<serde_json::Value> {
         self.value.to_json()
+    }
+
+    /// The value as JSON text, written straight from the value (no
+    /// [`serde_json::Value`] in between): what stores write.
+    ///
+    /// # Errors
+    /// As [`Payload::to_json`].
+    pub fn to_json_string(&self) -> serde_json::Result<String> {
+        self.value.to_json_string()
     }
 }
 

@@ -2,7 +2,8 @@
 //! criterion benchmark: benchmark 1's work (publish → `BatchSpec::size(100)` → a
 //! no-op engine, current-thread runtime) on exactly `FLOCK_PROFILE_N` artifacts
 //! (default 200,000), then benchmark 7's (10 agents with predicates, half the
-//! artifacts tenant-visible) on as many. Instruction counts do not depend on what
+//! artifacts tenant-visible) on as many. `FLOCK_PROFILE_RETENTION=drop_consumed` runs
+//! the first with retention on. Instruction counts do not depend on what
 //! else the machine does, so two builds compare on a busy machine too:
 //!
 //! ```sh
@@ -26,7 +27,13 @@ struct Event {
 }
 
 async fn batch100(n: u64) {
-    let flock = Flock::builder().no_trace().build();
+    let mut builder = Flock::builder().no_trace();
+    // `FLOCK_PROFILE_RETENTION=drop_consumed`: the store keeps only what still waits
+    // (resident memory stays bounded; measure it with `/usr/bin/time -v`).
+    if std::env::var("FLOCK_PROFILE_RETENTION").as_deref() == Ok("drop_consumed") {
+        builder = builder.retention(flock::Retention::new().drop_consumed());
+    }
+    let flock = builder.build();
     let seen = Arc::new(AtomicUsize::new(0));
     let sink = seen.clone();
     flock

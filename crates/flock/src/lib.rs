@@ -73,6 +73,8 @@
 //!   LLM analysis, bulk inserts, rate limits, IoT statistics), predicates, joins and
 //!   visibility with batches, best practices, performance, and debugging with
 //!   [`Flock::active_batches`] and DuckDB traces. Every Rust block in it is a doctest.
+//! - **Durability**, `guide::durability` (feature `sqlite`): a flock on the SQLite
+//!   store, what survives a crash, what runs again, idempotency keys.
 //! - **Examples**, one per pattern, each finishing in seconds:
 //!   `cargo xtask example NAME` in the repository (`payment_batching --fast`,
 //!   `simple_batch`, `review_sentiment`, `support_tickets`, `bulk_insert`,
@@ -133,6 +135,7 @@
 //! | `llm` | yes | the LLM engine ([`LlmEngine`]) |
 //! | `llm-mock` | | also its local OpenAI-compatible test server (`flock::llm::mock`) |
 //! | `postgres` | | the PostgreSQL store (`flock::postgres::PostgresStore`): durable, and shared by several processes ([`FlockBuilder::cluster`]) |
+//! | `sqlite` | | the durable SQLite store (`flock::sqlite::SqliteStore`) |
 //! | `bundled` | | the former name of `duckdb` |
 //!
 //! With `default-features = false` (and, say, `features = ["llm", "otlp"]`) nothing
@@ -192,6 +195,12 @@ pub use flock_engines::{
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use flock_store_postgres as postgres;
+/// The durable SQLite store (feature `sqlite`): [`SqliteStore`](sqlite::SqliteStore)
+/// keeps every accepted artifact, each agent's consumption and the failed runs in
+/// `.flock/blackboard.db`.
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use flock_store_sqlite as sqlite;
 pub use flock_subscription as subscription;
 pub use flock_subscription::{
     AllOf, BatchSpec, BatchSpecBuilder, InvalidBatchSpec, InvalidJoinSpec, JoinKey, JoinSpec,
@@ -236,6 +245,10 @@ pub mod guide {
     pub mod batch_processing {}
     #[doc = include_str!("../guide/traces.md")]
     pub mod traces {}
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../guide/durability.md")]
+    pub mod durability {}
     #[cfg(feature = "postgres")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     #[doc = include_str!("../guide/cluster.md")]

@@ -18,12 +18,19 @@ pub use view::BlackboardView;
 use crate::{Artifact, ArtifactId, StoreError, TypeRegistry};
 
 /// Where artifacts live. Every published artifact is kept: it is a blackboard.
+///
+/// Every store keeps arrival order: each stored artifact takes the next place in
+/// one sequence, and every listing returns artifacts in that order. Every backend
+/// must pass the conformance suite, `flock_core::conformance` (feature
+/// `conformance`).
 #[async_trait]
 pub trait BlackboardStore: Send + Sync + 'static {
-    /// Stores an artifact.
+    /// Stores an artifact. Returns once it is stored: for a durable store, once it
+    /// is durable.
     ///
     /// # Errors
-    /// [`StoreError::Duplicate`] when its id is already stored, or a backend failure.
+    /// [`StoreError::Duplicate`] when its id is already stored (nothing is stored),
+    /// or a backend failure.
     async fn publish(&self, artifact: Arc<Artifact>) -> Result<(), StoreError>;
 
     /// Stores several artifacts: all of them, or (on an error) none, where the
@@ -47,7 +54,8 @@ pub trait BlackboardStore: Send + Sync + 'static {
     /// A backend failure.
     async fn get(&self, id: ArtifactId) -> Result<Option<Arc<Artifact>>, StoreError>;
 
-    /// The artifacts matching `filter`, oldest first.
+    /// The artifacts matching `filter`, in arrival order; `filter.limit` keeps the
+    /// first matches, counted after every condition (visibility included).
     ///
     /// # Errors
     /// A backend failure.
@@ -102,7 +110,8 @@ pub trait BlackboardStore: Send + Sync + 'static {
     /// one transaction. Recording a consumption twice is harmless.
     ///
     /// # Errors
-    /// As [`BlackboardStore::publish_all`]; then nothing was stored or recorded.
+    /// As [`BlackboardStore::publish_all`] (a known or repeated output id is
+    /// [`StoreError::Duplicate`]); then nothing was stored or recorded.
     async fn commit_run(&self, commit: RunCommit<'_>) -> Result<(), StoreError> {
         self.publish_all(commit.outputs).await
     }
@@ -111,7 +120,8 @@ pub trait BlackboardStore: Send + Sync + 'static {
     /// consumed by its agent, in one transaction.
     ///
     /// # Errors
-    /// A backend failure; then nothing was stored.
+    /// [`StoreError::Duplicate`] when the error artifact's id is already stored, or
+    /// a backend failure; then nothing was kept, stored or recorded.
     async fn commit_failure(
         &self,
         failure: &FailureRecord,
@@ -121,7 +131,7 @@ pub trait BlackboardStore: Send + Sync + 'static {
         self.publish(error.clone()).await
     }
 
-    /// Forgets a failed run (it is being run again).
+    /// Forgets a failed run (it is being run again). An unknown id is no error.
     ///
     /// # Errors
     /// A backend failure.
@@ -138,7 +148,7 @@ pub trait BlackboardStore: Send + Sync + 'static {
     }
 
     /// The artifacts stored since `agent` was first recorded that it has not
-    /// consumed, in the order they were stored.
+    /// consumed, in the order they were stored (none for an agent never recorded).
     ///
     /// # Errors
     /// A backend failure.

@@ -27,6 +27,8 @@ mod nothing_lost;
 mod output_contract;
 mod publishing;
 mod races;
+#[cfg(feature = "sqlite")]
+mod recovery;
 mod registration;
 mod retention;
 mod retries;

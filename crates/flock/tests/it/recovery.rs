@@ -1,0 +1,256 @@
+//! Recovery on a real SQLite file (`flock::sqlite`): a "process" is a Tokio runtime
+//! of its own with a flock on the file; dropping the runtime without `shutdown`
+//! stops everything at once, as a crash would (what was accepted is committed, since
+//! a publish returns only once durable), and the next process opens the same file.
+//! Real time throughout: the store answers from its own threads, which a paused
+//! clock would not wait for.
+
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use flock::{prelude::*, sqlite::SqliteStore};
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+use crate::{Item, Run, Runs, publish_ids};
+
+/// One process: a runtime of its own, dropped (tasks and all) at the end.
+fn process<T>(work: impl Future<Output = T>) -> T {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(work)
+}
+
+/// A flock on the file at `db`.
+fn open(db: &Path) -> Flock {
+    let store = SqliteStore::open(db).expect("open the store");
+    Flock::builder().no_trace().store(Arc::new(store)).build()
+}
+
+/// A batch engine recording the items and flush reason of every run, and the run
+/// ids it was given.
+fn recording(runs: &Runs, run_ids: &Arc<Mutex<Vec<Uuid>>>) -> impl Engine + use<> {
+    let (runs, run_ids) = (runs.clone(), run_ids.clone());
+    batch_fn(move |ctx: &EngineContext, items: Vec<Arc<Item>>| {
+        run_ids.lock().push(ctx.run_id);
+        runs.lock().push(Run {
+            ids: items.iter().map(|i| i.id).collect(),
+            reason: ctx.flush_reason(),
+        });
+        Ok::<_, String>(Outputs::none())
+    })
+}
+
+#[test]
+fn what_no_run_consumed_is_collected_again_and_the_rest_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("blackboard.db");
+    let runs: Runs = Arc::default();
+    let ids: Arc<Mutex<Vec<Uuid>>> = Arc::default();
+    process(async {
+        let flock = open(&db);
+        flock
+            .agent("batches")
+            .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(3)))
+            .with_engine(recording(&runs, &ids))
+            .register()
+            .unwrap();
+        publish_ids(&flock, 0..5).await;
+        flock.run_until_idle().await;
+        // Killed here: 3 and 4 wait in the partial batch.
+    });
+    assert_eq!(
+        *runs.lock(),
+        vec![Run::batch(&[0, 1, 2], FlushReason::Size)]
+    );
+
+    process(async {
+        let flock = open(&db);
+        flock
+            .agent("batches")
+            .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(3)))
+            .with_engine(recording(&runs, &ids))
+            .register()
+            .unwrap();
+        let report = flock.recover().await.unwrap();
+        assert_eq!((report.artifacts, report.deliveries), (2, 2));
+        publish_ids(&flock, [5]).await;
+        flock.run_until_idle().await;
+        flock.shutdown().await;
+    });
+    assert_eq!(
+        *runs.lock(),
+        vec![
+            Run::batch(&[0, 1, 2], FlushReason::Size),
+            Run::batch(&[3, 4, 5], FlushReason::Size),
+        ],
+        "every item in exactly one batch, in arrival order"
+    );
+
+    // After a clean shutdown nothing is left to recover.
+    process(async {
+        let flock = open(&db);
+        flock
+            .agent("batches")
+            .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(3)))
+            .with_engine(recording(&runs, &ids))
+            .register()
+            .unwrap();
+        let report = flock.recover().await.unwrap();
+        assert_eq!(report.artifacts, 0);
+        assert_eq!(flock.store().count().await.unwrap(), 6);
+    });
+}
+
+#[test]
+fn a_batch_whose_timeout_passed_during_the_downtime_flushes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("blackboard.db");
+    let runs: Runs = Arc::default();
+    let ids: Arc<Mutex<Vec<Uuid>>> = Arc::default();
+    let timeout = Duration::from_secs(1);
+    let register = |flock: &Flock| {
+        flock
+            .agent("batches")
+            .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(10).timeout(timeout)))
+            .with_engine(recording(&runs, &ids))
+            .register()
+            .unwrap();
+    };
+    process(async {
+        let flock = open(&db);
+        register(&flock);
+        publish_ids(&flock, [1, 2]).await;
+    });
+    assert!(
+        runs.lock().is_empty(),
+        "the first process stopped before the deadline"
+    );
+    std::thread::sleep(timeout);
+
+    process(async {
+        let flock = open(&db);
+        register(&flock);
+        let report = flock.recover().await.unwrap();
+        assert_eq!(report.artifacts, 2);
+        flock.run_until_idle().await;
+    });
+    assert_eq!(
+        *runs.lock(),
+        vec![Run::batch(&[1, 2], FlushReason::Timeout)],
+        "overdue at recovery: flushed at once, as a timeout"
+    );
+}
+
+#[test]
+fn an_interrupted_run_runs_again_with_the_same_run_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("blackboard.db");
+    let runs: Runs = Arc::default();
+    let ids: Arc<Mutex<Vec<Uuid>>> = Arc::default();
+    process(async {
+        let flock = open(&db);
+        let seen = ids.clone();
+        flock
+            .agent("batches")
+            .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(2)))
+            .with_engine(batch_fn_async(
+                move |ctx: EngineContext, _: Vec<Arc<Item>>| {
+                    seen.lock().push(ctx.run_id);
+                    async {
+                        // Never finishes: the process dies during the run.
+                        std::future::pending::<()>().await;
+                        Ok::<_, String>(Outputs::none())
+                    }
+                },
+            ))
+            .register()
+            .unwrap();
+        publish_ids(&flock, [1, 2]).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ids.lock().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let first = ids.lock().clone();
+    assert_eq!(first.len(), 1, "the run started before the crash");
+
+    process(async {
+        let flock = open(&db);
+        flock
+            .agent("batches")
+            .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(2)))
+            .with_engine(recording(&runs, &ids))
+            .register()
+            .unwrap();
+        flock.recover().await.unwrap();
+        flock.run_until_idle().await;
+    });
+    assert_eq!(*runs.lock(), vec![Run::batch(&[1, 2], FlushReason::Size)]);
+    assert_eq!(
+        ids.lock()[1],
+        first[0],
+        "the same inputs: the same run id (an idempotency key)"
+    );
+}
+
+#[test]
+fn failed_runs_survive_and_their_inputs_are_not_delivered_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("blackboard.db");
+    let calls: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let register = |flock: &Flock| {
+        let calls = calls.clone();
+        flock
+            .agent("checks")
+            .consumes::<Item>(Subscribe::new())
+            .with_engine(map_fn(move |_: &EngineContext, item: Arc<Item>| {
+                calls.lock().push(item.id);
+                match item.id {
+                    7 => Err("refused".to_owned()),
+                    _ => Ok(Outputs::none()),
+                }
+            }))
+            .register()
+            .unwrap();
+    };
+    process(async {
+        let flock = open(&db);
+        register(&flock);
+        publish_ids(&flock, [6, 7]).await;
+        flock.run_until_idle().await;
+        assert_eq!(flock.failed_runs().len(), 1);
+    });
+    calls.lock().sort_unstable();
+    assert_eq!(*calls.lock(), vec![6, 7]);
+
+    process(async {
+        let flock = open(&db);
+        register(&flock);
+        let report = flock.recover().await.unwrap();
+        assert_eq!(report.failed_runs, 1);
+        flock.run_until_idle().await;
+        let failed = flock.failed_runs();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].agent, "checks");
+        assert!(failed[0].error.contains("refused"), "{}", failed[0].error);
+        assert_eq!(failed[0].inputs[0].get::<Item>(), Some(&Item { id: 7 }));
+        let errors = flock
+            .store()
+            .list_by_type(WorkflowError::TYPE_NAME)
+            .await
+            .unwrap();
+        assert_eq!(errors.len(), 1, "its WorkflowError is stored once");
+    });
+    assert_eq!(
+        *calls.lock(),
+        vec![6, 7],
+        "neither the consumed input nor the failed run's is delivered again"
+    );
+}
