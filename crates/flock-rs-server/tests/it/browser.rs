@@ -168,18 +168,24 @@ async fn the_dashboard_shows_a_batch_filling_then_its_flush() {
         flush.contains("payments") && flush.contains("100%"),
         "{flush}"
     );
-    let size = client
-        .find(Locator::Css("#flushes tbody tr[data-reason='size']"))
-        .await
-        .unwrap()
-        .attr("data-size")
-        .await
-        .unwrap();
+    // The page redraws its tables as events arrive: an element found may be gone
+    // (stale) by the time it is read, so each read is retried until it holds.
+    let size = crate::eventually("the size flush row's data-size", || async {
+        let row = client
+            .find(Locator::Css("#flushes tbody tr[data-reason='size']"))
+            .await
+            .ok()?;
+        row.attr("data-size").await.ok()
+    })
+    .await;
     assert_eq!(size.as_deref(), Some("5"));
-    client
-        .find(Locator::Css("#chart circle.flush[data-reason='size']"))
-        .await
-        .expect("the flush drawn in the chart");
+    crate::eventually("the flush drawn in the chart", || async {
+        client
+            .find(Locator::Css("#chart circle.flush[data-reason='size']"))
+            .await
+            .ok()
+    })
+    .await;
     text_of(&client, "#batches", |t| {
         t.contains("No batch is collecting")
     })
@@ -199,13 +205,11 @@ async fn the_dashboard_shows_a_batch_filling_then_its_flush() {
         t.contains("1 / 5")
     })
     .await;
-    client
-        .find(Locator::Id("flush-all"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    crate::eventually("a click on the flush button", || async {
+        let button = client.find(Locator::Id("flush-all")).await.ok()?;
+        button.click().await.ok()
+    })
+    .await;
     text_of(&client, "#flushes tbody tr[data-reason='manual']", |t| {
         t.contains("20%")
     })
