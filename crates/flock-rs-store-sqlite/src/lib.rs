@@ -3,6 +3,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+mod job;
 mod options;
 mod read;
 mod row;

@@ -20,7 +20,7 @@ use std::{
 
 use flock_core::StoreError;
 
-use crate::{SqliteError, writer::Job};
+use crate::{SqliteError, job::Job};
 
 /// The jobs of one committed transaction with their outcomes, to send once the log
 /// is on disk (their writes are freed here too, not on the writer's thread).

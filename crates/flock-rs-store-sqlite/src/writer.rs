@@ -11,8 +11,8 @@ use std::{
 use flock_core::{ArtifactId, StoreError};
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
+pub(crate) use crate::job::{Job, Outcome, Reply, Write};
 use crate::{
     Durability, SqliteError,
     row::Row,
@@ -23,57 +23,6 @@ use crate::{
 /// At most this many writes go into one transaction, so one commit's latency stays
 /// bounded however many publishers wait.
 const MAX_GROUP: usize = 8192;
-
-/// One write: each is all or nothing, and many share a transaction.
-pub(crate) enum Write {
-    /// One artifact.
-    Publish(Row),
-    /// Several artifacts, all or none.
-    PublishAll(Vec<Row>),
-    /// A run's outputs and its agent's consumption of its inputs.
-    CommitRun {
-        agent: String,
-        inputs: Vec<ArtifactId>,
-        outputs: Vec<Row>,
-    },
-    /// A failed run (as JSON), its `WorkflowError`, and its inputs consumed.
-    CommitFailure {
-        id: Uuid,
-        record: String,
-        agent: String,
-        inputs: Vec<ArtifactId>,
-        error: Row,
-    },
-    /// Forget a failed run.
-    ForgetFailure(Uuid),
-    /// Record an agent (the first time: where its artifacts start).
-    RegisterAgent(String),
-}
-
-type Outcome = Result<(), StoreError>;
-
-/// Where the outcome of a write goes: an async publisher, or a thread that blocks.
-pub(crate) enum Reply {
-    Task(oneshot::Sender<Outcome>),
-    Thread(mpsc::SyncSender<Outcome>),
-}
-
-impl Reply {
-    pub(crate) fn send(self, outcome: Outcome) {
-        // A writer that stopped waiting (its future was dropped) needs no answer; its
-        // write is committed or not all the same.
-        let _ = match self {
-            Self::Task(reply) => reply.send(outcome).map_err(drop),
-            Self::Thread(reply) => reply.send(outcome).map_err(drop),
-        };
-    }
-}
-
-/// A write and where its outcome goes.
-pub(crate) struct Job {
-    write: Write,
-    pub(crate) reply: Reply,
-}
 
 /// The handle on the writer thread; dropping it lets the thread finish the writes
 /// already sent, close the connection, and waits for it.

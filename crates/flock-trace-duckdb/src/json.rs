@@ -14,8 +14,6 @@ use opentelemetry_sdk::{
     trace::{SpanEvents, SpanLinks},
 };
 
-use crate::schema::unix_nanos;
-
 /// Writes `attributes` as one JSON object.
 pub(crate) fn write_attributes(out: &mut impl Write, attributes: &[KeyValue]) -> fmt::Result {
     out.write_char('{')?;
@@ -160,6 +158,14 @@ pub(crate) fn write_string(out: &mut impl Write, s: &str) -> fmt::Result {
     }
     out.write_str(&s[plain..])?;
     out.write_char('"')
+}
+
+/// Nanoseconds since the Unix epoch, saturating at the ends of `i64` (year 1677 and 2262).
+pub(crate) fn unix_nanos(time: std::time::SystemTime) -> i64 {
+    match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |n| -n),
+    }
 }
 
 #[cfg(test)]

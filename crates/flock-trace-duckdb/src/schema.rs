@@ -8,11 +8,7 @@
 //! `name` or `trace_id` fast without them. A file created with Flock's indexes keeps
 //! them and still works, more slowly.
 
-use std::{
-    fmt::Write as _,
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{fmt::Write as _, sync::Arc};
 
 use duckdb::arrow::{
     array::{ArrayRef, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder},
@@ -22,7 +18,7 @@ use duckdb::arrow::{
 use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry_sdk::trace::SpanData;
 
-use crate::json;
+use crate::json::{self, unix_nanos};
 
 /// Creates the `spans` table if missing, in the database attached as `catalog`.
 pub(crate) fn create_table(catalog: &str) -> String {
@@ -221,14 +217,6 @@ pub(crate) fn split_name(name: &str) -> (Option<&str>, Option<&str>) {
     }
 }
 
-/// Nanoseconds since the Unix epoch, saturating at the ends of `i64` (year 1677 and 2262).
-pub(crate) fn unix_nanos(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |n| -n),
-    }
-}
-
 fn kind_name(kind: &SpanKind) -> &'static str {
     match kind {
         SpanKind::Client => "CLIENT",
@@ -256,9 +244,9 @@ mod tests {
 
     #[test]
     fn times_are_nanoseconds_since_the_epoch() {
-        let t = UNIX_EPOCH + std::time::Duration::from_nanos(1_700_000_000_123_456_789);
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(1_700_000_000_123_456_789);
         assert_eq!(unix_nanos(t), 1_700_000_000_123_456_789);
-        let before = UNIX_EPOCH - std::time::Duration::from_nanos(5);
+        let before = std::time::UNIX_EPOCH - std::time::Duration::from_nanos(5);
         assert_eq!(unix_nanos(before), -5);
     }
 }

@@ -8,7 +8,7 @@ use std::{
 };
 
 use crate::{
-    TraceConfig, TraceError, processor::DuckDbProcessor, schema::unix_nanos, store::TraceFile,
+    TraceConfig, TraceError, json::unix_nanos, processor::DuckDbProcessor, store::TraceFile,
     writer::Settings,
 };
 

@@ -43,7 +43,7 @@ pub struct FailedRun {
     pub(crate) agent_ref: Arc<Agent>,
     /// The subscription that took the inputs.
     pub(crate) subscription: u32,
-    /// In a cluster: the fence of the run (see `run::Origin`).
+    /// In a cluster: the fence of the run (see `work::Origin`).
     pub(crate) fence: Option<u64>,
     pub(crate) work: Work,
 }
@@ -52,7 +52,7 @@ impl FailedRun {
     #[expect(clippy::too_many_arguments, reason = "every field of a new entry")]
     pub(crate) fn new(
         agent: Arc<Agent>,
-        origin: crate::run::Origin,
+        origin: crate::work::Origin,
         run_id: Uuid,
         work: Work,
         kind: FailureKind,

@@ -241,3 +241,12 @@ impl Work {
         }
     }
 }
+
+/// Where a run's inputs came from: the subscription that took them and, in a
+/// cluster, the epoch of its unit's lease when the run was created: the fence its
+/// commit is checked against (`None`: the unit was not this process's).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin {
+    pub(crate) subscription: u32,
+    pub(crate) fence: Option<u64>,
+}

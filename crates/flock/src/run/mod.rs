@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 pub(crate) use attempt::observe;
 
+pub(crate) use crate::work::Origin;
 use crate::{
     agent::Agent,
     clock::Now,
@@ -31,15 +32,6 @@ use crate::{
     spans,
     work::Work,
 };
-
-/// Where a run's inputs came from: the subscription that took them and, in a
-/// cluster, the epoch of its unit's lease when the run was created: the fence its
-/// commit is checked against (`None`: the unit was not this process's).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Origin {
-    pub(crate) subscription: u32,
-    pub(crate) fence: Option<u64>,
-}
 
 /// What a run needs from the runtime.
 pub(crate) trait Host: Send + Sync {
