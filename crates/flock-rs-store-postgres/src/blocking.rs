@@ -9,7 +9,7 @@
 use flock_core::StoreError;
 use tokio_postgres::NoTls;
 
-use crate::{PostgresError, error::db, store::Inner};
+use crate::{PostgresError, error::db, inner::Inner};
 
 /// Records `agent` with the settled last sequence number, unless it is known.
 pub(crate) fn register_agent(inner: &Inner, agent: &str) -> Result<(), StoreError> {

@@ -12,15 +12,9 @@ use tokio_postgres::Row;
 use crate::{
     PostgresStore,
     error::{db, decode, pool},
-    read::seq_param,
-    rows::decode_row,
-    store::Inner,
+    inner::Inner,
+    rows::{decode_row, seq_param, unit_key},
 };
-
-/// A unit's key in the `leases` table: unambiguous whatever the agent's name holds.
-pub(crate) fn unit_key(unit: &WorkUnit) -> String {
-    serde_json::json!([unit.agent, unit.subscription, unit.partition]).to_string()
-}
 
 /// A duration as the microseconds the statements add to the server's clock.
 fn micros(ttl: Duration) -> i64 {

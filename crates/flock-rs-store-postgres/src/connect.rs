@@ -9,9 +9,11 @@ use flock_core::TypeRegistry;
 use tokio_postgres::NoTls;
 
 use crate::{
-    ConnectError, PostgresError, PostgresStore, schema,
+    ConnectError, PostgresError, PostgresStore,
+    inner::Inner,
+    listen::ListenerSlot,
+    schema,
     sql::{Keys, Sql},
-    store::Inner,
 };
 
 /// The schema a store uses unless told otherwise.
@@ -129,7 +131,24 @@ impl PostgresBuilder {
             config,
             types: self.types,
             schema: self.schema,
-            listener: parking_lot::Mutex::new(None),
+            listener: ListenerSlot::default(),
         }))
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`;
+    /// no TLS) with the defaults of [`PostgresStore::builder`]: schema `flock`, a new
+    /// type registry, at most 8 pooled connections.
+    ///
+    /// # Errors
+    /// See [`PostgresBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Options for a store at `url`; [`PostgresBuilder::connect`] connects.
+    pub fn builder(url: &str) -> PostgresBuilder {
+        PostgresBuilder::new(url)
     }
 }

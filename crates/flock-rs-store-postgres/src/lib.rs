@@ -54,6 +54,7 @@ mod blocking;
 mod cluster;
 mod connect;
 mod error;
+mod inner;
 mod listen;
 mod read;
 mod rows;

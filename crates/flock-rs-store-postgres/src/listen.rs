@@ -1,5 +1,5 @@
 //! Wake-ups: a connection of its own that `LISTEN`s on the schema's channel and
-//! counts notifications (reconnecting when it breaks), and `wait_for_more` on top.
+//! counts notifications (reconnecting when it breaks), and waiting on it.
 //!
 //! Nothing depends on a notification arriving: `wait_for_more` checks the table
 //! once it listens and returns at its timeout anyway, and the caller reads the feed
@@ -11,12 +11,6 @@ use flock_core::StoreError;
 use futures::StreamExt;
 use tokio::{sync::watch, task::JoinHandle};
 use tokio_postgres::{AsyncMessage, NoTls};
-
-use crate::{
-    error::{db, pool},
-    read::seq_param,
-    store::Inner,
-};
 
 /// How long the listener waits before reconnecting, at first and at most.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
@@ -112,52 +106,39 @@ async fn listen_once(
     }
 }
 
-impl Inner {
+/// The store's listener, started by the first wait.
+#[derive(Default)]
+pub(crate) struct ListenerSlot(parking_lot::Mutex<Option<Arc<Listener>>>);
+
+impl ListenerSlot {
     /// The running listener, started (again) when there is none or it stopped
     /// (its runtime ended).
-    fn listener(&self) -> Arc<Listener> {
-        let mut slot = self.listener.lock();
+    pub(crate) fn get(&self, config: &tokio_postgres::Config, channel: &str) -> Arc<Listener> {
+        let mut slot = self.0.lock();
         match &*slot {
             Some(listener) if !listener.task.is_finished() => listener.clone(),
             _ => {
-                let listener = Arc::new(Listener::spawn(
-                    self.config.clone(),
-                    self.sql.channel.clone(),
-                ));
+                let listener = Arc::new(Listener::spawn(config.clone(), channel.to_owned()));
                 *slot = Some(listener.clone());
                 listener
             }
         }
     }
+}
 
-    async fn any_after(&self, after: u64) -> Result<bool, StoreError> {
-        let client = self.pool.get().await.map_err(pool)?;
-        let any = client
-            .prepare_cached(&self.sql.any_after)
-            .await
-            .map_err(db)?;
-        client
-            .query_one(&any, &[&seq_param(after)])
-            .await
-            .map_err(db)?
-            .try_get(0)
-            .map_err(db)
-    }
-
-    /// Resolves when an artifact after `after` is stored (at once if one is), a
-    /// notification or a reconnection of the listener suggests one may be, or
-    /// `timeout` passes.
-    pub(crate) async fn wait_for_more(
-        &self,
-        after: u64,
-        timeout: Duration,
-    ) -> Result<(), StoreError> {
-        let listener = self.listener();
-        let mut wake = listener.wake.clone();
+impl Listener {
+    /// Resolves when `check` (run once listening) finds what the caller waits for,
+    /// a notification or a reconnection suggests it may be there, or `timeout`
+    /// passes.
+    pub(crate) async fn wait<F>(&self, timeout: Duration, check: F) -> Result<(), StoreError>
+    where
+        F: Future<Output = Result<bool, StoreError>>,
+    {
+        let mut wake = self.wake.clone();
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        // Check the table only once listening: whatever commits after the check
-        // then notifies this listener.
+        // Check only once listening: whatever commits after the check then
+        // notifies this listener.
         while !wake.borrow_and_update().listening {
             tokio::select! {
                 () = &mut deadline => return Ok(()),
@@ -167,7 +148,7 @@ impl Inner {
                 },
             }
         }
-        if self.any_after(after).await? {
+        if check.await? {
             return Ok(());
         }
         tokio::select! {

@@ -1,7 +1,8 @@
 //! Reads: one artifact, the count, filtered queries (conditions in SQL, visibility
-//! in Rust), what an agent has not consumed, and the failed runs.
+//! in Rust), what an agent has not consumed, the failed runs, and waiting for
+//! more.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use flock_core::{Artifact, ArtifactFilter, ArtifactId, FailureRecord, StoreError};
@@ -9,8 +10,8 @@ use tokio_postgres::types::ToSql;
 
 use crate::{
     error::{db, decode, pool},
-    rows::{decode_all, decode_row, split_time},
-    store::Inner,
+    inner::Inner,
+    rows::{decode_all, decode_row, seq_param, split_time},
 };
 
 /// Parameters of a statement built at run time.
@@ -43,13 +44,33 @@ fn wall_clock() -> DateTime<Utc> {
     Utc::now()
 }
 
-/// A sequence number as PostgreSQL's `bigint` (numbers past its range are past
-/// every stored one).
-pub(crate) fn seq_param(seq: u64) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
-}
-
 impl Inner {
+    async fn any_after(&self, after: u64) -> Result<bool, StoreError> {
+        let client = self.pool.get().await.map_err(pool)?;
+        let any = client
+            .prepare_cached(&self.sql.any_after)
+            .await
+            .map_err(db)?;
+        client
+            .query_one(&any, &[&seq_param(after)])
+            .await
+            .map_err(db)?
+            .try_get(0)
+            .map_err(db)
+    }
+
+    /// Resolves when an artifact after `after` is stored (at once if one is), a
+    /// notification or a reconnection of the listener suggests one may be, or
+    /// `timeout` passes.
+    pub(crate) async fn wait_for_more(
+        &self,
+        after: u64,
+        timeout: Duration,
+    ) -> Result<(), StoreError> {
+        let listener = self.listener.get(&self.config, &self.sql.channel);
+        listener.wait(timeout, self.any_after(after)).await
+    }
+
     pub(crate) async fn get(&self, id: ArtifactId) -> Result<Option<Arc<Artifact>>, StoreError> {
         let client = self.pool.get().await.map_err(pool)?;
         let get = client.prepare_cached(&self.sql.get).await.map_err(db)?;

@@ -4,7 +4,7 @@
 use std::{collections::BTreeSet, sync::Arc};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use flock_core::{Artifact, ArtifactId, StoreError, TypeRegistry, Visibility};
+use flock_core::{Artifact, ArtifactId, StoreError, TypeRegistry, Visibility, WorkUnit};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -143,4 +143,15 @@ mod tests {
             assert_eq!(join_time(micros, sub), at, "{text}");
         }
     }
+}
+
+/// A sequence number as PostgreSQL's `bigint` (numbers past its range are past
+/// every stored one).
+pub(crate) fn seq_param(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// A unit's key in the `leases` table: unambiguous whatever the agent's name holds.
+pub(crate) fn unit_key(unit: &WorkUnit) -> String {
+    serde_json::json!([unit.agent, unit.subscription, unit.partition]).to_string()
 }

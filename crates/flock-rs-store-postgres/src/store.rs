@@ -1,21 +1,15 @@
-//! `PostgresStore`: the store's state (pool, statements, registry, listener) and
-//! the `BlackboardStore` contract on top of `write.rs` and `read.rs`.
+//! `PostgresStore` and the `BlackboardStore` contract on top of `write.rs` and
+//! `read.rs` (its state is `inner.rs`; connecting is `connect.rs`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
 use flock_core::{
     Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FailureRecord, RunCommit, StoreError,
     TypeRegistry,
 };
 
-use crate::{
-    ConnectError, PostgresBuilder,
-    listen::Listener,
-    sql::{Keys, Sql},
-    write::Write,
-};
+use crate::{inner::Inner, write::Write};
 
 /// A blackboard in PostgreSQL: durable, and shareable by several processes (it is
 /// a [`ClusterStore`](flock_core::ClusterStore)).
@@ -24,20 +18,6 @@ use crate::{
 /// is `Send + Sync`; share it behind an `Arc`.
 pub struct PostgresStore {
     inner: Inner,
-}
-
-/// What the store's modules share.
-pub(crate) struct Inner {
-    pub(crate) pool: Pool,
-    /// The connection settings, for connections outside the pool (the listener,
-    /// agent registration).
-    pub(crate) config: tokio_postgres::Config,
-    pub(crate) types: TypeRegistry,
-    pub(crate) sql: Sql,
-    pub(crate) keys: Keys,
-    pub(crate) schema: String,
-    /// The `LISTEN` connection, started by the first `wait_for_more`.
-    pub(crate) listener: parking_lot::Mutex<Option<Arc<Listener>>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -50,21 +30,6 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to the database at `url` (`postgres://user:password@host:port/db`;
-    /// no TLS) with the defaults of [`PostgresStore::builder`]: schema `flock`, a new
-    /// type registry, at most 8 pooled connections.
-    ///
-    /// # Errors
-    /// See [`PostgresBuilder::connect`].
-    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
-        Self::builder(url).connect().await
-    }
-
-    /// Options for a store at `url`; [`PostgresBuilder::connect`] connects.
-    pub fn builder(url: &str) -> PostgresBuilder {
-        PostgresBuilder::new(url)
-    }
-
     pub(crate) fn from_inner(inner: Inner) -> Self {
         Self { inner }
     }

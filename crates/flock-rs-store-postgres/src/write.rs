@@ -10,10 +10,9 @@ use uuid::Uuid;
 
 use crate::{
     PostgresError,
-    cluster::unit_key,
     error::{db, pool},
-    rows::Columns,
-    store::Inner,
+    inner::Inner,
+    rows::{Columns, unit_key},
 };
 
 /// What one write transaction does.
