@@ -11,6 +11,10 @@ use flock_subscription::JoinKey;
 
 use crate::agent::Agent;
 
+/// A unit of work in a cluster, as `(agent, subscription, partition)`: what one
+/// lease covers (a join's, or an unkeyed subscription's, has no partition).
+pub(crate) type UnitKey = (u32, u32, Option<u32>);
+
 /// Identifies one batch accumulator (and one join pool): an agent, one of its
 /// subscriptions, and for keyed batches the key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -20,6 +20,7 @@ use parking_lot::{Mutex, RwLock};
 use rustc_hash::{FxHashMap, FxHasher};
 use tokio::sync::Notify;
 
+pub(crate) use crate::work::UnitKey;
 use crate::{
     agent::Agent,
     decision::{Take, Way},
@@ -107,9 +108,6 @@ impl Cluster {
         Ok(self)
     }
 }
-
-/// A unit as the runtime names it: agent index, subscription, partition.
-pub(crate) type UnitKey = (u32, u32, Option<u32>);
 
 /// A unit this process owns: its lease's epoch, and the feed position its
 /// takeover collected through (the feed delivers only what comes after; until the

@@ -31,7 +31,7 @@ use flock_core::{Artifact, FlushReason, PublishError};
 use flock_subscription::JoinKey;
 
 pub(crate) use cluster::Fence;
-pub(crate) use ready::{Discard, Drained, Held, JoinDone, Ready, Released};
+pub(crate) use ready::{Discard, Drained, Held, JoinDone, Ready, Released, Scope};
 pub(crate) use route::{Routed, Routing, Take, Way};
 pub(crate) use schedule::{Cause, Run, RunInput, Ticket};
 use schedule::{Scheduled, Scheduler};
@@ -211,6 +211,7 @@ impl Core {
             Held {
                 artifact,
                 only: None,
+                scope: Scope::Any,
             },
             routed,
             now,

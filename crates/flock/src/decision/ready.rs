@@ -5,9 +5,13 @@ use std::{sync::Arc, time::Duration};
 use flock_batch::Discarded;
 use flock_core::Artifact;
 use flock_subscription::JoinKey;
+use rustc_hash::FxHashMap;
 
 use super::Run;
-use crate::{agent::Agent, work::BatchKey};
+use crate::{
+    agent::Agent,
+    work::{BatchKey, UnitKey},
+};
 
 /// An artifact held until its `After` visibility begins.
 #[derive(Debug, Clone)]
@@ -15,6 +19,23 @@ pub(crate) struct Held {
     pub(crate) artifact: Arc<Artifact>,
     /// Only these agents may still take it (recovery: the others consumed it).
     pub(crate) only: Option<Arc<[u32]>>,
+    /// In a cluster, the units it may go to once visible.
+    pub(crate) scope: Scope,
+}
+
+/// In a cluster, the units a held artifact may go to once its visibility begins:
+/// exactly those its owner collected it for, so that a unit taken over while the
+/// artifact waits gets it once (from the takeover), not twice.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Scope {
+    /// Outside a cluster: any subscription.
+    #[default]
+    Any,
+    /// Read from the cluster's feed at this sequence number: the units owned since
+    /// before it (a unit taken over later collects it again itself).
+    Fed(u64),
+    /// Collected again by a takeover: its units, while held under these epochs.
+    TakenOver(Arc<FxHashMap<UnitKey, u64>>),
 }
 
 /// A held artifact whose visibility began, at `at`: to route and collect.

@@ -17,7 +17,7 @@ use crate::{
     agent::Agent,
     clock::Now,
     cluster::{Membership, Owned, UnitKey},
-    decision::{Cause, Held, Phase, Routed, Source},
+    decision::{Cause, Held, Phase, Routed, Scope, Source},
     failed::FailedRun,
     run::Origin,
     work::{BatchKey, Work},
@@ -42,16 +42,20 @@ impl Runtime {
         }
     }
 
-    /// Where `artifact` goes at `now` for the agents `only` names: in a cluster,
-    /// only to the units this process owns.
-    pub(crate) fn route_owned(
-        &self,
-        artifact: &Artifact,
-        now: Now,
-        only: Option<&[u32]>,
-    ) -> Routed {
-        let mut routed = self.routing.read().route_for(artifact, now, only);
-        self.keep_owned(&mut routed, |_, _| true);
+    /// Where a held artifact whose visibility began at `now` goes: in a cluster,
+    /// only to the units of its scope that this process still owns.
+    pub(crate) fn route_released(&self, held: &Held, now: Now) -> Routed {
+        let mut routed = self
+            .routing
+            .read()
+            .route_for(&held.artifact, now, held.only.as_deref());
+        match &held.scope {
+            Scope::Any => self.keep_owned(&mut routed, |_, _| true),
+            Scope::Fed(seq) => self.keep_owned(&mut routed, |_, owned| *seq > owned.from_seq),
+            Scope::TakenOver(units) => self.keep_owned(&mut routed, |unit, owned| {
+                units.get(&unit) == Some(&owned.epoch)
+            }),
+        }
         routed
     }
 
@@ -97,7 +101,12 @@ impl Runtime {
             }
             core.reserve(&routed, Source::Output)
                 .unwrap_or_else(|_| unreachable!("fed artifacts are never refused"));
-            core.collect(artifact, routed, now, Cause::None)
+            let held = Held {
+                artifact,
+                only: None,
+                scope: Scope::Fed(seq),
+            };
+            core.collect_for(held, routed, now, Cause::None)
         };
         self.act(ready);
     }
@@ -111,6 +120,7 @@ impl Runtime {
         units: &FxHashMap<UnitKey, u64>,
     ) {
         self.replaying.store(true, Ordering::Release);
+        let scope = Scope::TakenOver(Arc::new(units.clone()));
         for (artifact, only) in pending {
             let now = Now {
                 mono: self.clock.mono_at(artifact.created_at),
@@ -134,6 +144,7 @@ impl Runtime {
                 let held = Held {
                     artifact,
                     only: Some(only.into()),
+                    scope: scope.clone(),
                 };
                 core.collect_for(held, routed, now, Cause::None)
             };

@@ -471,7 +471,7 @@ impl Runtime {
             mono: at,
             wall: self.clock.wall_at(at),
         };
-        let routed = self.route_owned(&held.artifact, now, held.only.as_deref());
+        let routed = self.route_released(&held, now);
         let ready = {
             let mut core = self.core.lock();
             core.reserve(&routed, Source::Released)

@@ -21,7 +21,7 @@ use super::Runtime;
 use crate::{
     agent::Agent,
     clock::Now,
-    decision::{Cause, Discard, Held, Source},
+    decision::{Cause, Discard, Held, Scope, Source},
     failed::FailedRun,
     options::RecoveryReport,
 };
@@ -88,6 +88,7 @@ impl Runtime {
                 let held = Held {
                     artifact,
                     only: Some(only),
+                    scope: Scope::Any,
                 };
                 core.collect_for(held, routed, now, Cause::None)
             };
