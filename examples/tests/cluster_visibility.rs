@@ -134,7 +134,10 @@ async fn a_unit_taken_over_while_an_artifact_is_hidden_gets_it_once() {
         *times.entry(s.id).or_default() += 1;
     }
     let twice: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "readings recorded more than once: {twice:?}");
+    assert!(
+        twice.is_empty(),
+        "readings recorded more than once: {twice:?}"
+    );
     assert_eq!(times.len(), usize::try_from(READINGS).unwrap());
 
     second.shutdown().await;

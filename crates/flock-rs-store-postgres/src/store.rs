@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use flock_core::{
     Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FailureRecord, RunCommit, StoreError,
-    TypeRegistry,
+    TypeRegistry, WorkUnit,
 };
 
 use crate::{inner::Inner, write::Write};
@@ -101,13 +101,14 @@ impl BlackboardStore for PostgresStore {
         &self,
         failure: &FailureRecord,
         error: &Arc<Artifact>,
+        fence: Option<(&WorkUnit, u64)>,
     ) -> Result<(), StoreError> {
         self.inner
             .write(Write {
                 outputs: std::slice::from_ref(error),
                 consumed: Some((&failure.agent, &failure.inputs)),
                 failure: Some(failure),
-                fence: None,
+                fence,
             })
             .await
     }

@@ -6,7 +6,7 @@ use std::{path::Path, sync::Arc};
 use async_trait::async_trait;
 use flock_core::{
     Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FailureRecord, RunCommit, StoreError,
-    TypeRegistry,
+    TypeRegistry, WorkUnit,
 };
 
 use crate::{
@@ -163,8 +163,8 @@ fn rows(artifacts: &[Arc<Artifact>]) -> Result<Vec<Row>, StoreError> {
 /// returns once committed (durable at the store's [`Durability`]).
 ///
 /// The store is not a [`ClusterStore`](flock_core::ClusterStore): it serves one
-/// flock at a time, and [`RunCommit::fence`] (`None` outside a cluster) is not
-/// checked.
+/// flock at a time, and the fences of [`RunCommit::fence`] and `commit_failure`
+/// (`None` outside a cluster) are not checked.
 #[async_trait]
 impl BlackboardStore for SqliteStore {
     async fn publish(&self, artifact: Arc<Artifact>) -> Result<(), StoreError> {
@@ -222,6 +222,7 @@ impl BlackboardStore for SqliteStore {
         &self,
         failure: &FailureRecord,
         error: &Arc<Artifact>,
+        _fence: Option<(&WorkUnit, u64)>,
     ) -> Result<(), StoreError> {
         let record = serde_json::to_string(failure).map_err(|e| SqliteError::Encode {
             id: error.id,

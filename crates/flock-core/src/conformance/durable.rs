@@ -235,12 +235,12 @@ pub async fn failures_are_kept<F: StoreFactory>(factory: &F) {
 
     let (f1, e1) = failure("a", &[&inputs[0], &inputs[1]], 10);
     store
-        .commit_failure(&f1, &e1)
+        .commit_failure(&f1, &e1, None)
         .await
         .expect("commit_failure");
     let (f2, e2) = failure("a", &[&inputs[2]], 11);
     store
-        .commit_failure(&f2, &e2)
+        .commit_failure(&f2, &e2, None)
         .await
         .expect("commit_failure");
     assert_eq!(
@@ -259,7 +259,7 @@ pub async fn failures_are_kept<F: StoreFactory>(factory: &F) {
     // Its error artifact's id is known: nothing of this failure may be kept.
     let (mut f3, _) = failure("a", &[&inputs[3]], 12);
     f3.workflow_error = e1.id;
-    match store.commit_failure(&f3, &e1).await {
+    match store.commit_failure(&f3, &e1, None).await {
         Err(StoreError::Duplicate(id)) => assert_eq!(id, e1.id, "the error names the id"),
         other => {
             panic!("commit_failure with a known error id must fail with Duplicate, got {other:?}")
@@ -311,7 +311,7 @@ pub async fn everything_survives_reopen<F: StoreFactory>(factory: &F) {
         .expect("commit_run");
     let (failed, error) = failure("b", &[&artifacts[3]], 60);
     store
-        .commit_failure(&failed, &error)
+        .commit_failure(&failed, &error, None)
         .await
         .expect("commit_failure");
     let before_a = unconsumed(&store, "a").await;

@@ -117,17 +117,23 @@ pub trait BlackboardStore: Send + Sync + 'static {
     }
 
     /// Keeps a failed run, stores its `WorkflowError` and records its inputs as
-    /// consumed by its agent, in one transaction.
+    /// consumed by its agent, in one transaction. In a cluster, `fence` is the
+    /// run's unit and the epoch of the lease its process held, as
+    /// [`RunCommit::fence`]: a shared store keeps the failed run only while that
+    /// epoch is current (the unit's new owner runs the inputs again). `None`
+    /// outside a cluster.
     ///
     /// # Errors
-    /// [`StoreError::Duplicate`] when the error artifact's id is already stored, or
-    /// a backend failure; then nothing was kept, stored or recorded.
+    /// [`StoreError::Duplicate`] when the error artifact's id is already stored,
+    /// [`StoreError::Fenced`] when the fence's epoch is not current, or a backend
+    /// failure; then nothing was kept, stored or recorded.
     async fn commit_failure(
         &self,
         failure: &FailureRecord,
         error: &Arc<Artifact>,
+        fence: Option<(&crate::WorkUnit, u64)>,
     ) -> Result<(), StoreError> {
-        let _ = failure;
+        let _ = (failure, fence);
         self.publish(error.clone()).await
     }
 

@@ -8,8 +8,8 @@ use std::{
 };
 
 use flock_core::{
-    Artifact, ArtifactId, BlackboardStore, ClusterStore, Lease, RunCommit, StoreError,
-    TypeRegistry, WorkUnit,
+    Artifact, ArtifactId, BlackboardStore, ClusterStore, FailureKind, FailureRecord, Lease,
+    RunCommit, StoreError, TypeRegistry, WorkUnit,
 };
 use flock_store_postgres::PostgresStore;
 use uuid::Uuid;
@@ -284,5 +284,83 @@ async fn fencing_refuses_a_late_commit_from_the_old_owner() {
     assert!(
         matches!(refused, Err(StoreError::Fenced { .. })),
         "{refused:?}"
+    );
+}
+
+/// A failed run of `agent` over `input`, its `WorkflowError` being `error`.
+fn failed_run(input: ArtifactId, error: &Arc<Artifact>) -> FailureRecord {
+    FailureRecord {
+        id: Uuid::now_v7(),
+        agent: "agent".to_owned(),
+        run_id: Uuid::now_v7(),
+        kind: FailureKind::Failed,
+        error: "engine failed: boom".to_owned(),
+        attempts: 1,
+        inputs: vec![input],
+        groups: vec![],
+        subscription: None,
+        flush_reason: None,
+        failed_at: error.created_at,
+        workflow_error: error.id,
+    }
+}
+
+#[tokio::test]
+async fn fencing_refuses_a_late_failed_run_from_the_old_owner() {
+    if skip() {
+        return;
+    }
+    let schema = fresh_schema();
+    let one = store_in(&schema, TypeRegistry::new()).await;
+    let two = store_in(&schema, TypeRegistry::new()).await;
+    let units = units("agent", 1);
+    let unit = &units[0];
+    one.register_agent("agent").unwrap();
+    let input = item(1);
+    one.publish(input.clone()).await.unwrap();
+    let ttl = Duration::from_millis(200);
+    let old = one.balance("one", &units, 1, ttl).await.unwrap()[0].clone();
+    let new = loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(lease) = two.balance("two", &units, 1, LONG).await.unwrap().pop() {
+            break lease;
+        }
+    };
+
+    // The old owner's run failed for good; keeping it comes too late.
+    let error = item(2);
+    let late = failed_run(input.id, &error);
+    let refused = one
+        .commit_failure(&late, &error, Some((unit, old.epoch)))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Fenced { .. })),
+        "a failed run under the old epoch must be fenced, got {refused:?}"
+    );
+    assert!(
+        two.failures().await.unwrap().is_empty(),
+        "no failed run kept"
+    );
+    assert!(
+        two.get(error.id).await.unwrap().is_none(),
+        "no WorkflowError"
+    );
+    assert_eq!(
+        two.unconsumed("agent").await.unwrap().len(),
+        1,
+        "its input is still the new owner's to run"
+    );
+
+    // The new owner's failed run is kept, and consumes the input.
+    let error = item(3);
+    let kept = failed_run(input.id, &error);
+    two.commit_failure(&kept, &error, Some((unit, new.epoch)))
+        .await
+        .expect("the new owner keeps its failed run");
+    assert_eq!(two.failures().await.unwrap(), [kept]);
+    assert_eq!(
+        two.unconsumed("agent").await.unwrap().len(),
+        1,
+        "only the WorkflowError waits"
     );
 }

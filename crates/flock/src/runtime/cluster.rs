@@ -190,8 +190,9 @@ impl Runtime {
         Ok(())
     }
 
-    /// Keeps a failed run of a unit this process still owns under the run's fence
-    /// (one that moved is the new owner's to run).
+    /// Keeps a failed run of a unit this process still owns under the run's fence,
+    /// checked here and again in the store's transaction (one that moved is the new
+    /// owner's to run).
     pub(crate) async fn commit_failure_clustered(
         self: &Arc<Self>,
         run: FailedRun,
@@ -199,12 +200,23 @@ impl Runtime {
     ) {
         let membership = self.membership.as_ref().expect("in a cluster");
         let (key, unit) = run_unit(membership, &run.agent_ref, run.subscription, &run.work);
-        if membership.owned(&key).map(|o| o.epoch) != run.fence || run.fence.is_none() {
+        let Some(epoch) = run
+            .fence
+            .filter(|&e| membership.owned(&key).map(|o| o.epoch) == Some(e))
+        else {
             tracing::info!(%unit, "a failed run of a unit that moved to another process is that process's to run");
             return;
-        }
-        match self.store.commit_failure(&run.record(), &error).await {
+        };
+        match self
+            .store
+            .commit_failure(&run.record(), &error, Some((&unit, epoch)))
+            .await
+        {
             Ok(()) => self.published(&error),
+            Err(StoreError::Fenced { .. }) => {
+                tracing::info!(%unit, "the unit moved to another process before the failed run was kept; that process runs the inputs");
+                return;
+            }
             Err(error) => tracing::error!(
                 agent = %run.agent,
                 %error,

@@ -404,7 +404,11 @@ impl Runtime {
         let (now, routed) = self.reserve_outputs(&outputs);
         let stored = match &self.memory {
             Some(memory) => memory.insert_all(&outputs),
-            None => self.store.commit_failure(&run.record(), &outputs[0]).await,
+            None => {
+                self.store
+                    .commit_failure(&run.record(), &outputs[0], None)
+                    .await
+            }
         };
         let agent = run.agent.clone();
         self.failed.lock().push(run);
