@@ -6,7 +6,7 @@ use tokio_postgres::Client;
 use crate::{ConnectError, sql::Keys};
 
 /// The schema version this crate writes and reads.
-pub(crate) const VERSION: i32 = 1;
+pub(crate) const VERSION: i32 = 2;
 
 /// Whether `name` may name a schema: lowercase ASCII, digits and `_`, starting
 /// with a letter or `_`, at most 48 bytes (the `NOTIFY` channel adds 10 to it, and
@@ -79,6 +79,13 @@ fn migration(schema: &str, n: i32) -> Option<String> {
                 expires_at timestamptz NOT NULL DEFAULT '-infinity'
             );
             CREATE INDEX leases_owner ON {s}.leases (owner) WHERE owner IS NOT NULL;
+            "
+        )),
+        2 => Some(format!(
+            "
+            -- When the owner took the unit (its epoch began), by the server's clock:
+            -- what a takeover took is read from the database, not from a process.
+            ALTER TABLE {s}.leases ADD COLUMN taken_at timestamptz;
             "
         )),
         _ => None,

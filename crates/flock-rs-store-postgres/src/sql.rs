@@ -166,7 +166,7 @@ impl Sql {
                  WHERE unit = ANY($1) RETURNING {lease_columns}"
             ),
             take: format!(
-                "UPDATE {s}.leases SET owner = $3, epoch = epoch + 1, \
+                "UPDATE {s}.leases SET owner = $3, epoch = epoch + 1, taken_at = clock_timestamp(), \
                  expires_at = clock_timestamp() + $2::int8 * interval '1 microsecond' \
                  WHERE unit = ANY($1) RETURNING {lease_columns}"
             ),
