@@ -1,7 +1,8 @@
 //! A flock that joins a cluster without agents (a process that only publishes) is
 //! not among the processes the units are shared by: it never heartbeats, the worker
 //! keeps every unit, and what it publishes is processed by the worker. Two flocks
-//! of one test process on one PostgreSQL schema.
+//! of one test process on one PostgreSQL schema. And `Flock::invoke`, refused in a
+//! cluster.
 
 #![allow(
     clippy::disallowed_methods,
@@ -15,7 +16,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flock::{Cluster, core::TypeRegistry, postgres::PostgresStore, prelude::*};
+use flock::{
+    Cluster, InvokeError,
+    core::{Payload, TypeRegistry},
+    postgres::PostgresStore,
+    prelude::*,
+};
 use serde::{Deserialize, Serialize};
 use support::postgres_url;
 
@@ -118,6 +124,60 @@ async fn a_process_that_only_publishes_is_not_a_worker() {
     assert_eq!(members, ["worker"], "the publisher never heartbeats");
 
     publisher.shutdown().await;
+    worker.shutdown().await;
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+/// `Flock::invoke` runs an agent outside its subscriptions; in a cluster the feed
+/// would deliver the stored inputs to the subscriptions too, so it is refused
+/// before anything is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoking_an_agent_in_a_cluster_is_refused_and_stores_nothing() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let schema = format!("invoke_{}_{nanos}", std::process::id());
+    let store = store(&url, &schema).await;
+    let worker = Flock::builder()
+        .cluster(cluster(store.clone(), "worker"))
+        .build();
+    worker
+        .agent("invoicer")
+        .consumes::<Order>(Subscribe::new())
+        .publishes::<Invoice>()
+        .with_engine(map_fn(|_: &EngineContext, order: Arc<Order>| {
+            Ok::<_, String>(Invoice {
+                orders: vec![order.id],
+            })
+        }))
+        .register()
+        .unwrap();
+    worker.recover().await.unwrap();
+
+    let input = Payload::new(Order { id: 1, customer: 1 });
+    let refused = worker
+        .invoke("invoicer", vec![input], PublishOptions::new())
+        .await;
+    match refused {
+        Err(InvokeError::InCluster { agent }) => assert_eq!(agent, "invoicer"),
+        other => panic!("invoke in a cluster must be refused, got {other:?}"),
+    }
+    assert_eq!(
+        flock::core::BlackboardStore::count(&*store).await.unwrap(),
+        0,
+        "nothing stored"
+    );
+
     worker.shutdown().await;
     let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await

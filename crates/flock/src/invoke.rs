@@ -46,10 +46,14 @@ pub enum InvokeError {
     /// The flock shut down before the run could start or end.
     #[error("the flock has shut down; agents no longer run")]
     Closed,
-    /// In a cluster: the agent's unit moved to another process before the run
-    /// committed; that process runs the inputs.
-    #[error("agent '{agent}' moved to another process of the cluster before the run committed")]
-    Moved {
+    /// The flock is in a cluster, where every stored artifact reaches the
+    /// subscriptions of its units' owners through the feed: a direct run would be a
+    /// second delivery. Nothing was stored.
+    #[error(
+        "agent '{agent}' cannot be invoked directly in a cluster: the cluster's feed delivers \
+         every stored artifact to the subscriptions of its owners; publish the inputs instead"
+    )]
+    InCluster {
         /// The agent.
         agent: String,
     },
@@ -71,7 +75,8 @@ impl Flock {
     ///
     /// # Errors
     /// [`InvokeError::UnknownAgent`], [`InvokeError::NotConsumed`],
-    /// [`InvokeError::NoInputs`] before anything is stored;
+    /// [`InvokeError::NoInputs`], [`InvokeError::InCluster`] before anything is
+    /// stored;
     /// [`InvokeError::RunFailed`] when the run failed for good (its inputs are in
     /// [`Flock::failed_runs`]); [`InvokeError::Closed`] after shutdown.
     pub async fn invoke(
@@ -127,7 +132,8 @@ impl Flock {
                 error,
                 failed_run,
             }),
-            Outcome::Moved => Err(InvokeError::Moved { agent: name }),
+            // Only a run of a cluster moves, and a cluster refuses invocations.
+            Outcome::Moved => Err(InvokeError::InCluster { agent: name }),
         }
     }
 
@@ -146,6 +152,11 @@ impl Flock {
         };
         if inputs.is_empty() {
             return Err(InvokeError::NoInputs);
+        }
+        if self.runtime.membership().is_some() {
+            return Err(InvokeError::InCluster {
+                agent: agent.to_owned(),
+            });
         }
         let consumes: Vec<&'static str> = found
             .subscriptions
