@@ -234,7 +234,7 @@ impl Flock {
 
     /// Recovers first where needed; a failure is logged (the calls that wait for
     /// the flock have no error to return it in) and retried by the next call.
-    async fn recovered(&self) {
+    pub(crate) async fn recovered(&self) {
         if let Err(error) = self.runtime.ensure_recovered().await {
             tracing::error!(%error, "recovery from the durable store failed; it is tried again on the next call");
         }

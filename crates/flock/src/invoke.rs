@@ -3,7 +3,7 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use flock_core::{Artifact, ArtifactFilter, Payload, StoreError};
+use flock_core::{Artifact, ArtifactFilter, ArtifactId, Payload, RunCommit, StoreError};
 use uuid::Uuid;
 
 use crate::{Flock, PublishOptions, decision::Phase, run::Outcome, work::Work};
@@ -85,6 +85,7 @@ impl Flock {
         inputs: Vec<Payload>,
         options: PublishOptions,
     ) -> Result<Vec<Arc<Artifact>>, InvokeError> {
+        self.recovered().await;
         let (index, name) = self.agent_for(agent, &inputs)?;
         let now = self.runtime.now();
         let correlation = options.correlation_id.unwrap_or_else(Uuid::now_v7);
@@ -114,6 +115,7 @@ impl Flock {
             .map(|a| a.id)
             .collect();
         self.runtime.store().publish_all(&artifacts).await?;
+        self.consumed_by_others(index, &artifacts).await?;
         let ended = self
             .runtime
             .invoke(index, Work::Single(artifacts))
@@ -135,6 +137,43 @@ impl Flock {
             // Only a run of a cluster moves, and a cluster refuses invocations.
             Outcome::Moved => Err(InvokeError::InCluster { agent: name }),
         }
+    }
+
+    /// Records `inputs` as consumed by every other agent that consumes one of their
+    /// types, in a durable store: an invocation delivers to no subscription, and
+    /// recovery after a restart must not either. (A crash between storing the
+    /// inputs and this leaves them to those agents' recovery.)
+    async fn consumed_by_others(
+        &self,
+        index: u32,
+        inputs: &[Arc<Artifact>],
+    ) -> Result<(), StoreError> {
+        let store = self.runtime.store();
+        if !store.is_durable() {
+            return Ok(());
+        }
+        let ids: Vec<ArtifactId> = inputs.iter().map(|a| a.id).collect();
+        let types: HashSet<&str> = inputs.iter().map(|a| a.type_name()).collect();
+        for other in self.runtime.agents() {
+            let takes_one = other
+                .subscriptions
+                .iter()
+                .flat_map(|s| s.slots())
+                .any(|slot| types.contains(slot.type_name));
+            if other.index == index || !takes_one {
+                continue;
+            }
+            store
+                .commit_run(RunCommit {
+                    agent: &other.name,
+                    run_id: Uuid::now_v7(),
+                    inputs: &ids,
+                    outputs: &[],
+                    fence: None,
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     /// The agent's index and name, once the inputs are checked against what it

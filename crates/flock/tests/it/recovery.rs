@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flock::{prelude::*, sqlite::SqliteStore};
+use flock::{core::Payload, prelude::*, sqlite::SqliteStore};
 use parking_lot::Mutex;
 use uuid::Uuid;
 
@@ -252,5 +252,57 @@ fn failed_runs_survive_and_their_inputs_are_not_delivered_again() {
         *calls.lock(),
         vec![6, 7],
         "neither the consumed input nor the failed run's is delivered again"
+    );
+}
+
+/// `Flock::invoke` runs one agent on its inputs, outside every subscription: after
+/// a restart, no other agent collects them either.
+#[test]
+fn invoked_inputs_are_not_delivered_to_other_agents_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("blackboard.db");
+    let runs: Runs = Arc::default();
+    let ids: Arc<Mutex<Vec<Uuid>>> = Arc::default();
+    let register = |flock: &Flock| {
+        flock
+            .agent("invoked")
+            .consumes::<Item>(Subscribe::new())
+            .with_engine(map_fn(|_: &EngineContext, _: Arc<Item>| {
+                Ok::<_, String>(Outputs::none())
+            }))
+            .register()
+            .unwrap();
+        flock
+            .agent("bystander")
+            .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(1)))
+            .with_engine(recording(&runs, &ids))
+            .register()
+            .unwrap();
+    };
+    process(async {
+        let flock = open(&db);
+        register(&flock);
+        flock
+            .invoke(
+                "invoked",
+                vec![Payload::new(Item { id: 7 })],
+                PublishOptions::new(),
+            )
+            .await
+            .unwrap();
+        flock.shutdown().await;
+    });
+    assert!(runs.lock().is_empty(), "invoke delivers to no subscription");
+
+    process(async {
+        let flock = open(&db);
+        register(&flock);
+        flock.run_until_idle().await;
+        flock.shutdown().await;
+    });
+    assert!(
+        runs.lock().is_empty(),
+        "after a restart, another agent collected the invoked input: {:?}",
+        runs.lock()
     );
 }
