@@ -31,10 +31,10 @@
 //! # }
 //! ```
 //!
-//! A backend's tests usually run each check as its own `#[tokio::test]` (so a
-//! failure names the check), e.g. `conformance::publish_all_is_atomic(&factory).await`,
-//! as the tests of `InMemoryStore` (`crates/flock-core/tests/it/`) and of the SQLite
-//! store do.
+//! A backend's tests usually run each check as its own `#[tokio::test]`, so a
+//! failure names the check: [`conformance_tests!`](crate::conformance_tests) writes
+//! them (one per check, and one running [`all`]), as the tests of `InMemoryStore`
+//! (`crates/flock-core/tests/it/`) and of the SQLite and PostgreSQL stores use it.
 
 mod artifacts;
 mod durable;
@@ -77,6 +77,7 @@ pub trait StoreFactory: Sync {
 }
 
 /// Runs every check of the suite, one after the other, each on fresh stores.
+/// (Every check is also listed in [`conformance_tests!`](crate::conformance_tests).)
 pub async fn all<F: StoreFactory>(factory: &F) {
     publish_and_get(factory).await;
     duplicate_publish_is_refused(factory).await;
@@ -92,4 +93,52 @@ pub async fn all<F: StoreFactory>(factory: &F) {
     failures_are_kept(factory).await;
     everything_survives_reopen(factory).await;
     typed_decoding_after_reopen(factory).await;
+}
+
+/// Writes one `#[tokio::test]` per check of the suite (named as the check), and
+/// `the_whole_suite_passes` running [`all`](crate::conformance::all), against the
+/// factory `$factory` (an expression evaluated in each test). With
+/// `skip_if = EXPR`, a test whose `EXPR` is true returns at once (a backend whose
+/// server is absent on a developer's machine). Needs `tokio` (with `macros` and
+/// `rt`) among the calling crate's dev-dependencies.
+///
+/// ```ignore
+/// struct Postgres;
+/// impl flock_core::conformance::StoreFactory for Postgres { /* ... */ }
+///
+/// flock_core::conformance_tests!(Postgres, skip_if = no_server());
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr $(,)?) => {
+        $crate::conformance_tests!($factory, skip_if = false);
+    };
+    ($factory:expr, skip_if = $skip:expr $(,)?) => {
+        $crate::conformance_tests!(@each ($factory) ($skip)
+            publish_and_get,
+            duplicate_publish_is_refused,
+            publish_all_is_atomic,
+            arrival_order,
+            typed_and_raw_payloads,
+            query_filters,
+            query_limit,
+            visibility_filter,
+            register_agent_is_idempotent,
+            consumption_and_unconsumed,
+            commit_run_is_atomic,
+            failures_are_kept,
+            everything_survives_reopen,
+            typed_decoding_after_reopen,
+            all,
+        );
+    };
+    (@each ($factory:expr) ($skip:expr) $($check:ident),* $(,)?) => {$(
+        #[::tokio::test]
+        async fn $check() {
+            if $skip {
+                return;
+            }
+            $crate::conformance::$check(&$factory).await;
+        }
+    )*};
 }

@@ -1,10 +1,7 @@
 //! The store conformance suite of flock-core against `PostgresStore`: every check,
 //! each on stores of fresh schemas; a reopen connects anew to the same schema.
 
-use flock_core::{
-    TypeRegistry,
-    conformance::{self, StoreFactory},
-};
+use flock_core::{TypeRegistry, conformance::StoreFactory};
 use flock_store_postgres::PostgresStore;
 
 use crate::support::{fresh_schema, skip, store_in};
@@ -25,40 +22,4 @@ impl StoreFactory for Postgres {
     }
 }
 
-macro_rules! checks {
-    ($($check:ident),* $(,)?) => {$(
-        #[tokio::test]
-        async fn $check() {
-            if skip() {
-                return;
-            }
-            conformance::$check(&Postgres).await;
-        }
-    )*};
-}
-
-checks!(
-    publish_and_get,
-    duplicate_publish_is_refused,
-    publish_all_is_atomic,
-    arrival_order,
-    typed_and_raw_payloads,
-    query_filters,
-    query_limit,
-    visibility_filter,
-    register_agent_is_idempotent,
-    consumption_and_unconsumed,
-    commit_run_is_atomic,
-    failures_are_kept,
-    everything_survives_reopen,
-    typed_decoding_after_reopen,
-);
-
-/// `conformance::all` names every check; this keeps the list above complete.
-#[tokio::test]
-async fn the_whole_suite_passes() {
-    if skip() {
-        return;
-    }
-    conformance::all(&Postgres).await;
-}
+flock_core::conformance_tests!(Postgres, skip_if = skip());
