@@ -16,14 +16,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flock::{
-    Cluster, InvokeError,
-    core::{Payload, TypeRegistry},
-    postgres::PostgresStore,
-    prelude::*,
-};
+use flock::{Cluster, InvokeError, core::Payload, postgres::PostgresStore, prelude::*};
 use serde::{Deserialize, Serialize};
-use support::postgres_url;
+use support::{drop_schema, fresh_schema, postgres_url, store};
 
 #[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
 #[flock(name = "publisher_test.Order")]
@@ -38,16 +33,6 @@ struct Invoice {
     orders: Vec<u64>,
 }
 
-async fn store(url: &str, schema: &str) -> Arc<PostgresStore> {
-    let store = PostgresStore::builder(url)
-        .schema(schema)
-        .types(TypeRegistry::new())
-        .connect()
-        .await
-        .unwrap_or_else(|err| panic!("cannot reach PostgreSQL at {url}: {err}"));
-    Arc::new(store)
-}
-
 fn cluster(store: Arc<PostgresStore>, name: &str) -> Cluster {
     Cluster::new(store)
         .process(name)
@@ -57,20 +42,9 @@ fn cluster(store: Arc<PostgresStore>, name: &str) -> Cluster {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_process_that_only_publishes_is_not_a_worker() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("publisher_{}_{nanos}", std::process::id());
-    let worker_store = store(&url, &schema).await;
-    let worker = Flock::builder()
-        .cluster(cluster(worker_store.clone(), "worker"))
-        .build();
+/// A worker invoicing orders in keyed batches of 5.
+async fn worker(store: Arc<PostgresStore>) -> Flock {
+    let worker = Flock::builder().cluster(cluster(store, "worker")).build();
     worker
         .agent("invoicer")
         .consumes::<Order>(
@@ -87,6 +61,17 @@ async fn a_process_that_only_publishes_is_not_a_worker() {
         .register()
         .unwrap();
     worker.recover().await.unwrap();
+    worker
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_only_publishes_is_not_a_worker() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let schema = fresh_schema("publisher");
+    let worker_store = store(&url, &schema).await;
+    let worker = worker(worker_store.clone()).await;
     let publisher = Flock::builder()
         .cluster(cluster(store(&url, &schema).await, "publisher"))
         .build();
@@ -125,13 +110,7 @@ async fn a_process_that_only_publishes_is_not_a_worker() {
 
     publisher.shutdown().await;
     worker.shutdown().await;
-    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .await
-        .unwrap();
+    drop_schema(&url, &schema).await;
 }
 
 /// `Flock::invoke` runs an agent outside its subscriptions; in a cluster the feed
@@ -142,27 +121,9 @@ async fn invoking_an_agent_in_a_cluster_is_refused_and_stores_nothing() {
     let Some(url) = postgres_url() else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("invoke_{}_{nanos}", std::process::id());
+    let schema = fresh_schema("invoke");
     let store = store(&url, &schema).await;
-    let worker = Flock::builder()
-        .cluster(cluster(store.clone(), "worker"))
-        .build();
-    worker
-        .agent("invoicer")
-        .consumes::<Order>(Subscribe::new())
-        .publishes::<Invoice>()
-        .with_engine(map_fn(|_: &EngineContext, order: Arc<Order>| {
-            Ok::<_, String>(Invoice {
-                orders: vec![order.id],
-            })
-        }))
-        .register()
-        .unwrap();
-    worker.recover().await.unwrap();
+    let worker = worker(store.clone()).await;
 
     let input = Payload::new(Order { id: 1, customer: 1 });
     let refused = worker
@@ -179,11 +140,5 @@ async fn invoking_an_agent_in_a_cluster_is_refused_and_stores_nothing() {
     );
 
     worker.shutdown().await;
-    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .await
-        .unwrap();
+    drop_schema(&url, &schema).await;
 }

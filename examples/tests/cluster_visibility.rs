@@ -17,9 +17,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flock::{Cluster, core::TypeRegistry, postgres::PostgresStore, prelude::*};
+use flock::{Cluster, prelude::*};
 use serde::{Deserialize, Serialize};
-use support::postgres_url;
+use support::{drop_schema, fresh_schema, postgres_url, store};
 
 #[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
 #[flock(name = "visibility_test.Reading")]
@@ -38,16 +38,6 @@ const READINGS: u64 = 20;
 /// Long enough for the takeover to happen while the readings are hidden.
 const HIDDEN: Duration = Duration::from_secs(8);
 const LEASE: Duration = Duration::from_secs(1);
-
-async fn store(url: &str, schema: &str) -> Arc<PostgresStore> {
-    let store = PostgresStore::builder(url)
-        .schema(schema)
-        .types(TypeRegistry::new())
-        .connect()
-        .await
-        .unwrap_or_else(|err| panic!("cannot reach PostgreSQL at {url}: {err}"));
-    Arc::new(store)
-}
 
 /// A worker with one agent (one unit: it is not keyed) that records each reading.
 async fn worker(url: &str, schema: &str, name: &str) -> Flock {
@@ -81,11 +71,7 @@ async fn a_unit_taken_over_while_an_artifact_is_hidden_gets_it_once() {
     let Some(url) = postgres_url() else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("visibility_{}_{nanos}", std::process::id());
+    let schema = fresh_schema("visibility");
     let deadline = Instant::now() + Duration::from_secs(30);
 
     // `first` owns the one unit; `second` joins and owns nothing.
@@ -141,11 +127,5 @@ async fn a_unit_taken_over_while_an_artifact_is_hidden_gets_it_once() {
     assert_eq!(times.len(), usize::try_from(READINGS).unwrap());
 
     second.shutdown().await;
-    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .await
-        .unwrap();
+    drop_schema(&url, &schema).await;
 }

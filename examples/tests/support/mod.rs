@@ -28,3 +28,42 @@ pub(crate) fn example_binary(name: &str) -> PathBuf {
 pub(crate) fn postgres_url() -> Option<String> {
     flock_test_support::postgres::url()
 }
+
+/// A schema of its own for one test on the shared PostgreSQL: `prefix`, the
+/// process id and the clock's nanoseconds.
+#[allow(dead_code, reason = "only the tests of a cluster call it")]
+pub(crate) fn fresh_schema(prefix: &str) -> String {
+    #[allow(clippy::disallowed_methods, reason = "a unique name, not a time")]
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
+/// A store on `schema` with a type registry of its own.
+#[allow(dead_code, reason = "only the tests of a cluster call it")]
+pub(crate) async fn store(
+    url: &str,
+    schema: &str,
+) -> std::sync::Arc<flock::postgres::PostgresStore> {
+    let store = flock::postgres::PostgresStore::builder(url)
+        .schema(schema)
+        .types(flock::core::TypeRegistry::new())
+        .connect()
+        .await
+        .unwrap_or_else(|err| panic!("cannot reach PostgreSQL at {url}: {err}"));
+    std::sync::Arc::new(store)
+}
+
+/// Drops a test's schema at its end.
+#[allow(dead_code, reason = "only the tests of a cluster call it")]
+pub(crate) async fn drop_schema(url: &str, schema: &str) {
+    let (db, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}

@@ -206,23 +206,27 @@ async fn commit(
         .await
 }
 
-#[tokio::test]
-async fn fencing_refuses_a_late_commit_from_the_old_owner() {
-    if skip() {
-        return;
-    }
+/// Two stores of one schema: `one` leased the unit of `agent` (with one input
+/// waiting) and stalled past the lease; `two` took it over.
+struct Takeover {
+    one: PostgresStore,
+    two: PostgresStore,
+    unit: WorkUnit,
+    input: Arc<Artifact>,
+    old: Lease,
+    new: Lease,
+}
+
+async fn taken_over() -> Takeover {
     let schema = fresh_schema();
     let one = store_in(&schema, TypeRegistry::new()).await;
     let two = store_in(&schema, TypeRegistry::new()).await;
     let units = units("agent", 1);
-    let unit = &units[0];
     one.register_agent("agent").unwrap();
     let input = item(1);
     one.publish(input.clone()).await.unwrap();
     let ttl = Duration::from_millis(200);
     let old = one.balance("one", &units, 1, ttl).await.unwrap()[0].clone();
-
-    // `one` stalls past its lease; `two` takes the unit over.
     let new = loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if let Some(lease) = two.balance("two", &units, 1, LONG).await.unwrap().pop() {
@@ -230,6 +234,31 @@ async fn fencing_refuses_a_late_commit_from_the_old_owner() {
         }
     };
     assert_eq!(new.epoch, old.epoch + 1);
+    let unit = units.into_iter().next().unwrap();
+    Takeover {
+        one,
+        two,
+        unit,
+        input,
+        old,
+        new,
+    }
+}
+
+#[tokio::test]
+async fn fencing_refuses_a_late_commit_from_the_old_owner() {
+    if skip() {
+        return;
+    }
+    let Takeover {
+        one,
+        two,
+        unit,
+        input,
+        old,
+        new,
+    } = taken_over().await;
+    let unit = &unit;
 
     let late = item(2);
     match commit(&one, unit, old.epoch, input.id, &late).await {
@@ -310,22 +339,15 @@ async fn fencing_refuses_a_late_failed_run_from_the_old_owner() {
     if skip() {
         return;
     }
-    let schema = fresh_schema();
-    let one = store_in(&schema, TypeRegistry::new()).await;
-    let two = store_in(&schema, TypeRegistry::new()).await;
-    let units = units("agent", 1);
-    let unit = &units[0];
-    one.register_agent("agent").unwrap();
-    let input = item(1);
-    one.publish(input.clone()).await.unwrap();
-    let ttl = Duration::from_millis(200);
-    let old = one.balance("one", &units, 1, ttl).await.unwrap()[0].clone();
-    let new = loop {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Some(lease) = two.balance("two", &units, 1, LONG).await.unwrap().pop() {
-            break lease;
-        }
-    };
+    let Takeover {
+        one,
+        two,
+        unit,
+        input,
+        old,
+        new,
+    } = taken_over().await;
+    let unit = &unit;
 
     // The old owner's run failed for good; keeping it comes too late.
     let error = item(2);

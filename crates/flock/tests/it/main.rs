@@ -35,6 +35,8 @@ mod retries;
 mod shutdown;
 mod stress;
 mod support;
+// Every test of it needs a trace sink: the DuckDB file or an OTLP collector.
+#[cfg(any(feature = "duckdb-prebuilt", feature = "otlp"))]
 mod trace_setup;
 #[cfg(feature = "duckdb-prebuilt")]
 mod traces;

@@ -47,6 +47,23 @@ fn recording(runs: &Runs, run_ids: &Arc<Mutex<Vec<Uuid>>>) -> impl Engine + use<
     })
 }
 
+/// Registers agent `name` with one batch subscription to `Item` of `spec`, its runs
+/// recorded (see [`recording`]).
+fn register_recording(
+    flock: &Flock,
+    name: &str,
+    spec: impl flock::subscription::IntoBatchSpec,
+    runs: &Runs,
+    run_ids: &Arc<Mutex<Vec<Uuid>>>,
+) {
+    flock
+        .agent(name)
+        .consumes::<Item>(Subscribe::new().batch(spec))
+        .with_engine(recording(runs, run_ids))
+        .register()
+        .unwrap();
+}
+
 #[test]
 fn what_no_run_consumed_is_collected_again_and_the_rest_is_not() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,12 +72,7 @@ fn what_no_run_consumed_is_collected_again_and_the_rest_is_not() {
     let ids: Arc<Mutex<Vec<Uuid>>> = Arc::default();
     process(async {
         let flock = open(&db);
-        flock
-            .agent("batches")
-            .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(3)))
-            .with_engine(recording(&runs, &ids))
-            .register()
-            .unwrap();
+        register_recording(&flock, "batches", BatchSpec::size(3), &runs, &ids);
         publish_ids(&flock, 0..5).await;
         flock.run_until_idle().await;
         // Killed here: 3 and 4 wait in the partial batch.
@@ -72,12 +84,7 @@ fn what_no_run_consumed_is_collected_again_and_the_rest_is_not() {
 
     process(async {
         let flock = open(&db);
-        flock
-            .agent("batches")
-            .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(3)))
-            .with_engine(recording(&runs, &ids))
-            .register()
-            .unwrap();
+        register_recording(&flock, "batches", BatchSpec::size(3), &runs, &ids);
         let report = flock.recover().await.unwrap();
         assert_eq!((report.artifacts, report.deliveries), (2, 2));
         publish_ids(&flock, [5]).await;
@@ -96,12 +103,7 @@ fn what_no_run_consumed_is_collected_again_and_the_rest_is_not() {
     // After a clean shutdown nothing is left to recover.
     process(async {
         let flock = open(&db);
-        flock
-            .agent("batches")
-            .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(3)))
-            .with_engine(recording(&runs, &ids))
-            .register()
-            .unwrap();
+        register_recording(&flock, "batches", BatchSpec::size(3), &runs, &ids);
         let report = flock.recover().await.unwrap();
         assert_eq!(report.artifacts, 0);
         assert_eq!(flock.store().count().await.unwrap(), 6);
@@ -116,12 +118,13 @@ fn a_batch_whose_timeout_passed_during_the_downtime_flushes_at_once() {
     let ids: Arc<Mutex<Vec<Uuid>>> = Arc::default();
     let timeout = Duration::from_secs(1);
     let register = |flock: &Flock| {
-        flock
-            .agent("batches")
-            .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(10).timeout(timeout)))
-            .with_engine(recording(&runs, &ids))
-            .register()
-            .unwrap();
+        register_recording(
+            &flock,
+            "batches",
+            BatchSpec::size(10).timeout(timeout),
+            &runs,
+            &ids,
+        );
     };
     process(async {
         let flock = open(&db);
@@ -183,12 +186,7 @@ fn an_interrupted_run_runs_again_with_the_same_run_id() {
 
     process(async {
         let flock = open(&db);
-        flock
-            .agent("batches")
-            .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(2)))
-            .with_engine(recording(&runs, &ids))
-            .register()
-            .unwrap();
+        register_recording(&flock, "batches", BatchSpec::size(2), &runs, &ids);
         flock.recover().await.unwrap();
         flock.run_until_idle().await;
     });
@@ -272,12 +270,7 @@ fn invoked_inputs_are_not_delivered_to_other_agents_after_a_restart() {
             }))
             .register()
             .unwrap();
-        flock
-            .agent("bystander")
-            .consumes::<Item>(Subscribe::new().batch(BatchSpec::size(1)))
-            .with_engine(recording(&runs, &ids))
-            .register()
-            .unwrap();
+        register_recording(&flock, "bystander", BatchSpec::size(1), &runs, &ids);
     };
     process(async {
         let flock = open(&db);
