@@ -124,6 +124,17 @@ pub(crate) fn decode_all(
         .collect()
 }
 
+/// A sequence number as PostgreSQL's `bigint` (numbers past its range are past
+/// every stored one).
+pub(crate) fn seq_param(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// A unit's key in the `leases` table: unambiguous whatever the agent's name holds.
+pub(crate) fn unit_key(unit: &WorkUnit) -> String {
+    serde_json::json!([unit.agent, unit.subscription, unit.partition]).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,15 +154,4 @@ mod tests {
             assert_eq!(join_time(micros, sub), at, "{text}");
         }
     }
-}
-
-/// A sequence number as PostgreSQL's `bigint` (numbers past its range are past
-/// every stored one).
-pub(crate) fn seq_param(seq: u64) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
-}
-
-/// A unit's key in the `leases` table: unambiguous whatever the agent's name holds.
-pub(crate) fn unit_key(unit: &WorkUnit) -> String {
-    serde_json::json!([unit.agent, unit.subscription, unit.partition]).to_string()
 }

@@ -119,7 +119,7 @@ fn a_batch_whose_timeout_passed_during_the_downtime_flushes_at_once() {
     let timeout = Duration::from_secs(1);
     let register = |flock: &Flock| {
         register_recording(
-            &flock,
+            flock,
             "batches",
             BatchSpec::size(10).timeout(timeout),
             &runs,
@@ -270,7 +270,7 @@ fn invoked_inputs_are_not_delivered_to_other_agents_after_a_restart() {
             }))
             .register()
             .unwrap();
-        register_recording(&flock, "bystander", BatchSpec::size(1), &runs, &ids);
+        register_recording(flock, "bystander", BatchSpec::size(1), &runs, &ids);
     };
     process(async {
         let flock = open(&db);
