@@ -262,9 +262,11 @@ impl Flock {
     /// before this returns. Nothing waiting in a batch is lost; completed join groups
     /// waiting in a batch flush with it. Then incomplete join groups, which no engine
     /// may receive, are discarded, each traced as a `join.discard` span (reason
-    /// `shutdown`) and counted in the report; their artifacts stay on the blackboard,
-    /// as do artifacts whose `After` visibility had not begun when shutdown started
-    /// (counted). Calling it again is harmless.
+    /// `shutdown`) and counted in the report; with a durable store they are left
+    /// instead (counted too): their artifacts are unconsumed, so the next start, or
+    /// in a cluster the units' next owners, collects them again and the groups may
+    /// still complete. Artifacts whose `After` visibility had not begun when shutdown
+    /// started stay on the blackboard (counted). Calling it again is harmless.
     pub async fn shutdown(&self) -> ShutdownReport {
         self.recovered().await;
         let ((batches, artifacts), drained) = self.runtime.shutdown().await;
@@ -274,6 +276,8 @@ impl Flock {
             deferred_undelivered: drained.deferred_undelivered,
             join_groups_discarded: drained.discarded.len(),
             join_artifacts_discarded: drained.discarded.iter().map(|(_, d)| d.items.len()).sum(),
+            join_groups_left: drained.left.0,
+            join_artifacts_left: drained.left.1,
             traces: None,
         };
         if report.deferred_undelivered > 0 {

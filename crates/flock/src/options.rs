@@ -67,11 +67,16 @@ pub struct ShutdownReport {
     pub deferred_undelivered: usize,
     /// Incomplete join groups discarded (each traced as a `join.discard` span with
     /// reason `shutdown`): an engine only ever receives complete groups. Their
-    /// artifacts stay on the blackboard. In a cluster they are not traced: the
-    /// units' next owners collect them again, and they may still complete.
+    /// artifacts stay on the blackboard. Only with a store that is not durable.
     pub join_groups_discarded: usize,
     /// Artifacts in those groups.
     pub join_artifacts_discarded: usize,
+    /// Incomplete join groups left unconsumed in a durable store: the next start
+    /// (or, in a cluster, the units' next owners) collects them again, and they may
+    /// still complete. Not traced as discards.
+    pub join_groups_left: usize,
+    /// Artifacts in those groups.
+    pub join_artifacts_left: usize,
     /// What happened to the spans, when this flock traced into DuckDB (every
     /// pending span is flushed by the shutdown).
     pub traces: Option<ExportReport>,

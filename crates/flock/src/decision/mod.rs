@@ -559,9 +559,10 @@ impl Core {
     }
 
     /// Ends shutdown if nothing is left to run: incomplete join groups are discarded
-    /// and artifacts whose visibility has not begun are counted. `None` while a batch
-    /// waits or anything is dispatching or live.
-    pub(crate) fn try_drain(&mut self, now: Now) -> Option<Drained> {
+    /// (or, when `keep`, left: a durable store keeps their artifacts unconsumed for
+    /// whoever collects them next) and artifacts whose visibility has not begun are
+    /// counted. `None` while a batch waits or anything is dispatching or live.
+    pub(crate) fn try_drain(&mut self, now: Now, keep: bool) -> Option<Drained> {
         if self.phase == Phase::Drained {
             return Some(Drained::default());
         }
@@ -571,9 +572,16 @@ impl Core {
         self.phase = Phase::Drained;
         let mut ready = Ready::default();
         let incomplete = self.joiner.drain(DiscardReason::Shutdown, now.mono);
-        self.discarded(incomplete, &mut ready);
+        let mut left = (0, 0);
+        if keep {
+            left.0 = incomplete.len();
+            left.1 = incomplete.iter().map(|d| d.items.len()).sum();
+        } else {
+            self.discarded(incomplete, &mut ready);
+        }
         Some(Drained {
             discarded: ready.discarded,
+            left,
             events: ready.events,
             deferred_undelivered: self.deferred.len(),
         })

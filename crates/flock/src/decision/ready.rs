@@ -121,7 +121,11 @@ impl Ready {
 /// What shutdown left when it drained.
 #[derive(Default)]
 pub(crate) struct Drained {
+    /// Incomplete join groups discarded (the store keeps nothing for later).
     pub(crate) discarded: Vec<Discard>,
+    /// Incomplete join groups left to a durable store, and their artifacts: the
+    /// next start (or, in a cluster, the units' next owners) collects them again.
+    pub(crate) left: (usize, usize),
     pub(crate) events: Vec<crate::events::FlockEvent>,
     pub(crate) deferred_undelivered: usize,
 }

@@ -248,20 +248,26 @@ fn shutdown_refuses_external_publishes_and_drains_only_when_nothing_is_left() {
     let _ = f.core.begin_shutdown();
     assert!(matches!(f.publish(2, 0), Err(Refused::Closed)));
     assert!(
-        f.core.try_drain(f.at(1)).is_none(),
+        f.core.try_drain(f.at(1), false).is_none(),
         "a publish is still dispatching"
     );
     let _ = f
         .core
         .collect(Arc::new(artifact), routed, f.at(1), Cause::None);
-    assert!(f.core.try_drain(f.at(1)).is_none(), "a batch is waiting");
+    assert!(
+        f.core.try_drain(f.at(1), false).is_none(),
+        "a batch is waiting"
+    );
     let flushed = f.core.flush_all(FlushReason::Shutdown, f.at(2));
     assert_eq!(batch_values(&flushed), vec![vec![1]]);
-    assert!(f.core.try_drain(f.at(2)).is_none(), "its run is live");
+    assert!(
+        f.core.try_drain(f.at(2), false).is_none(),
+        "its run is live"
+    );
     let _ = f
         .core
         .finish(flushed.start.into_iter().next().unwrap().ticket);
-    assert!(f.core.try_drain(f.at(3)).is_some());
+    assert!(f.core.try_drain(f.at(3), false).is_some());
     assert_eq!(f.core.phase(), Phase::Drained);
     assert_eq!(f.core.next_deadline(), None);
 }
@@ -295,7 +301,7 @@ fn deferred_artifacts_are_released_at_their_instant_but_not_once_shutdown_began(
     let _ = f
         .core
         .finish(flushed.start.into_iter().next().unwrap().ticket);
-    let drained = f.core.try_drain(f.at(90)).unwrap();
+    let drained = f.core.try_drain(f.at(90), false).unwrap();
     assert_eq!(drained.deferred_undelivered, 1);
 }
 

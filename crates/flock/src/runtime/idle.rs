@@ -67,8 +67,11 @@ impl Runtime {
                 let mut core = self.core.lock();
                 let now = self.now();
                 let ready = core.flush_all(FlushReason::Shutdown, now);
+                // A durable store keeps incomplete join groups for the next start
+                // (or the units' next owners in a cluster): not discarded.
+                let keep = self.membership.is_some() || self.store.is_durable();
                 let drained = if ready.flushed.0 == 0 {
-                    core.try_drain(now)
+                    core.try_drain(now, keep)
                 } else {
                     None
                 };
@@ -80,23 +83,16 @@ impl Runtime {
             if let Some(drained) = drained {
                 // The timer ends: nothing can start any more.
                 self.timer.notify_one();
-                if let Some(membership) = &self.membership {
-                    // In a cluster nothing is discarded: the units' next owners
-                    // collect the groups again and they may still complete.
-                    if !drained.discarded.is_empty() {
-                        tracing::info!(
-                            process = %membership.config.process,
-                            groups = drained.discarded.len(),
-                            "incomplete join groups left to the units' next owners"
-                        );
-                    }
-                } else {
-                    for (agent, discarded) in &drained.discarded {
-                        spans::join_discard(agent, discarded);
-                    }
+                if drained.left.0 > 0 {
+                    tracing::info!(
+                        groups = drained.left.0,
+                        artifacts = drained.left.1,
+                        "incomplete join groups left in the store; the next start (or the units' next owners) collects them again"
+                    );
                 }
-                // Not recorded as consumed: with a durable store, a restarted flock
-                // collects them again, and the groups may still complete.
+                for (agent, discarded) in &drained.discarded {
+                    spans::join_discard(agent, discarded);
+                }
                 for event in &drained.events {
                     self.send(event.clone());
                 }

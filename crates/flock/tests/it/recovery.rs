@@ -15,7 +15,10 @@ use flock::{core::Payload, prelude::*, sqlite::SqliteStore};
 use parking_lot::Mutex;
 use uuid::Uuid;
 
-use crate::{Item, Run, Runs, publish_ids};
+use crate::{
+    GroupRun, GroupRuns, Item, Run, Runs, SignalA, SignalB, groups, labels, publish_ids,
+    register_gate, strings,
+};
 
 /// One process: a runtime of its own, dropped (tasks and all) at the end.
 fn process<T>(work: impl Future<Output = T>) -> T {
@@ -298,4 +301,58 @@ fn invoked_inputs_are_not_delivered_to_other_agents_after_a_restart() {
         "after a restart, another agent collected the invoked input: {:?}",
         runs.lock()
     );
+}
+
+/// With a durable store, shutdown leaves an incomplete join group in the store
+/// (reported as left, not discarded); the next start collects it again and it
+/// completes when its partner arrives.
+#[test]
+fn an_incomplete_join_group_is_left_at_shutdown_and_completes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("blackboard.db");
+    let pairs: GroupRuns = Arc::default();
+    let register = |flock: &Flock| {
+        let sink = pairs.clone();
+        let join = AllOf::new().of::<SignalA>().of::<SignalB>().join(
+            JoinSpec::by(|a: &SignalA| a.correlation_id.clone())
+                .by(|b: &SignalB| b.correlation_id.clone())
+                .within(Duration::from_secs(3600)),
+        );
+        register_gate(
+            flock,
+            "pairs",
+            join,
+            (
+                sink.clone(),
+                group_fn(move |ctx: &EngineContext, inputs: Inputs| {
+                    sink.lock().push(GroupRun {
+                        groups: vec![labels(&inputs)],
+                        reason: ctx.flush_reason(),
+                    });
+                    Ok::<_, String>(Outputs::none())
+                }),
+            ),
+        );
+    };
+    let report = process(async {
+        let flock = open(&db);
+        register(&flock);
+        flock.publish(SignalA::new("k", "a")).await.unwrap();
+        flock.shutdown().await
+    });
+    assert_eq!(
+        (report.join_groups_discarded, report.join_groups_left),
+        (0, 1),
+        "left in the store, not discarded"
+    );
+    assert_eq!(report.join_artifacts_left, 1);
+
+    process(async {
+        let flock = open(&db);
+        register(&flock);
+        flock.publish(SignalB::new("k", "b")).await.unwrap();
+        flock.run_until_idle().await;
+        flock.shutdown().await;
+    });
+    assert_eq!(groups(&pairs), vec![strings(&["A:a", "B:b"])]);
 }
