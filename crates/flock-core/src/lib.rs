@@ -33,7 +33,7 @@ pub use flock_macros::FlockType;
 pub use flock_visibility::{AgentIdentity, Visibility};
 pub use registry::TypeRegistry;
 pub use store::{
-    ArtifactFilter, BlackboardStore, BlackboardView, FailureRecord, InMemoryStore,
+    ArtifactFilter, BlackboardStore, BlackboardView, FailureCommit, FailureRecord, InMemoryStore,
     InvalidRetention, Retention, RunCommit,
 };
 pub use types::{FailureKind, FlushReason, WorkflowError};

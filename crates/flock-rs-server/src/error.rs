@@ -60,6 +60,7 @@ impl ApiError {
             },
             Self::Retry(error) => match error {
                 RetryFailedRunError::NotFound(_) => StatusCode::NOT_FOUND,
+                RetryFailedRunError::Moved(_) => StatusCode::CONFLICT,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
             },
             Self::Store(StoreError::Duplicate(_)) => StatusCode::CONFLICT,

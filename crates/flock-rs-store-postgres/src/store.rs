@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use flock_core::{
-    Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FailureRecord, RunCommit, StoreError,
-    TypeRegistry, WorkUnit,
+    Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FailureCommit, FailureRecord, RunCommit,
+    StoreError, TypeRegistry,
 };
 
 use crate::{inner::Inner, write::Write};
@@ -93,22 +93,20 @@ impl BlackboardStore for PostgresStore {
                 consumed: Some((commit.agent, commit.inputs)),
                 failure: None,
                 fence: commit.fence,
+                forget: commit.retries,
             })
             .await
     }
 
-    async fn commit_failure(
-        &self,
-        failure: &FailureRecord,
-        error: &Arc<Artifact>,
-        fence: Option<(&WorkUnit, u64)>,
-    ) -> Result<(), StoreError> {
+    async fn commit_failure(&self, commit: FailureCommit<'_>) -> Result<(), StoreError> {
+        let failure = commit.failure;
         self.inner
             .write(Write {
-                outputs: std::slice::from_ref(error),
+                outputs: std::slice::from_ref(commit.error),
                 consumed: Some((&failure.agent, &failure.inputs)),
                 failure: Some(failure),
-                fence,
+                fence: commit.fence,
+                forget: commit.retries,
             })
             .await
     }

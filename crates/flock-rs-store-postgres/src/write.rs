@@ -26,6 +26,8 @@ pub(crate) struct Write<'a> {
     pub(crate) failure: Option<&'a FailureRecord>,
     /// Commit only while this lease epoch of the unit is current.
     pub(crate) fence: Option<(&'a WorkUnit, u64)>,
+    /// A failed run to forget (the one this write's run retried).
+    pub(crate) forget: Option<Uuid>,
 }
 
 impl Inner {
@@ -37,7 +39,11 @@ impl Inner {
     /// backend failure.
     pub(crate) async fn write(&self, write: Write<'_>) -> Result<(), StoreError> {
         let consumes = write.consumed.is_some_and(|(_, inputs)| !inputs.is_empty());
-        if write.outputs.is_empty() && !consumes && write.failure.is_none() && write.fence.is_none()
+        if write.outputs.is_empty()
+            && !consumes
+            && write.failure.is_none()
+            && write.fence.is_none()
+            && write.forget.is_none()
         {
             return Ok(());
         }
@@ -112,6 +118,13 @@ impl Inner {
             tx.execute(&insert, &[&failure.id, &failure.agent, &record])
                 .await
                 .map_err(db)?;
+        }
+        if let Some(id) = write.forget {
+            let forget = tx
+                .prepare_cached(&self.sql.delete_failure)
+                .await
+                .map_err(db)?;
+            tx.execute(&forget, &[&id]).await.map_err(db)?;
         }
         if let Some((agent, inputs)) = write.consumed
             && !inputs.is_empty()

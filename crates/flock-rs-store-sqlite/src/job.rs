@@ -15,19 +15,23 @@ pub(crate) enum Write {
     Publish(Row),
     /// Several artifacts, all or none.
     PublishAll(Vec<Row>),
-    /// A run's outputs and its agent's consumption of its inputs.
+    /// A run's outputs and its agent's consumption of its inputs; the failed run
+    /// it retries forgotten.
     CommitRun {
         agent: String,
         inputs: Vec<ArtifactId>,
         outputs: Vec<Row>,
+        retries: Option<Uuid>,
     },
-    /// A failed run (as JSON), its `WorkflowError`, and its inputs consumed.
+    /// A failed run (as JSON), its `WorkflowError`, and its inputs consumed; the
+    /// failed run it retried forgotten.
     CommitFailure {
         id: Uuid,
         record: String,
         agent: String,
         inputs: Vec<ArtifactId>,
         error: Row,
+        retries: Option<Uuid>,
     },
     /// Forget a failed run.
     ForgetFailure(Uuid),

@@ -5,8 +5,8 @@ use std::{path::Path, sync::Arc};
 
 use async_trait::async_trait;
 use flock_core::{
-    Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FailureRecord, RunCommit, StoreError,
-    TypeRegistry, WorkUnit,
+    Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FailureCommit, FailureRecord, RunCommit,
+    StoreError, TypeRegistry,
 };
 
 use crate::{
@@ -207,23 +207,25 @@ impl BlackboardStore for SqliteStore {
     }
 
     async fn commit_run(&self, commit: RunCommit<'_>) -> Result<(), StoreError> {
-        if commit.inputs.is_empty() && commit.outputs.is_empty() {
+        if commit.inputs.is_empty() && commit.outputs.is_empty() && commit.retries.is_none() {
             return Ok(());
         }
         let write = Write::CommitRun {
             agent: commit.agent.to_owned(),
             inputs: commit.inputs.to_vec(),
             outputs: rows(commit.outputs)?,
+            retries: commit.retries,
         };
         self.writer.write(write).await
     }
 
-    async fn commit_failure(
-        &self,
-        failure: &FailureRecord,
-        error: &Arc<Artifact>,
-        _fence: Option<(&WorkUnit, u64)>,
-    ) -> Result<(), StoreError> {
+    async fn commit_failure(&self, commit: FailureCommit<'_>) -> Result<(), StoreError> {
+        let FailureCommit {
+            failure,
+            error,
+            retries,
+            ..
+        } = commit;
         let record = serde_json::to_string(failure).map_err(|e| SqliteError::Encode {
             id: error.id,
             reason: format!("failed run {} does not serialize: {e}", failure.id),
@@ -234,6 +236,7 @@ impl BlackboardStore for SqliteStore {
             agent: failure.agent.clone(),
             inputs: failure.inputs.clone(),
             error: Row::encode(error)?,
+            retries,
         };
         self.writer.write(write).await
     }

@@ -7,6 +7,7 @@ use std::{
     sync::{Arc, mpsc},
     thread::JoinHandle,
 };
+use uuid::Uuid;
 
 use flock_core::{ArtifactId, StoreError};
 use rusqlite::{Connection, ErrorCode};
@@ -274,8 +275,10 @@ fn apply(statements: &mut Statements<'_>, path: &Path, write: &Write) -> Result<
             agent,
             inputs,
             outputs,
+            retries,
         } => all_or_none(statements, path, |statements| {
             insert_all(statements, path, outputs)?;
+            forget_retried(statements, path, *retries)?;
             consume(statements, path, agent, inputs)
         }),
         Write::CommitFailure {
@@ -284,8 +287,10 @@ fn apply(statements: &mut Statements<'_>, path: &Path, write: &Write) -> Result<
             agent,
             inputs,
             error,
+            retries,
         } => all_or_none(statements, path, |statements| {
             insert(statements, path, error)?;
+            forget_retried(statements, path, *retries)?;
             statements
                 .keep_failure(*id, record)
                 .map_err(|err| match is_constraint(&err) {
@@ -306,6 +311,20 @@ fn apply(statements: &mut Statements<'_>, path: &Path, write: &Write) -> Result<
         Write::RegisterAgent(name) => statements
             .register_agent(name)
             .map_err(group_failure(path, "record an agent")),
+    }
+}
+
+/// Forgets the failed run a run retried, in the run's commit.
+fn forget_retried(
+    statements: &mut Statements<'_>,
+    path: &Path,
+    retries: Option<Uuid>,
+) -> Result<(), Failed> {
+    match retries {
+        Some(id) => statements
+            .forget_failure(id)
+            .map_err(group_failure(path, "forget a retried failed run")),
+        None => Ok(()),
     }
 }
 

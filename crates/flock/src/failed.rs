@@ -45,6 +45,8 @@ pub struct FailedRun {
     pub(crate) subscription: u32,
     /// In a cluster: the fence of the run (see `work::Origin`).
     pub(crate) fence: Option<u64>,
+    /// The failed run this one retried (replaced by it in the store).
+    pub(crate) retries: Option<Uuid>,
     pub(crate) work: Work,
 }
 
@@ -75,6 +77,7 @@ impl FailedRun {
             agent_ref: agent,
             subscription: origin.subscription,
             fence: origin.fence,
+            retries: origin.retries,
             work,
         }
     }
@@ -128,6 +131,7 @@ impl FailedRun {
             agent_ref: agent,
             subscription,
             fence: None,
+            retries: None,
             work,
         }
     }
@@ -160,12 +164,9 @@ pub enum RetryFailedRunError {
     /// The flock has shut down.
     #[error("cannot retry failed run {0}: the flock has shut down")]
     Closed(Uuid),
-    /// The durable store could not forget the entry (it stays a failed run).
-    #[error("cannot retry failed run {id}: the store failed: {message}")]
-    Store {
-        /// The entry.
-        id: Uuid,
-        /// The store's error.
-        message: String,
-    },
+    /// In a cluster: the run's unit moved to another process since it failed. The
+    /// entry stays here and in the store; its inputs count as consumed by the agent,
+    /// so no process runs them until the entry is retried where the unit is owned.
+    #[error("cannot retry failed run {0}: its unit moved to another process of the cluster")]
+    Moved(Uuid),
 }

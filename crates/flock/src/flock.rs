@@ -342,11 +342,15 @@ impl Flock {
     /// Runs a failed run again: the same agent, the same inputs (a batch stays one
     /// batch, with its flush reason), under the agent's retry policy and circuit
     /// breaker. The entry leaves the failed runs; if the run fails again, a new entry
-    /// appears. Other agents do not see the inputs again.
+    /// appears. Other agents do not see the inputs again. A durable store forgets
+    /// the entry only in the retry's own commit (its outputs, or its new failure):
+    /// if the process dies during the retry, the next start restores the entry.
     ///
     /// # Errors
     /// [`RetryFailedRunError::NotFound`] for an unknown id (or one already retried),
-    /// [`RetryFailedRunError::Closed`] after shutdown.
+    /// [`RetryFailedRunError::Closed`] after shutdown, and in a cluster
+    /// [`RetryFailedRunError::Moved`] when the run's unit is no longer this
+    /// process's.
     pub async fn retry_failed_run(&self, id: Uuid) -> Result<(), RetryFailedRunError> {
         self.recovered().await;
         if self.runtime.core().phase() != Phase::Open {
@@ -358,17 +362,13 @@ impl Flock {
                 .iter()
                 .position(|r| r.id == id)
                 .ok_or(RetryFailedRunError::NotFound(id))?;
+            if !self.runtime.owns_failed_run(&failed[index]) {
+                return Err(RetryFailedRunError::Moved(id));
+            }
             failed.remove(index)
         };
-        if let Err(error) = self.runtime.store().forget_failure(id).await {
-            self.runtime.failed().push(run);
-            return Err(RetryFailedRunError::Store {
-                id,
-                message: error.to_string(),
-            });
-        }
         let agent = run.agent_ref.index;
-        if self.runtime.run_again(agent, run.work.clone()) {
+        if self.runtime.run_again(agent, run.work.clone(), id) {
             Ok(())
         } else {
             // Shut down: the entry stays where it was found.

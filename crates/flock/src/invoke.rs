@@ -170,6 +170,7 @@ impl Flock {
                     inputs: &ids,
                     outputs: &[],
                     fence: None,
+                    retries: None,
                 })
                 .await?;
         }

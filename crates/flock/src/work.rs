@@ -253,4 +253,7 @@ impl Work {
 pub(crate) struct Origin {
     pub(crate) subscription: u32,
     pub(crate) fence: Option<u64>,
+    /// The failed run this run retries: forgotten in the run's commit (its outputs,
+    /// or its own failure), so a crash during the retry leaves it in place.
+    pub(crate) retries: Option<uuid::Uuid>,
 }

@@ -11,8 +11,9 @@ use super::{
     fixtures::{Note, assert_same, at, ids, note, rich_note, shared},
 };
 use crate::{
-    Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FailureKind, FailureRecord, FlockType,
-    FlushReason, Payload, RunCommit, StoreError, TypeRegistry, WorkflowError,
+    Artifact, ArtifactFilter, ArtifactId, BlackboardStore, FailureCommit, FailureKind,
+    FailureRecord, FlockType, FlushReason, Payload, RunCommit, StoreError, TypeRegistry,
+    WorkflowError,
 };
 
 async fn unconsumed<S: BlackboardStore>(store: &S, agent: &str) -> Vec<ArtifactId> {
@@ -33,8 +34,19 @@ async fn commit<S: BlackboardStore>(
             inputs: &inputs,
             outputs,
             fence: None,
+            retries: None,
         })
         .await
+}
+
+/// Keeping `failure` with its `WorkflowError` `error`, outside a cluster.
+fn kept<'a>(failure: &'a FailureRecord, error: &'a Arc<Artifact>) -> FailureCommit<'a> {
+    FailureCommit {
+        failure,
+        error,
+        fence: None,
+        retries: None,
+    }
 }
 
 /// A failed run of `agent` over `inputs`, and its `WorkflowError` artifact.
@@ -235,12 +247,12 @@ pub async fn failures_are_kept<F: StoreFactory>(factory: &F) {
 
     let (f1, e1) = failure("a", &[&inputs[0], &inputs[1]], 10);
     store
-        .commit_failure(&f1, &e1, None)
+        .commit_failure(kept(&f1, &e1))
         .await
         .expect("commit_failure");
     let (f2, e2) = failure("a", &[&inputs[2]], 11);
     store
-        .commit_failure(&f2, &e2, None)
+        .commit_failure(kept(&f2, &e2))
         .await
         .expect("commit_failure");
     assert_eq!(
@@ -259,7 +271,7 @@ pub async fn failures_are_kept<F: StoreFactory>(factory: &F) {
     // Its error artifact's id is known: nothing of this failure may be kept.
     let (mut f3, _) = failure("a", &[&inputs[3]], 12);
     f3.workflow_error = e1.id;
-    match store.commit_failure(&f3, &e1, None).await {
+    match store.commit_failure(kept(&f3, &e1)).await {
         Err(StoreError::Duplicate(id)) => assert_eq!(id, e1.id, "the error names the id"),
         other => {
             panic!("commit_failure with a known error id must fail with Duplicate, got {other:?}")
@@ -288,6 +300,80 @@ pub async fn failures_are_kept<F: StoreFactory>(factory: &F) {
     );
 }
 
+/// A retry of a failed run forgets it in its own commit: `commit_run` with
+/// `retries` stores the outputs and forgets the failed run together, and
+/// `commit_failure` with `retries` replaces it by the new failure; a refused commit
+/// forgets nothing.
+pub async fn retries_forget_their_failed_run<F: StoreFactory>(factory: &F) {
+    let store = factory.open(TypeRegistry::new()).await;
+    if !store.is_durable() {
+        return;
+    }
+    store.register_agent("a").expect("register");
+    let inputs: Vec<_> = (0..2).map(|i| shared(note(i, "external", i))).collect();
+    store.publish_all(&inputs).await.expect("publish_all");
+    let (f1, e1) = failure("a", &[&inputs[0]], 10);
+    store
+        .commit_failure(kept(&f1, &e1))
+        .await
+        .expect("commit_failure");
+
+    // The retry fails again: the new failure replaces the old one.
+    let (f2, e2) = failure("a", &[&inputs[0]], 11);
+    store
+        .commit_failure(FailureCommit {
+            retries: Some(f1.id),
+            ..kept(&f2, &e2)
+        })
+        .await
+        .expect("commit_failure of a retry");
+    assert_eq!(
+        store.failures().await.expect("failures"),
+        vec![f2.clone()],
+        "the retried failure is replaced"
+    );
+
+    // A refused retry (its output id is known) forgets nothing.
+    let refused = store
+        .commit_run(RunCommit {
+            agent: "a",
+            run_id: Uuid::now_v7(),
+            inputs: &[inputs[0].id],
+            outputs: std::slice::from_ref(&e1),
+            fence: None,
+            retries: Some(f2.id),
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Duplicate(_))),
+        "a known output id is refused, got {refused:?}"
+    );
+    assert_eq!(
+        store.failures().await.expect("failures"),
+        vec![f2.clone()],
+        "a refused commit forgets nothing"
+    );
+
+    // The retry succeeds: its outputs and the forgetting are one commit.
+    let out = shared(note(100, "a", 20));
+    store
+        .commit_run(RunCommit {
+            agent: "a",
+            run_id: Uuid::now_v7(),
+            inputs: &[inputs[0].id],
+            outputs: std::slice::from_ref(&out),
+            fence: None,
+            retries: Some(f2.id),
+        })
+        .await
+        .expect("commit_run of a retry");
+    assert!(
+        store.failures().await.expect("failures").is_empty(),
+        "the failed run is forgotten with the retry's outputs"
+    );
+    assert!(store.get(out.id).await.expect("get").is_some());
+}
+
 /// A reopened durable store has every artifact (fields, order, count), every
 /// agent's starting point and consumption, and the failed runs; new artifacts come
 /// after the old ones.
@@ -311,7 +397,7 @@ pub async fn everything_survives_reopen<F: StoreFactory>(factory: &F) {
         .expect("commit_run");
     let (failed, error) = failure("b", &[&artifacts[3]], 60);
     store
-        .commit_failure(&failed, &error, None)
+        .commit_failure(kept(&failed, &error))
         .await
         .expect("commit_failure");
     let before_a = unconsumed(&store, "a").await;

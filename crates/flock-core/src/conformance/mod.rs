@@ -49,7 +49,8 @@ pub use artifacts::{
 };
 pub use durable::{
     commit_run_is_atomic, consumption_and_unconsumed, everything_survives_reopen,
-    failures_are_kept, register_agent_is_idempotent, typed_decoding_after_reopen,
+    failures_are_kept, register_agent_is_idempotent, retries_forget_their_failed_run,
+    typed_decoding_after_reopen,
 };
 pub use queries::{query_filters, query_limit, visibility_filter};
 
@@ -91,6 +92,7 @@ pub async fn all<F: StoreFactory>(factory: &F) {
     consumption_and_unconsumed(factory).await;
     commit_run_is_atomic(factory).await;
     failures_are_kept(factory).await;
+    retries_forget_their_failed_run(factory).await;
     everything_survives_reopen(factory).await;
     typed_decoding_after_reopen(factory).await;
 }
@@ -127,6 +129,7 @@ macro_rules! conformance_tests {
             consumption_and_unconsumed,
             commit_run_is_atomic,
             failures_are_kept,
+            retries_forget_their_failed_run,
             everything_survives_reopen,
             typed_decoding_after_reopen,
             all,

@@ -27,6 +27,24 @@ pub struct RunCommit<'a> {
     /// refuses otherwise (`StoreError::Fenced`): the unit's new owner runs the
     /// inputs again. `None` outside a cluster.
     pub fence: Option<(&'a crate::WorkUnit, u64)>,
+    /// The failed run this run retries (`Flock::retry_failed_run`): forgotten in
+    /// the same transaction, so a crash during the retry leaves it in place.
+    pub retries: Option<Uuid>,
+}
+
+/// A run that failed for good, as one fact: the failed run is kept, its
+/// `WorkflowError` stored and its inputs consumed by its agent, or none of it.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureCommit<'a> {
+    /// The failed run.
+    pub failure: &'a FailureRecord,
+    /// Its `WorkflowError`.
+    pub error: &'a Arc<Artifact>,
+    /// In a cluster, as [`RunCommit::fence`]: kept only while the epoch is current.
+    pub fence: Option<(&'a crate::WorkUnit, u64)>,
+    /// The failed run this run retried, which failed again: forgotten in the same
+    /// transaction (the new one replaces it).
+    pub retries: Option<Uuid>,
 }
 
 /// A failed run (a dead letter) as a store keeps it. Its inputs count as consumed

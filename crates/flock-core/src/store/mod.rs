@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use durable::{FailureRecord, RunCommit};
+pub use durable::{FailureCommit, FailureRecord, RunCommit};
 pub use filter::ArtifactFilter;
 pub use memory::{InMemoryStore, InvalidRetention, Retention};
 pub use view::BlackboardView;
@@ -107,7 +107,8 @@ pub trait BlackboardStore: Send + Sync + 'static {
     }
 
     /// Stores a run's outputs and records that its agent consumed its inputs, in
-    /// one transaction. Recording a consumption twice is harmless.
+    /// one transaction; when the run retries a failed run (`commit.retries`), that
+    /// failed run is forgotten in it too. Recording a consumption twice is harmless.
     ///
     /// # Errors
     /// As [`BlackboardStore::publish_all`] (a known or repeated output id is
@@ -117,24 +118,18 @@ pub trait BlackboardStore: Send + Sync + 'static {
     }
 
     /// Keeps a failed run, stores its `WorkflowError` and records its inputs as
-    /// consumed by its agent, in one transaction. In a cluster, `fence` is the
+    /// consumed by its agent, in one transaction; a failed run it retried
+    /// (`commit.retries`) is forgotten in it. In a cluster, `commit.fence` is the
     /// run's unit and the epoch of the lease its process held, as
     /// [`RunCommit::fence`]: a shared store keeps the failed run only while that
-    /// epoch is current (the unit's new owner runs the inputs again). `None`
-    /// outside a cluster.
+    /// epoch is current (the unit's new owner runs the inputs again).
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] when the error artifact's id is already stored,
     /// [`StoreError::Fenced`] when the fence's epoch is not current, or a backend
-    /// failure; then nothing was kept, stored or recorded.
-    async fn commit_failure(
-        &self,
-        failure: &FailureRecord,
-        error: &Arc<Artifact>,
-        fence: Option<(&crate::WorkUnit, u64)>,
-    ) -> Result<(), StoreError> {
-        let _ = (failure, fence);
-        self.publish(error.clone()).await
+    /// failure; then nothing was kept, stored, recorded or forgotten.
+    async fn commit_failure(&self, commit: FailureCommit<'_>) -> Result<(), StoreError> {
+        self.publish(commit.error.clone()).await
     }
 
     /// Forgets a failed run (it is being run again). An unknown id is no error.

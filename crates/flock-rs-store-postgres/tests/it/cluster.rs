@@ -8,8 +8,8 @@ use std::{
 };
 
 use flock_core::{
-    Artifact, ArtifactId, BlackboardStore, ClusterStore, FailureKind, FailureRecord, Lease,
-    RunCommit, StoreError, TypeRegistry, WorkUnit,
+    Artifact, ArtifactId, BlackboardStore, ClusterStore, FailureCommit, FailureKind, FailureRecord,
+    Lease, RunCommit, StoreError, TypeRegistry, WorkUnit,
 };
 use flock_store_postgres::PostgresStore;
 use uuid::Uuid;
@@ -202,6 +202,7 @@ async fn commit(
             inputs: &[input],
             outputs: std::slice::from_ref(output),
             fence: Some((unit, epoch)),
+            retries: None,
         })
         .await
 }
@@ -308,6 +309,7 @@ async fn fencing_refuses_a_late_commit_from_the_old_owner() {
             inputs: &[],
             outputs: &outputs,
             fence: Some((&nobody, 1)),
+            retries: None,
         })
         .await;
     assert!(
@@ -353,7 +355,12 @@ async fn fencing_refuses_a_late_failed_run_from_the_old_owner() {
     let error = item(2);
     let late = failed_run(input.id, &error);
     let refused = one
-        .commit_failure(&late, &error, Some((unit, old.epoch)))
+        .commit_failure(FailureCommit {
+            failure: &late,
+            error: &error,
+            fence: Some((unit, old.epoch)),
+            retries: None,
+        })
         .await;
     assert!(
         matches!(refused, Err(StoreError::Fenced { .. })),
@@ -376,9 +383,14 @@ async fn fencing_refuses_a_late_failed_run_from_the_old_owner() {
     // The new owner's failed run is kept, and consumes the input.
     let error = item(3);
     let kept = failed_run(input.id, &error);
-    two.commit_failure(&kept, &error, Some((unit, new.epoch)))
-        .await
-        .expect("the new owner keeps its failed run");
+    two.commit_failure(FailureCommit {
+        failure: &kept,
+        error: &error,
+        fence: Some((unit, new.epoch)),
+        retries: None,
+    })
+    .await
+    .expect("the new owner keeps its failed run");
     assert_eq!(two.failures().await.unwrap(), [kept]);
     assert_eq!(
         two.unconsumed("agent").await.unwrap().len(),

@@ -413,6 +413,7 @@ impl Core {
             agent: agent.clone(),
             subscription,
             fence,
+            retries: None,
             input,
             cause: cause.span(),
             joined: None,

@@ -10,7 +10,12 @@ impl Core {
     /// Runs `work` for `agent` (a failed run again, or a direct invocation), not
     /// counted by admission; returns what to carry out and the run's id. `None`
     /// once shutdown began.
-    pub(crate) fn schedule_again(&mut self, agent: u32, work: Work) -> Option<(Ready, u64)> {
+    pub(crate) fn schedule_again(
+        &mut self,
+        agent: u32,
+        work: Work,
+        retries: Option<uuid::Uuid>,
+    ) -> Option<(Ready, u64)> {
         if self.phase != Phase::Open {
             return None;
         }
@@ -29,6 +34,7 @@ impl Core {
             agent,
             subscription,
             fence,
+            retries,
             input,
             cause: Span::none(),
             joined: None,

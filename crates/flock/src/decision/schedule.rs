@@ -79,6 +79,8 @@ pub(crate) struct Run {
     /// In a cluster: the epoch of its unit's lease when the run was created, which
     /// its commit is fenced with (`None`: the unit is not this process's).
     pub(crate) fence: Option<u64>,
+    /// The failed run it retries, forgotten in its commit.
+    pub(crate) retries: Option<uuid::Uuid>,
     pub(crate) input: RunInput,
     /// The span in scope where the run was created (an output's `artifact.publish`),
     /// its span's parent.

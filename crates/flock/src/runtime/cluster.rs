@@ -9,7 +9,9 @@
 
 use std::sync::{Arc, atomic::Ordering};
 
-use flock_core::{Artifact, ArtifactId, PublishError, RunCommit, StoreError, WorkUnit};
+use flock_core::{
+    Artifact, ArtifactId, FailureCommit, PublishError, RunCommit, StoreError, WorkUnit,
+};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::Runtime;
@@ -182,6 +184,7 @@ impl Runtime {
             inputs: &inputs,
             outputs,
             fence: Some((&unit, epoch)),
+            retries: origin.retries,
         };
         self.store.commit_run(commit).await?;
         for artifact in outputs {
@@ -207,11 +210,14 @@ impl Runtime {
             tracing::info!(%unit, "a failed run of a unit that moved to another process is that process's to run");
             return;
         };
-        match self
-            .store
-            .commit_failure(&run.record(), &error, Some((&unit, epoch)))
-            .await
-        {
+        let record = run.record();
+        let commit = FailureCommit {
+            failure: &record,
+            error: &error,
+            fence: Some((&unit, epoch)),
+            retries: run.retries,
+        };
+        match self.store.commit_failure(commit).await {
             Ok(()) => self.published(&error),
             Err(StoreError::Fenced { .. }) => {
                 tracing::info!(%unit, "the unit moved to another process before the failed run was kept; that process runs the inputs");
@@ -224,6 +230,16 @@ impl Runtime {
             ),
         }
         self.failed.lock().push(run);
+    }
+
+    /// Whether a failed run may be retried here: outside a cluster always; in one,
+    /// while this process owns its unit.
+    pub(crate) fn owns_failed_run(&self, run: &FailedRun) -> bool {
+        let Some(membership) = &self.membership else {
+            return true;
+        };
+        let (key, _) = run_unit(membership, &run.agent_ref, run.subscription, &run.work);
+        membership.owned(&key).is_some()
     }
 
     /// In a cluster, the fence to record a discarded join group of `pool` as

@@ -116,8 +116,8 @@ impl Runtime {
     }
 
     /// Runs a failed run again; `false` once shutdown began.
-    pub(crate) fn run_again(self: &Arc<Self>, agent: u32, work: Work) -> bool {
-        let ready = self.core.lock().schedule_again(agent, work);
+    pub(crate) fn run_again(self: &Arc<Self>, agent: u32, work: Work, retries: uuid::Uuid) -> bool {
+        let ready = self.core.lock().schedule_again(agent, work, Some(retries));
         match ready {
             Some((ready, _)) => {
                 self.act(ready);
@@ -134,7 +134,7 @@ impl Runtime {
         agent: u32,
         work: Work,
     ) -> Option<tokio::sync::oneshot::Receiver<run::Outcome>> {
-        let (ready, id) = self.core.lock().schedule_again(agent, work)?;
+        let (ready, id) = self.core.lock().schedule_again(agent, work, None)?;
         let (done, ended) = tokio::sync::oneshot::channel();
         // Before the run can start (`act`), so its end cannot be missed.
         self.waiters.lock().insert(id, done);

@@ -16,8 +16,8 @@ use std::sync::{
 };
 
 use flock_core::{
-    Artifact, ArtifactId, BlackboardStore, InMemoryStore, PublishError, Retention, RunCommit,
-    TypeRegistry,
+    Artifact, ArtifactId, BlackboardStore, FailureCommit, InMemoryStore, PublishError, Retention,
+    RunCommit, TypeRegistry,
 };
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashSet;
@@ -381,6 +381,7 @@ impl Runtime {
                     inputs: &inputs,
                     outputs: &outputs,
                     fence: None,
+                    retries: origin.retries,
                 };
                 self.store.commit_run(commit).await
             }
@@ -405,9 +406,14 @@ impl Runtime {
         let stored = match &self.memory {
             Some(memory) => memory.insert_all(&outputs),
             None => {
-                self.store
-                    .commit_failure(&run.record(), &outputs[0], None)
-                    .await
+                let record = run.record();
+                let commit = FailureCommit {
+                    failure: &record,
+                    error: &outputs[0],
+                    fence: None,
+                    retries: run.retries,
+                };
+                self.store.commit_failure(commit).await
             }
         };
         let agent = run.agent.clone();

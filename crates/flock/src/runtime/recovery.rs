@@ -184,6 +184,7 @@ impl Runtime {
                     inputs: &inputs,
                     outputs: &[],
                     fence: fence.as_ref().map(|(unit, epoch)| (unit, *epoch)),
+                    retries: None,
                 };
                 if let Err(error) = store.commit_run(commit).await {
                     tracing::warn!(

@@ -26,6 +26,7 @@ impl Runtime {
             agent,
             subscription,
             fence,
+            retries,
             input,
             cause,
             joined,
@@ -33,6 +34,7 @@ impl Runtime {
         let origin = Origin {
             subscription,
             fence,
+            retries,
         };
         let id = ticket.id;
         let runtime = self.clone();
@@ -134,6 +136,7 @@ impl Runtime {
             agent,
             subscription,
             fence,
+            retries,
             input,
             cause,
             ..
@@ -141,6 +144,7 @@ impl Runtime {
         let origin = Origin {
             subscription,
             fence,
+            retries,
         };
         tokio::spawn(async move {
             let work = input.into_work();

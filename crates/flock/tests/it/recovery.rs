@@ -356,3 +356,81 @@ fn an_incomplete_join_group_is_left_at_shutdown_and_completes_after_a_restart() 
     });
     assert_eq!(groups(&pairs), vec![strings(&["A:a", "B:b"])]);
 }
+
+/// A retry of a failed run that the process dies during is not lost: the failed
+/// run is forgotten only together with the retry's outputs, so the next start
+/// restores it.
+#[test]
+fn a_retry_interrupted_by_a_crash_leaves_the_failed_run_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("blackboard.db");
+    // What the engine does: fail, hang (the crash comes during the run), succeed.
+    let mode = Arc::new(Mutex::new("fail"));
+    let done: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let register = |flock: &Flock| {
+        let (mode, done) = (mode.clone(), done.clone());
+        flock
+            .agent("checks")
+            .consumes::<Item>(Subscribe::new())
+            .with_engine(map_fn_async(move |_: EngineContext, item: Arc<Item>| {
+                let (mode, done) = (*mode.lock(), done.clone());
+                async move {
+                    match mode {
+                        "fail" => Err("refused".to_owned()),
+                        "hang" => std::future::pending().await,
+                        _ => {
+                            done.lock().push(item.id);
+                            Ok(Outputs::none())
+                        }
+                    }
+                }
+            }))
+            .register()
+            .unwrap();
+    };
+    process(async {
+        let flock = open(&db);
+        register(&flock);
+        publish_ids(&flock, [7]).await;
+        flock.run_until_idle().await;
+        assert_eq!(flock.failed_runs().len(), 1);
+    });
+
+    *mode.lock() = "hang";
+    process(async {
+        let flock = open(&db);
+        register(&flock);
+        flock.recover().await.unwrap();
+        let id = flock.failed_runs()[0].id;
+        flock.retry_failed_run(id).await.unwrap();
+        // Killed while the retry runs.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    });
+
+    *mode.lock() = "succeed";
+    process(async {
+        let flock = open(&db);
+        register(&flock);
+        let report = flock.recover().await.unwrap();
+        assert_eq!(report.failed_runs, 1, "the failed run is still there");
+        let id = flock.failed_runs()[0].id;
+        flock.retry_failed_run(id).await.unwrap();
+        flock.run_until_idle().await;
+        assert!(flock.failed_runs().is_empty());
+        flock.shutdown().await;
+    });
+    assert_eq!(*done.lock(), vec![7], "the input ran");
+
+    process(async {
+        let flock = open(&db);
+        register(&flock);
+        let report = flock.recover().await.unwrap();
+        assert_eq!(
+            report.failed_runs, 0,
+            "retried for good: no failed run left"
+        );
+        flock.run_until_idle().await;
+        flock.shutdown().await;
+    });
+    assert_eq!(*done.lock(), vec![7], "and never again");
+}
