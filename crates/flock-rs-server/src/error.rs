@@ -34,7 +34,8 @@ pub enum ApiError {
     /// bound: 429; shut down: 503).
     #[error(transparent)]
     Publish(#[from] PublishError),
-    /// A failed run could not be retried (unknown id: 404; shut down: 503).
+    /// A failed run could not be retried (unknown id: 404; its unit moved to
+    /// another process of the cluster: 409; shut down: 503).
     #[error(transparent)]
     Retry(#[from] RetryFailedRunError),
     /// The blackboard store failed (500: not the client's doing).
