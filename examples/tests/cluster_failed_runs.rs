@@ -1,7 +1,7 @@
-//! Failed runs in a cluster: a process retries a failed run only while it owns the
-//! run's unit. When the unit moved, the retry is refused and the entry stays (its
-//! inputs count as consumed, so nothing else would run them). Two flocks of one
-//! test process on one PostgreSQL schema.
+//! Failed runs in a cluster follow their units: the process that takes a unit over
+//! restores the unit's failed runs from the store, the one that lost it no longer
+//! lists them, and each retries only its own. Two flocks of one test process on
+//! one PostgreSQL schema.
 
 #![allow(
     clippy::disallowed_methods,
@@ -11,6 +11,7 @@
 mod support;
 
 use std::{
+    collections::BTreeSet,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -61,7 +62,7 @@ async fn until(what: &str, deadline: Instant, mut done: impl FnMut() -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_run_is_retried_only_where_its_unit_is_owned() {
+async fn failed_runs_follow_their_units() {
     let Some(url) = postgres_url() else {
         return;
     };
@@ -89,29 +90,52 @@ async fn a_failed_run_is_retried_only_where_its_unit_is_owned() {
     })
     .await;
 
-    let (mut retried, mut moved) = (0, 0);
-    for run in first.failed_runs() {
-        match first.retry_failed_run(run.id).await {
-            Ok(()) => retried += 1,
-            Err(RetryFailedRunError::Moved(id)) => {
-                assert_eq!(id, run.id);
-                moved += 1;
-            }
-            Err(other) => panic!("unexpected refusal: {other}"),
-        }
-    }
-    first.run_until_idle().await;
+    // Failed runs follow their units: the second process restored those of the
+    // partitions it took over from the store, the first no longer lists them.
+    let ids = |flock: &Flock| -> BTreeSet<String> {
+        flock
+            .failed_runs()
+            .iter()
+            .map(|run| run.id.to_string())
+            .collect()
+    };
+    until("the failed runs follow their units", deadline, || {
+        ids(&first).len() + ids(&second).len() == KEYS as usize
+    })
+    .await;
+    let (mine, theirs) = (ids(&first), ids(&second));
     assert!(
-        retried > 0 && moved > 0,
-        "some failed runs' units stayed, some moved: {retried} retried, {moved} moved"
+        !mine.is_empty() && !theirs.is_empty(),
+        "{mine:?} {theirs:?}"
     );
-    assert_eq!(
-        first.failed_runs().len(),
-        KEYS as usize,
-        "a moved entry stays; a retried one failed again and came back"
-    );
+    assert!(mine.is_disjoint(&theirs), "each listed by one process");
 
+    // Each retries its own (the runs fail again and come back); an entry the
+    // other process lists is not found here.
+    for (flock, own) in [(&first, &mine), (&second, &theirs)] {
+        for run in flock.failed_runs() {
+            assert!(own.contains(&run.id.to_string()));
+            flock.retry_failed_run(run.id).await.unwrap();
+        }
+        flock.run_until_idle().await;
+    }
+    let elsewhere = second.failed_runs()[0].id;
+    assert!(matches!(
+        first.retry_failed_run(elsewhere).await,
+        Err(RetryFailedRunError::NotFound(_))
+    ));
+    until("the retried runs failed again", deadline, || {
+        ids(&first).len() + ids(&second).len() == KEYS as usize && ids(&first).is_disjoint(&mine)
+    })
+    .await;
+
+    // The first process leaves: the second takes over its units and their
+    // failed runs.
     first.shutdown().await;
+    until("the second lists every failed run", deadline, || {
+        ids(&second).len() == KEYS as usize
+    })
+    .await;
     second.shutdown().await;
     drop_schema(&url, &schema).await;
 }

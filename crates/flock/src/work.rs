@@ -214,6 +214,13 @@ impl Work {
             .and_then(|s| s.batch().copied())
             .or_else(|| BatchSpec::size(inputs.len().max(1)).build().ok())
             .expect("a size of at least one is a valid spec");
+        // A keyed batch's partition, from its first input (gates have none).
+        let partition = agent
+            .subscriptions
+            .get(subscription)
+            .filter(|s| !s.is_gate())
+            .zip(inputs.first())
+            .and_then(|(s, first)| s.key_of(first).ok().flatten());
         let items = if record.groups.is_empty() {
             inputs.into_iter().map(Unit::One).collect()
         } else {
@@ -228,7 +235,7 @@ impl Work {
             key: BatchKey {
                 agent: agent.index,
                 subscription: u32::try_from(subscription).unwrap_or(0),
-                partition: None,
+                partition,
             },
             items,
             reason,

@@ -78,6 +78,10 @@ impl Runtime {
                 "units moved to other processes; what was collected for them is theirs to collect again"
             );
             let lost: FxHashSet<UnitKey> = lost.into_iter().collect();
+            // Their failed runs go with them: the new owner restores them.
+            self.failed
+                .lock()
+                .retain(|run| !lost.contains(&self.unit_of_failed_run(run)));
             core.forget(|key: &BatchKey| lost.contains(&membership.unit_of_key(key)))
         };
         self.act(ready);
@@ -238,8 +242,13 @@ impl Runtime {
         let Some(membership) = &self.membership else {
             return true;
         };
-        let (key, _) = run_unit(membership, &run.agent_ref, run.subscription, &run.work);
-        membership.owned(&key).is_some()
+        membership.owned(&self.unit_of_failed_run(run)).is_some()
+    }
+
+    /// The unit of a failed run (in a cluster).
+    pub(crate) fn unit_of_failed_run(&self, run: &FailedRun) -> UnitKey {
+        let membership = self.membership.as_ref().expect("in a cluster");
+        run_unit(membership, &run.agent_ref, run.subscription, &run.work).0
     }
 
     /// In a cluster, the fence to record a discarded join group of `pool` as

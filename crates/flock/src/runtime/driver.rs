@@ -205,6 +205,25 @@ async fn take_over(
         "took over units; collecting again what they had not consumed"
     );
     runtime.replay_units(pending, units);
+    // The failed runs of these units (kept in the store by their old owner) are
+    // this process's to list and retry now.
+    let taken: Vec<Arc<crate::agent::Agent>> = runtime
+        .agents()
+        .into_iter()
+        .filter(|a| agents.contains(&a.index))
+        .collect();
+    let restored = runtime
+        .restore_failed_runs(&taken, |run| {
+            units.contains_key(&runtime.unit_of_failed_run(run))
+        })
+        .await?;
+    if restored > 0 {
+        tracing::info!(
+            process = %membership.config.process,
+            failed_runs = restored,
+            "failed runs of the units taken over restored"
+        );
+    }
     membership.taken_over(units, through);
     Ok(())
 }

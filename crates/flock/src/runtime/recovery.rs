@@ -57,7 +57,7 @@ impl Runtime {
             return Ok(RecoveryReport::default());
         }
         let agents: Vec<Arc<Agent>> = self.routing.read().agents().to_vec();
-        let failed_runs = self.restore_failed_runs(&agents).await?;
+        let failed_runs = self.restore_failed_runs(&agents, |_| true).await?;
         let pending = self.unconsumed(&agents).await?;
         let report = RecoveryReport {
             artifacts: pending.len(),
@@ -126,11 +126,23 @@ impl Runtime {
         Ok(pending)
     }
 
-    /// Restores the failed runs the store kept, for the agents registered now.
-    async fn restore_failed_runs(&self, agents: &[Arc<Agent>]) -> Result<usize, StoreError> {
+    /// Restores the failed runs the store kept for `agents` that `keep` accepts
+    /// (in a cluster: those of the units taken over), unless already listed.
+    pub(crate) async fn restore_failed_runs(
+        &self,
+        agents: &[Arc<Agent>],
+        keep: impl Fn(&FailedRun) -> bool,
+    ) -> Result<usize, StoreError> {
         let mut restored = 0;
         for record in self.store.failures().await? {
+            if self.failed.lock().iter().any(|run| run.id == record.id) {
+                continue;
+            }
             let Some(agent) = agents.iter().find(|a| *a.name == record.agent) else {
+                if self.membership.is_some() {
+                    // Another agent's: not this takeover's.
+                    continue;
+                }
                 tracing::warn!(
                     agent = %record.agent,
                     failed_run = %record.id,
@@ -150,8 +162,10 @@ impl Runtime {
                 }
             }
             let run = FailedRun::restore(record, agent.clone(), inputs, self.now().mono);
-            self.failed.lock().push(run);
-            restored += 1;
+            if keep(&run) {
+                self.failed.lock().push(run);
+                restored += 1;
+            }
         }
         Ok(restored)
     }
