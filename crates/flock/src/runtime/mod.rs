@@ -122,7 +122,14 @@ impl Runtime {
         let membership = cluster.map(|c| Arc::new(Membership::new(c)));
         // Admission bounds do not apply in a cluster (no process sees all that waits).
         let mut core = Core::new(match membership {
-            Some(_) => Admission::default(),
+            Some(_) => {
+                if admission.is_bounded() {
+                    tracing::warn!(
+                        "admission bounds are set but do not apply in a cluster (no process sees all that waits); publishes are not bounded"
+                    );
+                }
+                Admission::default()
+            }
             None => admission,
         });
         if let Some(membership) = &membership {
