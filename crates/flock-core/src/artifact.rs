@@ -90,11 +90,16 @@ impl FromStr for ArtifactId {
 /// A typed value behind an erased handle: `&T` for code that knows the type, JSON for
 /// code that does not (stores, traces, dynamic publishes).
 trait ErasedValue: Any + Send + Sync {
+    fn type_name(&self) -> &'static str;
     fn to_json(&self) -> serde_json::Result<serde_json::Value>;
     fn to_json_string(&self) -> serde_json::Result<String>;
 }
 
 impl<T: FlockType> ErasedValue for T {
+    fn type_name(&self) -> &'static str {
+        T::TYPE_NAME
+    }
+
     fn to_json(&self) -> serde_json::Result<serde_json::Value> {
         serde_json::to_value(self)
     }
@@ -106,15 +111,22 @@ impl<T: FlockType> ErasedValue for T {
 
 /// A payload read back (from a durable store) whose Rust type this process has not
 /// registered: kept as JSON.
-struct RawJson(serde_json::Value);
+struct RawJson {
+    type_name: &'static str,
+    value: serde_json::Value,
+}
 
 impl ErasedValue for RawJson {
+    fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
     fn to_json(&self) -> serde_json::Result<serde_json::Value> {
-        Ok(self.0.clone())
+        Ok(self.value.clone())
     }
 
     fn to_json_string(&self) -> serde_json::Result<String> {
-        serde_json::to_string(&self.0)
+        serde_json::to_string(&self.value)
     }
 }
 
@@ -136,10 +148,10 @@ fn intern(type_name: &str) -> &'static str {
 
 /// The value an artifact carries, kept typed.
 ///
-/// Cloning is cheap (a reference count).
+/// Cloning is cheap (a reference count). One pointer and its vtable, which also
+/// knows the type name: an artifact's record stays small.
 #[derive(Clone)]
 pub struct Payload {
-    type_name: &'static str,
     value: Arc<dyn ErasedValue>,
 }
 
@@ -154,22 +166,21 @@ impl Payload {
     /// [`Payload::to_json`] returns the value.
     pub fn raw_json(type_name: &str, value: serde_json::Value) -> Self {
         Self {
-            type_name: intern(type_name),
-            value: Arc::new(RawJson(value)),
+            value: Arc::new(RawJson {
+                type_name: intern(type_name),
+                value,
+            }),
         }
     }
 
     /// Wraps a shared typed value without copying it.
     pub fn from_arc<T: FlockType>(value: Arc<T>) -> Self {
-        Self {
-            type_name: T::TYPE_NAME,
-            value,
-        }
+        Self { value }
     }
 
     /// The artifact type name of the value.
     pub fn type_name(&self) -> &'static str {
-        self.type_name
+        self.value.type_name()
     }
 
     /// Whether the value is a `T`.
@@ -211,8 +222,8 @@ impl Payload {
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.to_json() {
-            Ok(json) => write!(f, "{}({json})", self.type_name),
-            Err(_) => write!(f, "{}(<unserializable>)", self.type_name),
+            Ok(json) => write!(f, "{}({json})", self.type_name()),
+            Err(_) => write!(f, "{}(<unserializable>)", self.type_name()),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! `InMemoryStore`: artifacts in memory, indexed by id and type, kept for the life
 //! of the process or under a [`Retention`].
 
+mod by_type;
 mod log;
+mod pages;
 mod retention;
 
 use std::sync::Arc;
