@@ -17,13 +17,30 @@ struct Run {
 /// them, and [`TypeIndex::trim`] drops them from the front).
 #[derive(Default)]
 pub(super) struct TypeIndex {
-    runs: FxHashMap<&'static str, VecDeque<Run>>,
+    /// Each type's place in `runs`.
+    types: FxHashMap<&'static str, usize>,
+    runs: Vec<VecDeque<Run>>,
+    /// The type of the last push and its place: a stream of one type skips the
+    /// hash lookup (the same `&'static str`, compared by address).
+    last: Option<(&'static str, usize)>,
 }
 
 impl TypeIndex {
     /// Records `seq` (above every sequence recorded) as an artifact of `type_name`.
     pub(super) fn push(&mut self, type_name: &'static str, seq: u64) {
-        let runs = self.runs.entry(type_name).or_default();
+        let place = match self.last {
+            Some((last, place)) if std::ptr::eq(last, type_name) => place,
+            _ => {
+                let next = self.runs.len();
+                let place = *self.types.entry(type_name).or_insert(next);
+                if place == next {
+                    self.runs.push(VecDeque::new());
+                }
+                self.last = Some((type_name, place));
+                place
+            }
+        };
+        let runs = &mut self.runs[place];
         match runs.back_mut() {
             Some(run) if run.start + run.len == seq => run.len += 1,
             _ => runs.push_back(Run { start: seq, len: 1 }),
@@ -35,7 +52,7 @@ impl TypeIndex {
         let mut seqs: Vec<u64> = Vec::new();
         let mut lists = 0;
         for name in names {
-            if let Some(runs) = self.runs.get(name) {
+            if let Some(runs) = self.types.get(name).map(|&place| &self.runs[place]) {
                 seqs.extend(runs.iter().flat_map(|run| run.start..run.start + run.len));
                 lists += 1;
             }
@@ -50,7 +67,7 @@ impl TypeIndex {
     /// evicted; returns how many recorded sequences remain (stale ones included).
     pub(super) fn trim(&mut self, gone: impl Fn(u64) -> bool) -> usize {
         let mut remaining = 0;
-        for runs in self.runs.values_mut() {
+        for runs in &mut self.runs {
             while let Some(run) = runs.front_mut() {
                 while run.len > 0 && gone(run.start) {
                     run.start += 1;
@@ -63,13 +80,14 @@ impl TypeIndex {
             }
             remaining += runs.iter().map(|run| run.len as usize).sum::<usize>();
         }
-        self.runs.retain(|_, runs| !runs.is_empty());
         remaining
     }
 
     /// Forgets everything (before a rebuild).
     pub(super) fn clear(&mut self) {
+        self.types.clear();
         self.runs.clear();
+        self.last = None;
     }
 }
 
@@ -86,7 +104,11 @@ mod tests {
         for seq in 100..110 {
             index.push(if seq % 2 == 0 { "A" } else { "B" }, seq);
         }
-        assert_eq!(index.runs["A"].len(), 5, "0..=100, then one run each");
+        assert_eq!(
+            index.runs[index.types["A"]].len(),
+            5,
+            "0..=100, then one run each"
+        );
         let a = index.seqs(["A"].into_iter());
         assert_eq!(a.len(), 105);
         assert_eq!(a[100..], [100, 102, 104, 106, 108]);
