@@ -72,15 +72,11 @@ impl TypeRegistry {
         if REGISTERED_LAST.with(std::cell::Cell::get) == note {
             return Ok(());
         }
-        let checked = match self.entries.read().get(T::TYPE_NAME) {
-            Some(entry) => Some(check_same(
-                entry,
-                type_id,
-                T::TYPE_NAME,
-                std::any::type_name::<T>(),
-            )),
-            None => None,
-        };
+        let checked = self
+            .entries
+            .read()
+            .get(T::TYPE_NAME)
+            .map(|entry| check_same(entry, type_id, T::TYPE_NAME, std::any::type_name::<T>()));
         let checked = checked.unwrap_or_else(|| {
             let mut entries = self.entries.write();
             let entry = entries.entry(T::TYPE_NAME).or_insert_with(|| Entry {
