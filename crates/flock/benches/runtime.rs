@@ -30,6 +30,16 @@ struct Event {
     tenant: u32,
 }
 
+/// Whether the command line's filter (criterion's, e.g. `-- deadlines`) selects
+/// `name`: the figures printed outside criterion's groups obey it too.
+fn selected(name: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    filters.is_empty() || filters.iter().any(|filter| name.contains(filter.as_str()))
+}
+
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -91,6 +101,9 @@ fn scaling(c: &mut Criterion) {
         });
     }
     group.finish();
+    if !selected("scaling") {
+        return;
+    }
     for retention in [false, true] {
         let label = if retention {
             "retention drop_consumed"
@@ -226,6 +239,9 @@ fn print_lateness(what: &str, late: &[Duration]) {
 }
 
 fn deadlines(c: &mut Criterion) {
+    if !selected("deadlines") {
+        return;
+    }
     let timeout = Duration::from_millis(300);
     for keys in [1_u32, 1_000] {
         let late = deadline_lateness(keys, timeout);
