@@ -38,10 +38,10 @@ mod join;
 mod shards;
 
 pub use deferral::Deferrals;
-use shards::Shards;
 pub use join::{
     DiscardReason, Discarded, Group, InvalidJoinShape, JoinShape, Joined, Joiner, PendingGroup,
 };
+use shards::Shards;
 
 use std::{
     collections::BTreeMap,
@@ -167,13 +167,16 @@ impl<K: Clone + Eq + Hash, T> Batcher<K, T> {
                 // a few items (deadlines flushing them), room for 1,024 each was 16 KiB
                 // per batch: 100,000 of them faulted in and freed 1.6 GB a second.
                 let capacity = spec.max_size().map_or(0, |n| n.get().min(128));
-                self.accumulators.insert_new(key.clone(), Accumulator {
-                    spec,
-                    items: Vec::with_capacity(capacity),
-                    first_arrival: now,
-                    seq,
-                    deadline,
-                })
+                self.accumulators.insert_new(
+                    key.clone(),
+                    Accumulator {
+                        spec,
+                        items: Vec::with_capacity(capacity),
+                        first_arrival: now,
+                        seq,
+                        deadline,
+                    },
+                )
             }
         };
         accumulator.items.push(item);
