@@ -211,6 +211,36 @@ mod tests {
     }
 
     #[test]
+    fn ids_out_of_order_are_found_and_refused_twice() {
+        // Artifacts forwarded from elsewhere (or made concurrently) arrive with ids
+        // below the newest: they are found, and refused as duplicates, like the rest.
+        let store = InMemoryStore::new();
+        let newer: Vec<Arc<Artifact>> = (0..5_000).map(|i| artifact(1_000 + i)).collect();
+        let older: Vec<Arc<Artifact>> = (0..100).map(artifact).collect();
+        for a in newer.iter().chain(&older) {
+            store.insert(a.clone()).unwrap();
+        }
+        for a in newer.iter().chain(&older) {
+            assert!(store.log.read().get(&a.id).is_some());
+            assert!(matches!(
+                store.insert(a.clone()),
+                Err(StoreError::Duplicate(id)) if id == a.id
+            ));
+        }
+        assert!(
+            store
+                .insert_all(&[artifact(7_000), older[3].clone()])
+                .is_err()
+        );
+        assert_eq!(store.log.read().len(), 5_100, "all or none");
+        assert_eq!(
+            kept(&store)[5_000],
+            "a0",
+            "listed in publish order, not id order"
+        );
+    }
+
+    #[test]
     fn zero_limits_are_refused() {
         assert!(Retention::new().max_artifacts(0).is_err());
         assert!(Retention::new().max_age(Duration::ZERO).is_err());
