@@ -35,11 +35,13 @@
 
 mod deferral;
 mod join;
+mod shards;
 
 pub use deferral::Deferrals;
 pub use join::{
     DiscardReason, Discarded, Group, InvalidJoinShape, JoinShape, Joined, Joiner, PendingGroup,
 };
+use shards::Shards;
 
 use std::{
     collections::BTreeMap,
@@ -49,7 +51,6 @@ use std::{
 
 pub use flock_core::FlushReason;
 use flock_subscription::BatchSpec;
-use rustc_hash::FxHashMap;
 
 /// A batch handed to its consumer.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +119,8 @@ struct Accumulator<T> {
 
 /// The accumulators of every key, and their deadlines.
 pub struct Batcher<K, T> {
-    accumulators: FxHashMap<K, Accumulator<T>>,
+    /// In shards: growing never rehashes every batch at once.
+    accumulators: Shards<K, Accumulator<T>>,
     /// Pending deadlines: (deadline, seq) → key. Removed when a batch flushes by size.
     deadlines: BTreeMap<(Instant, u64), K>,
     next_seq: u64,
@@ -128,7 +130,7 @@ pub struct Batcher<K, T> {
 impl<K, T> Default for Batcher<K, T> {
     fn default() -> Self {
         Self {
-            accumulators: FxHashMap::default(),
+            accumulators: Shards::default(),
             deadlines: BTreeMap::new(),
             next_seq: 0,
             waiting: 0,
@@ -160,14 +162,21 @@ impl<K: Clone + Eq + Hash, T> Batcher<K, T> {
                     }
                     self.deadlines.insert((deadline, seq), key.clone());
                 }
-                let capacity = spec.max_size().map_or(0, |n| n.get().min(1024));
-                self.accumulators.entry(key.clone()).or_insert(Accumulator {
-                    spec,
-                    items: Vec::with_capacity(capacity),
-                    first_arrival: now,
-                    seq,
-                    deadline,
-                })
+                // A batch of up to 128 gets its room at once; a larger one grows as
+                // items come. With many keyed batches of a large size that each hold
+                // a few items (deadlines flushing them), room for 1,024 each was 16 KiB
+                // per batch: 100,000 of them faulted in and freed 1.6 GB a second.
+                let capacity = spec.max_size().map_or(0, |n| n.get().min(128));
+                self.accumulators.insert_new(
+                    key.clone(),
+                    Accumulator {
+                        spec,
+                        items: Vec::with_capacity(capacity),
+                        first_arrival: now,
+                        seq,
+                        deadline,
+                    },
+                )
             }
         };
         accumulator.items.push(item);

@@ -23,9 +23,29 @@ struct Entry {
 ///
 /// Cloning is cheap and clones share their entries: a durable store decodes what it
 /// reads back with the registry of the flock built on it.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct TypeRegistry {
     entries: std::sync::Arc<RwLock<FxHashMap<&'static str, Entry>>>,
+    /// Unique per registry (its clones share it): the key of the per-thread note of
+    /// the type registered last, which lets a stream of publishes of one type skip
+    /// the lock and the lookup. Entries are never removed, so the note stays true.
+    id: u64,
+}
+
+impl Default for TypeRegistry {
+    fn default() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self {
+            entries: std::sync::Arc::default(),
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
+
+thread_local! {
+    /// (registry, type) of this thread's last successful registration.
+    static REGISTERED_LAST: std::cell::Cell<Option<(u64, TypeId)>> =
+        const { std::cell::Cell::new(None) };
 }
 
 impl std::fmt::Debug for TypeRegistry {
@@ -48,17 +68,29 @@ impl TypeRegistry {
     /// [`TypeConflict`] when another Rust type already holds the name.
     pub fn register<T: FlockType>(&self) -> Result<(), TypeConflict> {
         let type_id = TypeId::of::<T>();
-        if let Some(entry) = self.entries.read().get(T::TYPE_NAME) {
-            return check_same(entry, type_id, T::TYPE_NAME, std::any::type_name::<T>());
+        let note = Some((self.id, type_id));
+        if REGISTERED_LAST.with(std::cell::Cell::get) == note {
+            return Ok(());
         }
-        let mut entries = self.entries.write();
-        let entry = entries.entry(T::TYPE_NAME).or_insert_with(|| Entry {
-            type_id,
-            rust_name: std::any::type_name::<T>(),
-            // The path makes the error name the field that does not fit, however deep.
-            decode: |json| serde_path_to_error::deserialize::<_, T>(json).map(Payload::new),
+        let checked = self
+            .entries
+            .read()
+            .get(T::TYPE_NAME)
+            .map(|entry| check_same(entry, type_id, T::TYPE_NAME, std::any::type_name::<T>()));
+        let checked = checked.unwrap_or_else(|| {
+            let mut entries = self.entries.write();
+            let entry = entries.entry(T::TYPE_NAME).or_insert_with(|| Entry {
+                type_id,
+                rust_name: std::any::type_name::<T>(),
+                // The path makes the error name the field that does not fit, however deep.
+                decode: |json| serde_path_to_error::deserialize::<_, T>(json).map(Payload::new),
+            });
+            check_same(entry, type_id, T::TYPE_NAME, std::any::type_name::<T>())
         });
-        check_same(entry, type_id, T::TYPE_NAME, std::any::type_name::<T>())
+        if checked.is_ok() {
+            REGISTERED_LAST.with(|last| last.set(note));
+        }
+        checked
     }
 
     /// Whether a type name is registered.
@@ -185,5 +217,42 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "a string",
         serde_json::Value::Array(_) => "an array",
         serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Debug, Clone, Serialize, Deserialize, flock_macros::FlockType)]
+    #[flock(crate = "crate", name = "Shared")]
+    struct First {
+        n: u32,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize, flock_macros::FlockType)]
+    #[flock(crate = "crate", name = "Shared")]
+    struct Second {
+        s: String,
+    }
+
+    #[test]
+    fn each_registry_learns_a_type_registered_last_in_another() {
+        // The per-thread note of the last registration names its registry: a
+        // registry made afterwards (even where a dropped one lived) still registers.
+        for _ in 0..3 {
+            let registry = TypeRegistry::new();
+            registry.register::<First>().unwrap();
+            assert!(registry.contains("Shared"));
+            registry.register::<First>().unwrap();
+        }
+        let clone = TypeRegistry::new();
+        let shared = clone.clone();
+        clone.register::<First>().unwrap();
+        assert!(shared.contains("Shared"), "clones share their entries");
+        assert!(shared.register::<Second>().is_err(), "the name is taken");
+        assert!(clone.register::<First>().is_ok());
     }
 }

@@ -1,9 +1,11 @@
 //! Benchmarks 2, 3, 4 and 7 of the runtime:
 //! - `scaling`: cost per artifact at 10k, 100k, 1M published artifacts (10M printed
-//!   once at the end): the blackboard keeps every artifact, so this includes the
-//!   in-memory store's growth;
-//! - `deadlines`: how late timeouts fire on the real clock with 1, 1k and 100k
-//!   active keyed batches (p50 / p99 / max, printed);
+//!   once at the end), with the store keeping every artifact (its growth included)
+//!   and, printed after, with retention dropping what was consumed;
+//! - `deadlines`: how late timeouts fire on the real clock with 1 and 1k keyed
+//!   batches started together, 100k active keyed batches whose deadlines are spread
+//!   over the timeout (keys arriving at a steady rate, as real traffic does), and
+//!   100k started in one burst (p50 / p99 / max, printed);
 //! - `idle`: `run_until_idle` on an idle flock;
 //! - `subscriptions`: 10 agents with predicates over artifacts with visibility.
 
@@ -26,6 +28,16 @@ use serde::{Deserialize, Serialize};
 struct Event {
     n: u64,
     tenant: u32,
+}
+
+/// Whether the command line's filter (criterion's, e.g. `-- deadlines`) selects
+/// `name`: the figures printed outside criterion's groups obey it too.
+fn selected(name: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    filters.is_empty() || filters.iter().any(|filter| name.contains(filter.as_str()))
 }
 
 fn current_thread() -> tokio::runtime::Runtime {
@@ -53,8 +65,12 @@ fn counting_agent(flock: &Flock, name: &str, sub: Subscribe<Event>) -> Arc<Atomi
     seen
 }
 
-async fn publish_batched(n: u64) -> Duration {
-    let flock = Flock::builder().no_trace().build();
+async fn publish_batched(n: u64, retention: bool) -> Duration {
+    let mut builder = Flock::builder().no_trace();
+    if retention {
+        builder = builder.retention(flock::Retention::new().drop_consumed());
+    }
+    let flock = builder.build();
     let seen = counting_agent(&flock, "sink", Subscribe::new().batch(BatchSpec::size(100)));
     let start = Instant::now();
     for i in 0..n {
@@ -77,54 +93,84 @@ fn scaling(c: &mut Criterion) {
     for n in [10_000_u64, 100_000, 1_000_000] {
         group.throughput(Throughput::Elements(n));
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
-            b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(publish_batched(n))).sum());
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| rt.block_on(publish_batched(n, false)))
+                    .sum()
+            });
         });
     }
     group.finish();
-    let mut per_artifact = Vec::new();
-    for n in [10_000_u64, 100_000, 1_000_000, 10_000_000] {
-        // Best of three for the small sizes, one run of 10M (a few seconds, ~3 GB).
-        let runs = if n >= 10_000_000 { 1 } else { 3 };
-        let best = (0..runs)
-            .map(|_| rt.block_on(publish_batched(n)))
-            .min()
-            .expect("a run");
-        let ns = best.as_nanos() as f64 / n as f64;
-        per_artifact.push(ns);
-        println!("scaling: {n:>10} artifacts: {ns:7.1} ns per artifact");
+    if !selected("scaling") {
+        return;
     }
-    let (lo, hi) = per_artifact
-        .iter()
-        .fold((f64::MAX, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-    println!("scaling: max/min cost per artifact = {:.2}", hi / lo);
+    for retention in [false, true] {
+        let label = if retention {
+            "retention drop_consumed"
+        } else {
+            "every artifact kept"
+        };
+        let mut per_artifact = Vec::new();
+        for n in [10_000_u64, 100_000, 1_000_000, 10_000_000] {
+            // Best of three for the small sizes, one run of 10M (a few seconds).
+            let runs = if n >= 10_000_000 { 1 } else { 3 };
+            let best = (0..runs)
+                .map(|_| rt.block_on(publish_batched(n, retention)))
+                .min()
+                .expect("a run");
+            let ns = best.as_nanos() as f64 / n as f64;
+            per_artifact.push(ns);
+            println!("scaling ({label}): {n:>10} artifacts: {ns:7.1} ns per artifact");
+        }
+        let (lo, hi) = per_artifact
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        println!(
+            "scaling ({label}): max/min cost per artifact = {:.2}",
+            hi / lo
+        );
+    }
 }
 
-/// Publishes one event per key at once and records, for each flush, how long after
-/// its deadline it fired (`wait - timeout`, as the runtime measures the flush).
-fn deadline_lateness(keys: u32, timeout: Duration) -> Vec<Duration> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// A keyed batch agent whose engine records, for each flush, how long after its
+/// deadline it fired (`wait - timeout`, as the runtime measures the flush), with
+/// the key.
+fn lateness_agent(flock: &Flock, timeout: Duration) -> Arc<Mutex<Vec<(u32, Duration)>>> {
+    let late: Arc<Mutex<Vec<(u32, Duration)>>> = Arc::default();
+    let sink = late.clone();
+    flock
+        .agent("keyed")
+        .consumes::<Event>(
+            Subscribe::new()
+                .batch(BatchSpec::size(1_000_000).timeout(timeout))
+                .keyed_by(|e: &Event| e.tenant),
+        )
+        .max_concurrency(64)
+        .with_engine(batch_fn(
+            move |ctx: &EngineContext, batch: Vec<Arc<Event>>| {
+                let metrics = ctx.batch.as_ref().expect("batch");
+                sink.lock()
+                    .push((batch[0].tenant, metrics.wait.saturating_sub(timeout)));
+                Ok::<_, String>(Outputs::none())
+            },
+        ))
+        .register()
+        .expect("register");
+    late
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_time()
         .build()
-        .expect("runtime");
-    rt.block_on(async move {
+        .expect("runtime")
+}
+
+/// Publishes one event per key at once (a burst) and returns each flush's lateness.
+fn deadline_lateness(keys: u32, timeout: Duration) -> Vec<Duration> {
+    multi_thread().block_on(async move {
         let flock = Flock::builder().no_trace().build();
-        let late: Arc<Mutex<Vec<Duration>>> = Arc::default();
-        let sink = late.clone();
-        flock
-            .agent("keyed")
-            .consumes::<Event>(
-                Subscribe::new()
-                    .batch(BatchSpec::size(1_000_000).timeout(timeout))
-                    .keyed_by(|e: &Event| e.tenant),
-            )
-            .max_concurrency(64)
-            .with_engine(batch_fn(move |ctx: &EngineContext, _: Vec<Arc<Event>>| {
-                let metrics = ctx.batch.as_ref().expect("batch");
-                sink.lock().push(metrics.wait.saturating_sub(timeout));
-                Ok::<_, String>(Outputs::none())
-            }))
-            .register()
-            .expect("register");
+        let late = lateness_agent(&flock, timeout);
         for tenant in 0..keys {
             flock
                 .publish(Event { n: 0, tenant })
@@ -134,25 +180,85 @@ fn deadline_lateness(keys: u32, timeout: Duration) -> Vec<Duration> {
         tokio::time::sleep(timeout * 2).await;
         flock.run_until_idle().await;
         flock.shutdown().await;
-        let mut late = late.lock().clone();
+        let mut late: Vec<Duration> = late.lock().iter().map(|&(_, d)| d).collect();
         late.sort_unstable();
         late
     })
 }
 
+/// `active` keyed batches whose deadlines are spread over the timeout: a new key
+/// every `timeout / active`, for twice the timeout, so from the first deadline on
+/// about `active` batches wait at every moment. Returns the lateness of the
+/// batches whose deadline fell while the keys kept arriving (the first `active`).
+fn spread_lateness(active: u32, timeout: Duration) -> Vec<Duration> {
+    multi_thread().block_on(async move {
+        let flock = Flock::builder().no_trace().build();
+        let late = lateness_agent(&flock, timeout);
+        let total = 2 * active;
+        let rate = f64::from(active) / timeout.as_secs_f64();
+        let start = tokio::time::Instant::now();
+        let mut published = 0;
+        while published < total {
+            // Catch up with the schedule, then sleep for the next millisecond.
+            let due = ((start.elapsed().as_secs_f64() * rate) as u32).min(total);
+            while published < due {
+                flock
+                    .publish(Event {
+                        n: 0,
+                        tenant: published,
+                    })
+                    .await
+                    .expect("publish");
+                published += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(timeout + timeout / 2).await;
+        flock.run_until_idle().await;
+        flock.shutdown().await;
+        let late = late.lock();
+        assert_eq!(late.len(), total as usize, "every keyed batch flushed once");
+        let mut late: Vec<Duration> = late
+            .iter()
+            .filter(|&&(key, _)| key < active)
+            .map(|&(_, d)| d)
+            .collect();
+        late.sort_unstable();
+        late
+    })
+}
+
+fn print_lateness(what: &str, late: &[Duration]) {
+    let at = |q: f64| late[((late.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "deadlines: {what}: lateness p50 {:?}, p99 {:?}, max {:?}",
+        at(0.5),
+        at(0.99),
+        late[late.len() - 1]
+    );
+}
+
 fn deadlines(c: &mut Criterion) {
+    if !selected("deadlines") {
+        return;
+    }
     let timeout = Duration::from_millis(300);
-    for keys in [1_u32, 1_000, 100_000] {
+    for keys in [1_u32, 1_000] {
         let late = deadline_lateness(keys, timeout);
         assert_eq!(late.len(), keys as usize, "every keyed batch flushed once");
-        let at = |q: f64| late[((late.len() - 1) as f64 * q).round() as usize];
-        println!(
-            "deadlines: {keys:>6} active keyed batches: lateness p50 {:?}, p99 {:?}, max {:?}",
-            at(0.5),
-            at(0.99),
-            late[late.len() - 1]
-        );
+        print_lateness(&format!("{keys:>6} active keyed batches"), &late);
     }
+    let late = spread_lateness(100_000, Duration::from_secs(1));
+    print_lateness(
+        "100000 active keyed batches, deadlines spread over a 1 s timeout",
+        &late,
+    );
+    let late = deadline_lateness(100_000, timeout);
+    assert_eq!(late.len(), 100_000, "every keyed batch flushed once");
+    print_lateness(
+        "100000 keyed batches started in one burst (all due within the burst)",
+        &late,
+    );
     // Criterion needs one measured function per group; time the 1k case.
     c.bench_function("deadlines/1k_keyed_batches_300ms", |b| {
         b.iter(|| deadline_lateness(1_000, Duration::from_millis(20)));

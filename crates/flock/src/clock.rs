@@ -24,6 +24,9 @@ pub(crate) struct Now {
 #[derive(Debug)]
 pub(crate) struct Clock {
     wall: DateTime<Utc>,
+    /// `wall` in nanoseconds since the epoch (until 2262): adding to an integer is
+    /// several times cheaper than chrono's calendar arithmetic, on every publish.
+    wall_nanos: Option<i64>,
     mono: Instant,
 }
 
@@ -34,8 +37,10 @@ impl Clock {
         reason = "the clock module is where the runtime reads the time"
     )]
     pub(crate) fn new() -> Self {
+        let wall = Utc::now();
         Self {
-            wall: Utc::now(),
+            wall,
+            wall_nanos: wall.timestamp_nanos_opt(),
             mono: tokio::time::Instant::now().into_std(),
         }
     }
@@ -69,7 +74,16 @@ impl Clock {
     /// The UTC time of a monotonic instant of this clock.
     pub(crate) fn wall_at(&self, mono: Instant) -> DateTime<Utc> {
         match mono.checked_duration_since(self.mono) {
-            Some(elapsed) => self.wall + delta(elapsed),
+            Some(elapsed) => {
+                let nanos = i64::try_from(elapsed.as_nanos()).ok();
+                match self.wall_nanos.zip(nanos) {
+                    Some((wall, nanos)) => match wall.checked_add(nanos) {
+                        Some(at) => DateTime::from_timestamp_nanos(at),
+                        None => self.wall + delta(elapsed),
+                    },
+                    None => self.wall + delta(elapsed),
+                }
+            }
             None => self.wall - delta(self.mono.duration_since(mono)),
         }
     }

@@ -377,6 +377,10 @@ impl Runtime {
                 .commit_clustered(agent, origin, run_id, work, &outputs)
                 .await;
         }
+        if outputs.is_empty() && self.memory.is_some() {
+            // Nothing to store or route: the in-memory store records no consumption.
+            return Ok(());
+        }
         let (now, routed) = self.reserve_outputs(&outputs);
         let stored = match &self.memory {
             Some(memory) => memory.insert_all(&outputs),

@@ -1,7 +1,9 @@
 //! `InMemoryStore`: artifacts in memory, indexed by id and type, kept for the life
 //! of the process or under a [`Retention`].
 
+mod by_type;
 mod log;
+mod pages;
 mod retention;
 
 use std::sync::Arc;
@@ -206,6 +208,36 @@ mod tests {
                 .all(|a| newest - a.created_at <= TimeDelta::seconds(10))
         );
         assert_eq!(kept.len(), 11);
+    }
+
+    #[test]
+    fn ids_out_of_order_are_found_and_refused_twice() {
+        // Artifacts forwarded from elsewhere (or made concurrently) arrive with ids
+        // below the newest: they are found, and refused as duplicates, like the rest.
+        let store = InMemoryStore::new();
+        let newer: Vec<Arc<Artifact>> = (0..5_000).map(|i| artifact(1_000 + i)).collect();
+        let older: Vec<Arc<Artifact>> = (0..100).map(artifact).collect();
+        for a in newer.iter().chain(&older) {
+            store.insert(a.clone()).unwrap();
+        }
+        for a in newer.iter().chain(&older) {
+            assert!(store.log.read().get(&a.id).is_some());
+            assert!(matches!(
+                store.insert(a.clone()),
+                Err(StoreError::Duplicate(id)) if id == a.id
+            ));
+        }
+        assert!(
+            store
+                .insert_all(&[artifact(7_000), older[3].clone()])
+                .is_err()
+        );
+        assert_eq!(store.log.read().len(), 5_100, "all or none");
+        assert_eq!(
+            kept(&store)[5_000],
+            "a0",
+            "listed in publish order, not id order"
+        );
     }
 
     #[test]
