@@ -127,6 +127,7 @@ mod pipeline;
 mod processor;
 #[cfg(feature = "duckdb")]
 mod schema;
+mod start;
 #[cfg(feature = "duckdb")]
 mod startup;
 #[cfg(feature = "duckdb")]
