@@ -78,7 +78,7 @@ pub(crate) fn write_links(out: &mut impl Write, links: &SpanLinks) -> fmt::Resul
 /// The resource attributes as one JSON object, e.g. `{"service.name":"flock"}`,
 /// without the SDK's description of itself (`telemetry.sdk.*`): the same on every
 /// row of every file, it would be a third of each row's bytes (ADR 0007).
-pub(crate) fn resource_json(resource: &Resource) -> String {
+pub fn resource_json(resource: &Resource) -> String {
     let attributes: Vec<KeyValue> = resource
         .iter()
         .filter(|(key, _)| !key.as_str().starts_with("telemetry.sdk."))

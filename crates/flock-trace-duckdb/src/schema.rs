@@ -205,6 +205,29 @@ impl Rows {
     }
 }
 
+/// `spans` as the writer writes them, in record batches of at most `chunk` rows
+/// (at least one); `resource` is the resource's JSON, `created_at` the write time
+/// in microseconds since the epoch. Benchmarks hand these to DuckDB's appender
+/// alone, to compare the writer with it on the same rows.
+pub fn record_batches(
+    spans: &[SpanData],
+    resource: &str,
+    created_at: i64,
+    chunk: usize,
+) -> Vec<RecordBatch> {
+    let chunk = chunk.max(1);
+    let mut rows = Rows::with_capacity(chunk);
+    spans
+        .chunks(chunk)
+        .map(|spans| {
+            for span in spans {
+                rows.push(span, resource, created_at);
+            }
+            rows.finish()
+        })
+        .collect()
+}
+
 /// `batch.flush` gives service `batch` and operation `flush`; a name without a dot
 /// is the service alone.
 pub(crate) fn split_name(name: &str) -> (Option<&str>, Option<&str>) {
