@@ -6,10 +6,10 @@
 //! - `export/pipeline`: 100 000 spans shaped like the runtime's `batch.flush`,
 //!   ended and waiting in the buffer; timed from the flush until all of them are in
 //!   the file (conversion, appender, commit, checkpoint), on the writer's thread.
-//! - `export/appender_arrow`, `export/appender_rows`: DuckDB's appender alone, the
-//!   same number of rows of the same shape already made, appended into the `spans`
-//!   table of a fresh file in one transaction, committed and checkpointed: through
-//!   Arrow record batches (what the writer uses) and row by row. The ceiling.
+//! - `export/appender`: DuckDB's appender alone on the same rows, made beforehand
+//!   from the same spans by the crate's own conversion (the writer's record
+//!   batches), appended into the `spans` table of a fresh file in one transaction,
+//!   committed and checkpointed. The ceiling for a writer that converts as it goes.
 //! - `export/burst`: 200 000 spans ended by `tracing` on this thread while the
 //!   writer writes, with the default buffer (65 536 spans), so backpressure acts:
 //!   end to end, the first span to the last one in the file.
@@ -21,24 +21,21 @@
 //! ratio of the pipeline to the appender.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flock_trace_duckdb::{
     TraceConfig,
-    duckdb::{
-        Connection,
-        arrow::{
-            array::{
-                ArrayRef, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
-            },
-            datatypes::{Field, Schema},
-            record_batch::RecordBatch,
-        },
-        params,
-    },
+    bench_support::{record_batches, resource_json},
+    duckdb::{Connection, arrow::record_batch::RecordBatch},
+};
+use opentelemetry::{Context, trace::TracerProvider as _};
+use opentelemetry_sdk::{
+    Resource,
+    error::OTelSdkResult,
+    trace::{SdkTracerProvider, Span, SpanData, SpanProcessor},
 };
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -114,92 +111,52 @@ fn pipeline_run(n: usize) -> Duration {
     elapsed
 }
 
-/// Rows of the shape the writer writes for [`flush_spans`], as the appender gets them.
-struct Row {
-    trace_id: String,
-    span_id: String,
-    start: i64,
-    attributes: String,
+/// Collects every span that ends, as the writer's processor receives them.
+#[derive(Debug, Clone, Default)]
+struct Collect(Arc<Mutex<Vec<SpanData>>>);
+
+impl SpanProcessor for Collect {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        self.0.lock().expect("spans").push(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
 }
 
-fn rows(n: usize) -> Vec<Row> {
-    (0..n)
-        .map(|i| Row {
-            trace_id: format!("{:032x}", (i as u128 + 1) * 0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C834),
-            span_id: format!("{:016x}", (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-            start: 1_700_000_000_000_000_000 + i as i64 * 1_000,
-            attributes: format!(
-                r#"{{"agent":"payments","subscription_index":0,"batch_size":{size},"artifacts":{size},"flush_reason":"size","configured_size":25,"configured_timeout_ms":30000,"efficiency":1.0,"wait_ms":12}}"#,
-                size = i % 25 + 1
-            ),
-        })
-        .collect()
-}
-
-const RESOURCE: &str = r#"{"service.name":"flock"}"#;
-
-fn record_batch(rows: &[Row]) -> RecordBatch {
-    let n = rows.len();
-    let strings = || StringBuilder::with_capacity(n, n * 16);
-    let mut b: Vec<StringBuilder> = (0..13).map(|_| strings()).collect();
-    let (mut start, mut end) = (Int64Builder::new(), Int64Builder::new());
-    let mut duration = Float64Builder::new();
-    let mut created = TimestampMicrosecondBuilder::new();
-    for row in rows {
-        b[0].append_value(&row.trace_id);
-        b[1].append_value(&row.span_id);
-        b[2].append_null();
-        b[3].append_value("batch.flush");
-        b[4].append_value("batch");
-        b[5].append_value("flush");
-        b[6].append_value("INTERNAL");
-        start.append_value(row.start);
-        end.append_value(row.start + 500_000);
-        duration.append_value(0.5);
-        b[7].append_value("UNSET");
-        b[8].append_null();
-        b[9].append_value(&row.attributes);
-        b[10].append_value("[]");
-        b[11].append_value("[]");
-        b[12].append_value(RESOURCE);
-        created.append_value(1_700_000_000_000_000);
-    }
-    let mut columns: Vec<ArrayRef> = Vec::new();
-    for builder in &mut b[..7] {
-        columns.push(Arc::new(builder.finish()));
-    }
-    columns.push(Arc::new(start.finish()));
-    columns.push(Arc::new(end.finish()));
-    columns.push(Arc::new(duration.finish()));
-    for builder in &mut b[7..] {
-        columns.push(Arc::new(builder.finish()));
-    }
-    columns.push(Arc::new(created.finish()));
-    let names = [
-        "trace_id",
-        "span_id",
-        "parent_id",
-        "name",
-        "service",
-        "operation",
-        "kind",
-        "start_time",
-        "end_time",
-        "duration_ms",
-        "status_code",
-        "status_description",
-        "attributes",
-        "events",
-        "links",
-        "resource",
-        "created_at",
-    ];
-    let fields: Vec<Field> = names
-        .iter()
-        .zip(&columns)
-        .map(|(name, column)| Field::new(*name, column.data_type().clone(), true))
-        .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("record batch")
+/// The rows the writer writes for `n` spans of [`flush_spans`], made by the
+/// crate's own conversion, in the writer's chunks: what the appender alone gets.
+fn writer_rows(n: usize) -> Vec<RecordBatch> {
+    let collect = Collect::default();
+    let resource = Resource::builder().with_service_name("flock").build();
+    let provider = SdkTracerProvider::builder()
+        .with_resource(resource.clone())
+        .with_span_processor(collect.clone())
+        .build();
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("flock"))
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        flush_spans(n);
+    });
+    provider.shutdown().expect("provider");
+    let spans = std::mem::take(&mut *collect.0.lock().expect("spans"));
+    assert_eq!(spans.len(), n);
+    record_batches(
+        &spans,
+        &resource_json(&resource),
+        1_700_000_000_000_000,
+        8_192,
+    )
 }
 
 /// A fresh trace file with its table (made by a pipeline), opened for appending
@@ -211,51 +168,18 @@ fn fresh_file(dir: &Dir) -> Connection {
     conn
 }
 
-/// DuckDB's appender alone: `rows` in one transaction, Arrow or row by row.
-fn appender_run(rows: &[Row], arrow: bool) -> Duration {
+/// DuckDB's appender alone: `rows` appended in one transaction, committed and
+/// checkpointed.
+fn appender_run(rows: &[RecordBatch]) -> Duration {
     let dir = Dir::new("appender");
     let conn = fresh_file(&dir);
-    let batches: Vec<RecordBatch> = if arrow {
-        rows.chunks(8_192).map(record_batch).collect()
-    } else {
-        Vec::new()
-    };
+    let batches = rows.to_vec();
     let started = Instant::now();
     conn.execute_batch("BEGIN TRANSACTION").expect("begin");
     {
         let mut appender = conn.appender("spans").expect("appender");
-        if arrow {
-            for batch in batches {
-                appender.append_record_batch(batch).expect("append");
-            }
-        } else {
-            let created = flock_trace_duckdb::duckdb::types::Value::Timestamp(
-                flock_trace_duckdb::duckdb::types::TimeUnit::Microsecond,
-                1_700_000_000_000_000,
-            );
-            for row in rows {
-                appender
-                    .append_row(params![
-                        row.trace_id,
-                        row.span_id,
-                        None::<String>,
-                        "batch.flush",
-                        "batch",
-                        "flush",
-                        "INTERNAL",
-                        row.start,
-                        row.start + 500_000,
-                        0.5,
-                        "UNSET",
-                        None::<String>,
-                        row.attributes,
-                        "[]",
-                        "[]",
-                        RESOURCE,
-                        created,
-                    ])
-                    .expect("append");
-            }
+        for batch in batches {
+            appender.append_record_batch(batch).expect("append");
         }
         appender.flush().expect("flush");
     }
@@ -285,18 +209,15 @@ fn burst_run() -> (Duration, Duration) {
 }
 
 fn export(c: &mut Criterion) {
-    let made = rows(SPANS);
+    let made = writer_rows(SPANS);
     let mut group = c.benchmark_group("export");
     group.sample_size(10);
     group.throughput(Throughput::Elements(SPANS as u64));
     group.bench_function("pipeline", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| pipeline_run(SPANS)).sum());
     });
-    group.bench_function("appender_arrow", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| appender_run(&made, true)).sum());
-    });
-    group.bench_function("appender_rows", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| appender_run(&made, false)).sum());
+    group.bench_function("appender", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| appender_run(&made)).sum());
     });
     group.throughput(Throughput::Elements(BURST as u64));
     group.bench_function("burst", |b| {
@@ -306,14 +227,12 @@ fn export(c: &mut Criterion) {
 
     let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
     let pipeline = rate(SPANS, pipeline_run(SPANS));
-    let arrow = rate(SPANS, appender_run(&made, true));
-    let by_row = rate(SPANS, appender_run(&made, false));
+    let appender = rate(SPANS, appender_run(&made));
     let (total, emitted) = burst_run();
     println!(
         "{SPANS} spans: pipeline {pipeline:.0} spans/s into the file; DuckDB's appender alone \
-         {arrow:.0} rows/s (Arrow), {by_row:.0} rows/s (row by row); pipeline / appender (Arrow) \
-         {:.2}",
-        pipeline / arrow
+         {appender:.0} rows/s on the same rows; pipeline / appender {:.2}",
+        pipeline / appender
     );
     println!(
         "burst of {BURST} spans ended on one thread, default buffer: {:.0} spans/s end to end, \

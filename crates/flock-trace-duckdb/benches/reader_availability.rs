@@ -4,8 +4,8 @@
 //!
 //! `cargo xtask bench -p flock-rs-trace-duckdb --bench reader_availability [-- SECONDS RATE INTERVAL_MS]`
 //!
-//! Defaults: 20 seconds, 2 000 spans per second (`batch.flush`-shaped), the default
-//! export interval (5 000 ms). Prints the attempts, the failures and their share.
+//! Defaults: 20 seconds, 2 000 spans per second (`batch.flush`-shaped), the
+//! configuration's default export interval (when `INTERVAL_MS` is not given). Prints the attempts, the failures and their share.
 //! Needs `python3` with the `duckdb` package. Not a criterion benchmark: the figure
 //! is a rate of failures, not a duration.
 
@@ -44,15 +44,17 @@ fn main() {
         .collect();
     let seconds = args.first().copied().unwrap_or(20);
     let rate = args.get(1).copied().unwrap_or(2_000);
-    let interval_ms = args.get(2).copied().unwrap_or(5_000);
+    let interval = args.get(2).copied().map(Duration::from_millis);
 
     let dir = std::env::temp_dir().join(format!("flock-reader-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let path = dir.join("traces.duckdb");
-    let guard = TraceConfig::new(&path)
-        .export_interval(Duration::from_millis(interval_ms))
-        .build()
-        .expect("trace pipeline");
+    let config = TraceConfig::new(&path);
+    let config = match interval {
+        Some(interval) => config.export_interval(interval),
+        None => config,
+    };
+    let guard = config.build().expect("trace pipeline");
     let subscriber = tracing_subscriber::registry().with(guard.layer());
 
     let reader = Command::new("python3")
@@ -86,6 +88,9 @@ fn main() {
         }
     });
     let output = reader.wait_with_output().expect("reader");
+    // The machine's load over the last minute, printed with the figure.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?");
     let stats = guard.stats();
     let report = guard.shutdown();
     let text = String::from_utf8_lossy(&output.stdout);
@@ -94,9 +99,10 @@ fn main() {
         .filter_map(|n| n.parse::<u64>().ok());
     let (attempts, failures) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
     println!(
-        "{seconds} s at {rate} spans/s, export interval {interval_ms} ms: {failures} of {attempts} \
+        "{seconds} s at {rate} spans/s, export interval {}: {failures} of {attempts} \
          reader attempts failed to lock the file ({:.2}%); the writer held it {} times, {:.1} ms \
-         each on average ({:.2}% of the time); {emitted} spans emitted, {report}",
+         each on average ({:.2}% of the time); {emitted} spans emitted, {report}; load {load}",
+        interval.map_or_else(|| "default".to_owned(), |i| format!("{} ms", i.as_millis())),
         100.0 * failures as f64 / attempts.max(1) as f64,
         stats.writes,
         stats.file_held.as_secs_f64() * 1e3 / stats.writes.max(1) as f64,

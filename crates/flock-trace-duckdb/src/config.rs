@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{TraceError, TraceGuard, pipeline};
+use crate::TraceError;
 
 /// The trace file used when `FLOCK_TRACE_FILE=true`.
 pub const DEFAULT_TRACE_FILE: &str = ".flock/traces.duckdb";
@@ -30,7 +30,7 @@ pub const ENV_OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 /// collector only) or [`from_env`](Self::from_env), adjust with the by-value
 /// setters, then:
 ///
-/// - [`build`](Self::build) it and compose [`TraceGuard::layer`] into a subscriber
+/// - [`build`](Self::build) it and compose [`TraceGuard::layer`](crate::TraceGuard::layer) into a subscriber
 ///   of your own (the application's `tracing` setup stays its own), or
 /// - [`start`](Self::start) it: uses the current subscriber if it already feeds the
 ///   pipeline, installs a global one if there is none, or
@@ -100,7 +100,7 @@ impl TraceConfig {
             #[cfg(feature = "duckdb")]
             export_batch_size: NonZeroUsize::new(32_768).expect("non-zero"),
             #[cfg(feature = "duckdb")]
-            export_interval: Duration::from_secs(5),
+            export_interval: Duration::from_secs(30),
             #[cfg(feature = "duckdb")]
             lock_timeout: crate::store::DEFAULT_LOCK_TIMEOUT,
             service_name: None,
@@ -114,7 +114,7 @@ impl TraceConfig {
 
     /// Traces into the DuckDB file at `path` (its directory is created as needed),
     /// with service name `flock` (or `OTEL_SERVICE_NAME`), no TTL, a buffer of
-    /// 65 536 spans written at least every 5 seconds (sooner when 32 768 wait), a
+    /// 65 536 spans written at least every 30 seconds (sooner when 32 768 wait), a
     /// warning when another process holds the file for 30 seconds, and a 60 second
     /// bound on the flush at shutdown.
     #[cfg(feature = "duckdb")]
@@ -250,10 +250,14 @@ impl TraceConfig {
         self
     }
 
-    /// The longest a finished span waits before it is written (default 5 seconds,
-    /// as OpenTelemetry's batch processor). Each write holds the file for a few
-    /// milliseconds or more; fewer, larger writes leave it free to readers more of
-    /// the time. `Flock::shutdown` and [`TraceGuard::force_flush`] write at once.
+    /// The longest a finished span waits before it is written (default 30
+    /// seconds; OpenTelemetry's batch processor uses 5). Each write locks readers
+    /// out for milliseconds to tens of milliseconds, plus a fixed cost per write
+    /// (attaching, the commit, now and then a checkpoint): fewer, larger writes
+    /// leave the file free to readers more of the time, at the price of spans
+    /// showing up later to a reader while the program runs (ADR 0007).
+    /// `Flock::shutdown` and [`TraceGuard::force_flush`](crate::TraceGuard::force_flush)
+    /// write at once.
     #[cfg(feature = "duckdb")]
     #[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
     #[must_use]
@@ -273,7 +277,7 @@ impl TraceConfig {
         self
     }
 
-    /// The longest [`TraceGuard::shutdown`] (or dropping the guard) waits for
+    /// The longest [`TraceGuard::shutdown`](crate::TraceGuard::shutdown) (or dropping the guard) waits for
     /// pending spans to be written (default 60 seconds).
     #[must_use]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
@@ -325,53 +329,6 @@ impl TraceConfig {
     #[cfg_attr(docsrs, doc(cfg(feature = "duckdb")))]
     pub fn ttl(&self) -> Option<u32> {
         self.ttl_days
-    }
-
-    /// Starts the pipeline (or joins the one already writing the same file)
-    /// without touching any `tracing` subscriber: creates the file's directory,
-    /// the file and its table, applies the TTL, and starts the writer thread.
-    /// Compose [`TraceGuard::layer`] into your subscriber.
-    ///
-    /// If another process holds the file right now, the table and the TTL are
-    /// left to the first write instead of waiting here.
-    ///
-    /// # Errors
-    ///
-    /// [`TraceError::InvalidConfig`] if the export batch size exceeds the queue
-    /// size or the export interval is zero, [`TraceError::CreateDir`] if the
-    /// directory cannot be created, and [`TraceError::Database`] if the file is
-    /// not a usable DuckDB file.
-    pub fn build(self) -> Result<TraceGuard, TraceError> {
-        pipeline::build(self)
-    }
-
-    /// [`build`](Self::build)s the pipeline and makes sure this thread's spans
-    /// reach it: when the current `tracing` subscriber already feeds it (the
-    /// application composed [`TraceGuard::layer`] into its own, or an earlier
-    /// `start` installed it), nothing more; when no global subscriber is set,
-    /// installs one as [`install`](Self::install) does, kept for the life of the
-    /// process. This is what a flock does with `FLOCK_TRACE_FILE`.
-    ///
-    /// # Errors
-    ///
-    /// What [`build`](Self::build) returns, and [`TraceError::NotInSubscriber`]
-    /// when another subscriber is set that does not feed this pipeline.
-    pub fn start(self) -> Result<TraceGuard, TraceError> {
-        pipeline::start(self)
-    }
-
-    /// [`build`](Self::build)s the pipeline and installs it as the global
-    /// `tracing` subscriber: a registry with the pipeline's layer and, unless
-    /// turned off with [`fmt_from_rust_log`](Self::fmt_from_rust_log), a stderr
-    /// fmt layer filtered by `RUST_LOG` (by default it shows the pipeline's own
-    /// warnings). Keep the guard until the program ends.
-    ///
-    /// # Errors
-    ///
-    /// What [`build`](Self::build) returns, and
-    /// [`TraceError::SubscriberAlreadySet`] if a global subscriber exists.
-    pub fn install(self) -> Result<TraceGuard, TraceError> {
-        pipeline::install(self)
     }
 }
 
@@ -430,6 +387,16 @@ mod tests {
         assert_eq!(config.service_name.as_deref(), Some("payments"));
         let disabled = from(&[(ENV_TRACE_FILE, "true"), ("OTEL_SDK_DISABLED", "true")]);
         assert!(disabled.unwrap().is_none());
+    }
+
+    #[cfg(feature = "duckdb")]
+    #[test]
+    fn spans_are_written_every_thirty_seconds_by_default() {
+        // Few, large writes: each one locks readers out for its insert and commit
+        // (ADR 0007); 30 s at 200 spans/s is one write of 6,000 spans.
+        let config = TraceConfig::new("unused.duckdb");
+        assert_eq!(config.export_interval, Duration::from_secs(30));
+        assert_eq!(config.export_batch_size.get(), 32_768);
     }
 
     #[cfg(feature = "duckdb")]

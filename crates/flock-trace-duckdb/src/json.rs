@@ -78,7 +78,7 @@ pub(crate) fn write_links(out: &mut impl Write, links: &SpanLinks) -> fmt::Resul
 /// The resource attributes as one JSON object, e.g. `{"service.name":"flock"}`,
 /// without the SDK's description of itself (`telemetry.sdk.*`): the same on every
 /// row of every file, it would be a third of each row's bytes (ADR 0007).
-pub(crate) fn resource_json(resource: &Resource) -> String {
+pub fn resource_json(resource: &Resource) -> String {
     let attributes: Vec<KeyValue> = resource
         .iter()
         .filter(|(key, _)| !key.as_str().starts_with("telemetry.sdk."))
@@ -93,11 +93,11 @@ pub(crate) fn resource_json(resource: &Resource) -> String {
 fn write_value(out: &mut impl Write, value: &Value) -> fmt::Result {
     match value {
         Value::Bool(b) => write!(out, "{b}"),
-        Value::I64(i) => write!(out, "{i}"),
+        Value::I64(i) => write_int(out, *i),
         Value::F64(f) => write_float(out, *f),
         Value::String(s) => write_string(out, s.as_str()),
         Value::Array(Array::Bool(items)) => write_array(out, items, |out, b| write!(out, "{b}")),
-        Value::Array(Array::I64(items)) => write_array(out, items, |out, i| write!(out, "{i}")),
+        Value::Array(Array::I64(items)) => write_array(out, items, |out, i| write_int(out, *i)),
         Value::Array(Array::F64(items)) => write_array(out, items, |out, f| write_float(out, *f)),
         Value::Array(Array::String(items)) => {
             write_array(out, items, |out, s| write_string(out, s.as_str()))
@@ -120,6 +120,25 @@ fn write_array<W: Write, T>(
         write_item(out, item)?;
     }
     out.write_char(']')
+}
+
+/// An integer in decimal, without the formatting machinery (spans carry many).
+fn write_int(out: &mut impl Write, i: i64) -> fmt::Result {
+    let mut digits = [0_u8; 20];
+    let mut at = digits.len();
+    let mut rest = i.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.write_char('-')?;
+    }
+    out.write_str(std::str::from_utf8(&digits[at..]).expect("decimal digits are ASCII"))
 }
 
 /// A finite float in its shortest round-trip form, always with a fraction or an
@@ -197,6 +216,15 @@ mod tests {
         );
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed["tiny"], serde_json::json!(1e-7));
+    }
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for i in [0, 7, -7, 10, 25, 1_000_000, i64::MAX, i64::MIN] {
+            let mut out = String::new();
+            write_int(&mut out, i).unwrap();
+            assert_eq!(out, i.to_string());
+        }
     }
 
     #[test]

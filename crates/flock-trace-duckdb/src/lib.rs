@@ -127,6 +127,7 @@ mod pipeline;
 mod processor;
 #[cfg(feature = "duckdb")]
 mod schema;
+mod start;
 #[cfg(feature = "duckdb")]
 mod startup;
 #[cfg(feature = "duckdb")]
@@ -154,6 +155,15 @@ pub use crate::{
     exporter::DuckDbSpanExporter,
     store::{clear_traces, open_read_only},
 };
+
+/// Not part of the API (it may change in any release): the crate's own row
+/// conversion, for its benchmarks, so that they compare DuckDB's appender with the
+/// writer on rows made by the writer's code rather than by a copy of it.
+#[doc(hidden)]
+#[cfg(feature = "duckdb")]
+pub mod bench_support {
+    pub use crate::{json::resource_json, schema::record_batches};
+}
 
 /// Locks a mutex, ignoring poisoning: the data behind the crate's mutexes (counters,
 /// messages, handles) stay valid whatever a panicking holder did.

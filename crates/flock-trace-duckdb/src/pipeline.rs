@@ -1,18 +1,13 @@
-//! The running pipeline ([`TraceGuard`]), its reports, and the process-wide table
-//! that gives every trace file one pipeline per process.
-//!
-//! DuckDB allows one writer per file, and its lock is per process: two pipelines
-//! of one process writing the same file would not exclude each other. So building
-//! a configuration for a file that a running pipeline writes joins that pipeline;
-//! the pipeline stops when its last guard is shut down (or dropped).
+//! The running pipeline ([`TraceGuard`]) and its reports ([`ExportReport`],
+//! [`ExportStats`]). Guards of one pipeline share it; the last one to shut down
+//! stops it. Starting one, and the table that gives every trace file one pipeline
+//! per process, are in `start.rs`.
 
-#[cfg(feature = "duckdb")]
-use std::fs;
 use std::{
     fmt,
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex, Weak,
+        Arc,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
@@ -25,31 +20,21 @@ use opentelemetry_sdk::{
     trace::{SdkTracer, SdkTracerProvider},
 };
 use tracing::Subscriber;
-use tracing_subscriber::{
-    EnvFilter, Layer as _, Registry, layer::SubscriberExt as _, registry::LookupSpan,
-};
+use tracing_subscriber::{Layer as _, registry::LookupSpan};
 
 #[cfg(feature = "duckdb")]
 use crate::processor::DuckDbProcessor;
 use crate::{
-    TraceConfig, TraceError, TraceLayer,
-    config::ENV_OTEL_SERVICE_NAME,
-    layer::{self, PipelineLayer},
-    lock,
+    TraceConfig, TraceError, TraceLayer, config::ENV_OTEL_SERVICE_NAME, layer::PipelineLayer,
 };
 
-/// Every pipeline of this process that may still run, to join by file.
-static PIPELINES: Mutex<Vec<Weak<Pipeline>>> = Mutex::new(Vec::new());
-/// Guards of the pipelines [`TraceConfig::start`] installed globally: the global
-/// subscriber feeds them for the rest of the process.
-static KEPT: Mutex<Vec<TraceGuard>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One pipeline: a tracer provider with the DuckDB processor and/or OTLP.
-struct Pipeline {
-    id: u64,
+pub(crate) struct Pipeline {
+    pub(crate) id: u64,
     /// The canonical trace file, `None` without one (OTLP only).
-    file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     #[cfg(feature = "duckdb")]
@@ -57,115 +42,17 @@ struct Pipeline {
     /// Spans that ended in this pipeline's layers.
     ended: Arc<AtomicU64>,
     guards: AtomicUsize,
-    stopped: AtomicBool,
+    pub(crate) stopped: AtomicBool,
     shutdown_timeout: Duration,
-    fmt_from_rust_log: bool,
+    pub(crate) fmt_from_rust_log: bool,
     detailed_spans: bool,
-}
-
-/// Starts a pipeline for `config`, or joins the running one for the same file.
-pub(crate) fn build(config: TraceConfig) -> Result<TraceGuard, TraceError> {
-    #[cfg(feature = "duckdb")]
-    crate::startup::validate(&config)?;
-    let file = canonical_file(&config)?;
-    let mut pipelines = lock(&PIPELINES);
-    pipelines.retain(|p| p.strong_count() > 0);
-    let running = pipelines
-        .iter()
-        .filter_map(Weak::upgrade)
-        .find(|p| p.file == file && !p.stopped.load(Ordering::Acquire));
-    let pipeline = match running {
-        Some(pipeline) => pipeline,
-        None => {
-            let pipeline = Arc::new(Pipeline::start(config, file)?);
-            pipelines.push(Arc::downgrade(&pipeline));
-            pipeline
-        }
-    };
-    Ok(TraceGuard::new(pipeline))
-}
-
-/// [`TraceConfig::start`]: build, then make sure this thread's spans reach the pipeline.
-pub(crate) fn start(config: TraceConfig) -> Result<TraceGuard, TraceError> {
-    let guard = build(config)?;
-    if layer::current_pipeline() == Some(guard.pipeline.id) {
-        return Ok(guard);
-    }
-    // Only where no subscriber at all is in force (no global one, none set for
-    // this thread) may a pipeline install its own.
-    let unset = tracing::dispatcher::get_default(|current| {
-        current.is::<tracing::subscriber::NoSubscriber>()
-    });
-    if !unset {
-        return Err(TraceError::NotInSubscriber {
-            target: guard.target(),
-        });
-    }
-    install_guard(&guard)?;
-    lock(&KEPT).push(guard.clone());
-    Ok(guard)
-}
-
-/// [`TraceConfig::install`].
-pub(crate) fn install(config: TraceConfig) -> Result<TraceGuard, TraceError> {
-    let guard = build(config)?;
-    install_guard(&guard)?;
-    Ok(guard)
-}
-
-fn install_guard(guard: &TraceGuard) -> Result<(), TraceError> {
-    let fmt = guard.pipeline.fmt_from_rust_log.then(|| {
-        // Without RUST_LOG, stderr shows the pipeline's own warnings (lost spans,
-        // a file held by another process) and nothing else.
-        let filter = EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new("flock_trace_duckdb=warn"));
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_filter(filter)
-    });
-    let subscriber = Registry::default().with(guard.layer()).with(fmt);
-    tracing::subscriber::set_global_default(subscriber).map_err(TraceError::SubscriberAlreadySet)
-}
-
-/// The trace file's canonical path (its directory created), `None` without a file.
-#[cfg(feature = "duckdb")]
-fn canonical_file(config: &TraceConfig) -> Result<Option<PathBuf>, TraceError> {
-    let Some(path) = &config.path else {
-        return Ok(None);
-    };
-    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => {
-            fs::create_dir_all(dir).map_err(|source| TraceError::CreateDir {
-                path: dir.to_owned(),
-                source,
-            })?;
-            dir.to_owned()
-        }
-        None => PathBuf::from("."),
-    };
-    let dir = fs::canonicalize(&dir).map_err(|source| TraceError::CreateDir {
-        path: dir.clone(),
-        source,
-    })?;
-    let name = path.file_name().ok_or_else(|| {
-        TraceError::InvalidConfig(format!(
-            "trace file path must name a file, got `{}`",
-            path.display()
-        ))
-    })?;
-    Ok(Some(dir.join(name)))
-}
-
-/// Without the `duckdb` feature there is no trace file.
-#[cfg(not(feature = "duckdb"))]
-fn canonical_file(_config: &TraceConfig) -> Result<Option<PathBuf>, TraceError> {
-    Ok(None)
 }
 
 // === impl Pipeline ===
 
 impl Pipeline {
-    fn start(config: TraceConfig, file: Option<PathBuf>) -> Result<Self, TraceError> {
+    /// Starts the processors `config` asks for; `file` is its canonical trace file.
+    pub(crate) fn start(config: TraceConfig, file: Option<PathBuf>) -> Result<Self, TraceError> {
         let service_name = config
             .service_name
             .clone()
@@ -295,7 +182,7 @@ impl Pipeline {
 /// file) share it: the last one to shut down stops it; the others only flush.
 #[must_use = "dropping the guard shuts tracing down; keep it until the program ends"]
 pub struct TraceGuard {
-    pipeline: Arc<Pipeline>,
+    pub(crate) pipeline: Arc<Pipeline>,
     /// Shut down already (by `shutdown`, so `Drop` does nothing).
     done: bool,
 }
@@ -372,7 +259,7 @@ impl fmt::Display for ExportReport {
 }
 
 impl TraceGuard {
-    fn new(pipeline: Arc<Pipeline>) -> Self {
+    pub(crate) fn new(pipeline: Arc<Pipeline>) -> Self {
         pipeline.guards.fetch_add(1, Ordering::AcqRel);
         TraceGuard {
             pipeline,
@@ -381,7 +268,7 @@ impl TraceGuard {
     }
 
     /// A `tracing` layer sending spans into this pipeline, to compose into any
-    /// subscriber that keeps span data (a [`Registry`] does), next to the
+    /// subscriber that keeps span data (a [`Registry`](tracing_subscriber::Registry) does), next to the
     /// application's own layers. Can be called more than once, e.g. for one
     /// subscriber per thread or test.
     pub fn layer<S>(&self) -> TraceLayer<S>
@@ -463,7 +350,7 @@ impl TraceGuard {
     }
 
     /// What the pipeline writes to, for messages.
-    fn target(&self) -> String {
+    pub(crate) fn target(&self) -> String {
         match &self.pipeline.file {
             Some(path) => format!("trace file `{}`", path.display()),
             None => "the OTLP collector".to_owned(),

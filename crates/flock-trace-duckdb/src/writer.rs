@@ -3,9 +3,9 @@
 //!
 //! One *session* holds the file: attach, write in transactions, checkpoint when
 //! due, detach. A session starts when spans are due (the export interval passed,
-//! `export_batch_size` spans wait, a flush, shutdown). Fewer than [`STAGE_MAX`]
+//! `export_batch_size` spans wait, a flush, shutdown). Up to [`STAGE_MAX`]
 //! pending spans are converted into a staging table first, so the file is held
-//! only for one `INSERT … SELECT` and its commit. A larger backlog is a burst:
+//! only for one `INSERT … SELECT` and its commit. A backlog of [`BURST_AT`] is a burst:
 //! appended straight into the file, [`CHUNK`] rows at a time while a helper thread
 //! converts the next chunk, in transactions of up to [`MAX_TRANSACTION`] rows, for
 //! up to [`MAX_HOLD`]. Between sessions the file is free for any other process.
@@ -47,10 +47,17 @@ pub(crate) const MAX_TRANSACTION: usize = 2 * 122_880;
 /// Rows converted and appended at a time.
 pub(crate) const CHUNK: usize = 8_192;
 
-/// Fewer pending spans than this are converted into the staging table before the
-/// file is locked; a backlog this large is a burst, appended straight into the
-/// file (the default `export_batch_size` wakes the writer at this many).
+/// The most spans converted into the staging table before the file is locked, in
+/// one session (the default `export_batch_size` wakes the writer at this many).
 pub(crate) const STAGE_MAX: usize = 4 * CHUNK;
+
+/// A backlog this large is a burst: more than a session stages, and more than
+/// arrive between the writer's wake-up at `export_batch_size` (32,768 by default)
+/// and its session at a steady rate. It is appended straight into the file,
+/// converting as it goes, for throughput. Below it, a session stages up to
+/// [`STAGE_MAX`] spans first, so that readers are locked out only for the insert
+/// and commit.
+pub(crate) const BURST_AT: usize = STAGE_MAX + CHUNK;
 
 /// The exporter for hand-built pipelines checkpoints past this much log.
 pub(crate) const CHECKPOINT_WAL_BYTES: u64 = 1 << 20;
@@ -147,7 +154,7 @@ impl Writer {
             return;
         }
         let wal_before = self.file.wal_bytes();
-        let started = if self.buffer.pending() >= STAGE_MAX {
+        let started = if self.buffer.pending() >= BURST_AT {
             self.burst_session()
         } else {
             self.staged_session()
@@ -204,12 +211,14 @@ impl Writer {
             self.buffer.settle(n, Err(error_chain(&err)));
             return None;
         }
-        if let Err(error) = self.attach() {
-            self.buffer.settle(n, Err(error));
-            return None;
-        }
-        // The file is held from here to the detach.
-        let started = Instant::now();
+        let started = match self.attach() {
+            // The file is held from here to the detach.
+            Ok(started) => started,
+            Err(error) => {
+                self.buffer.settle(n, Err(error));
+                return None;
+            }
+        };
         self.apply_ttl();
         if n > 0 {
             let written = self
@@ -235,9 +244,8 @@ impl Writer {
     /// nothing is pending, for up to [`MAX_HOLD`]. Returns when the file was
     /// attached.
     fn burst_session(&mut self) -> Option<Instant> {
-        self.attach().ok()?;
         // The file is held from here to the detach.
-        let started = Instant::now();
+        let started = self.attach().ok()?;
         self.apply_ttl();
         let resource = lock(&self.resource).clone();
         loop {
@@ -337,12 +345,15 @@ impl Writer {
     /// other than the lock (the file is not a usable DuckDB file), or when
     /// shutdown's deadline passed while it was still locked, the pending spans
     /// are given up and the error returned, for the caller's own spans too.
-    fn attach(&mut self) -> Result<(), String> {
+    /// Returns when the attempt that attached began: the file is held from then
+    /// (the attach itself replays the write-ahead log under the lock).
+    fn attach(&mut self) -> Result<Instant, String> {
         let mut backoff = FIRST_BACKOFF;
         let mut locked_since: Option<Instant> = None;
         let attached = loop {
+            let attempt = Instant::now();
             match self.file.try_attach() {
-                Ok(Attach::Attached) => break Ok(()),
+                Ok(Attach::Attached) => break Ok(attempt),
                 Ok(Attach::Locked(err)) => {
                     let since = *locked_since.get_or_insert_with(Instant::now);
                     self.buffer.set_writer(WriterState::Locked);

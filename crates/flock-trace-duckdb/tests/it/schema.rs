@@ -185,3 +185,37 @@ fn cell(value: duckdb::types::Value) -> Option<String> {
         other => Some(format!("{other:?}")),
     }
 }
+
+/// The columns whose content is known keep the compression the table declares
+/// (ADR 0007), and stock DuckDB reads the file: FSST for the hex ids, a
+/// dictionary for names and codes; attributes are left to DuckDB's analysis.
+#[test]
+fn ids_and_names_are_stored_with_the_declared_compression() {
+    let dir = TempDir::new("compression");
+    let path = dir.file("traces.duckdb");
+    let guard = TraceConfig::new(&path).build().unwrap();
+    traced(&guard, || {
+        let _root = tracing::info_span!("batch.run").entered();
+        crate::spans(2_000);
+    });
+    assert!(guard.shutdown().is_complete());
+    let out = crate::stock_duckdb(
+        "import duckdb, sys\n\
+         conn = duckdb.connect(sys.argv[1], read_only=True)\n\
+         rows = conn.execute(\"SELECT column_name, string_agg(DISTINCT compression, '/' ORDER BY compression) \
+             FROM pragma_storage_info('spans') WHERE segment_type = 'VARCHAR' \
+             AND column_name IN ('trace_id', 'span_id', 'parent_id', 'name', 'kind', 'status_code') \
+             GROUP BY ALL ORDER BY ALL\").fetchall()\n\
+         print(' '.join(f'{c}={m}' for c, m in rows))\n\
+         sql = conn.execute(\"SELECT sql FROM duckdb_tables() WHERE table_name = 'spans'\").fetchone()[0]\n\
+         print('trace_id VARCHAR USING COMPRESSION FSST' in sql, '\"name\" VARCHAR USING COMPRESSION Dictionary' in sql)",
+        &[path.to_str().unwrap()],
+    );
+    // With 2,000 equal parent ids, DuckDB's own analysis would pick a dictionary.
+    assert_eq!(
+        out.trim(),
+        "kind=Dictionary name=Dictionary parent_id=FSST span_id=FSST status_code=Dictionary trace_id=FSST\n\
+         True True"
+    );
+    assert_eq!(crate::stock_count(&path, "true"), 2_001);
+}
