@@ -19,7 +19,7 @@ use std::{
 
 use flock::{Cluster, prelude::*};
 use serde::{Deserialize, Serialize};
-use support::{drop_schema, fresh_schema, postgres_url, store};
+use support::{drop_schema, fresh_schema, postgres_url, store, until};
 
 #[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
 #[flock(name = "visibility_test.Reading")]
@@ -57,13 +57,6 @@ async fn worker(url: &str, schema: &str, name: &str) -> Flock {
         .unwrap();
     flock.recover().await.unwrap();
     flock
-}
-
-async fn until(what: &str, deadline: Instant, mut done: impl FnMut() -> bool) {
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within 30 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,3 +67,22 @@ pub(crate) async fn drop_schema(url: &str, schema: &str) {
         .await
         .unwrap();
 }
+
+/// Waits (polling every 20 ms) until `done`; fails the test, naming `what`, once
+/// `deadline` passed.
+#[allow(dead_code, reason = "only the tests of a cluster call it")]
+pub(crate) async fn until(
+    what: &str,
+    deadline: std::time::Instant,
+    mut done: impl FnMut() -> bool,
+) {
+    while !done() {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a deadline of real time for a test that waits on leases"
+        )]
+        let now = std::time::Instant::now();
+        assert!(now < deadline, "{what}: not by the deadline");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
