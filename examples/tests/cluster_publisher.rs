@@ -142,3 +142,31 @@ async fn invoking_an_agent_in_a_cluster_is_refused_and_stores_nothing() {
     worker.shutdown().await;
     drop_schema(&url, &schema).await;
 }
+
+/// Admission bounds do not apply in a cluster; a flock built with both says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_bounds_in_a_cluster_are_reported_as_not_applying() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let schema = fresh_schema("admission");
+    let store = store(&url, &schema).await;
+    let (captured, guard) = flock_test_support::Capture::install();
+    let bounded = Flock::builder()
+        .cluster(cluster(store.clone(), "bounded"))
+        .admission(flock::Admission::new().max_waiting(10).unwrap())
+        .build();
+    let unbounded = Flock::builder()
+        .cluster(cluster(store, "unbounded"))
+        .build();
+    drop(guard);
+    let warned = captured.events(
+        tracing::Level::WARN,
+        "admission bounds are set but do not apply",
+    );
+    assert_eq!(warned.len(), 1, "one warning, for the bounded flock only");
+
+    bounded.shutdown().await;
+    unbounded.shutdown().await;
+    drop_schema(&url, &schema).await;
+}
