@@ -155,11 +155,7 @@ impl Flock {
         let ids: Vec<ArtifactId> = inputs.iter().map(|a| a.id).collect();
         let types: HashSet<&str> = inputs.iter().map(|a| a.type_name()).collect();
         for other in self.runtime.agents() {
-            let takes_one = other
-                .subscriptions
-                .iter()
-                .flat_map(|s| s.slots())
-                .any(|slot| types.contains(slot.type_name));
+            let takes_one = other.consumed_types().any(|t| types.contains(t));
             if other.index == index || !takes_one {
                 continue;
             }
@@ -198,11 +194,7 @@ impl Flock {
                 agent: agent.to_owned(),
             });
         }
-        let consumes: Vec<&'static str> = found
-            .subscriptions
-            .iter()
-            .flat_map(|s| s.slots().iter().map(|slot| slot.type_name))
-            .collect();
+        let consumes: Vec<&'static str> = found.consumed_types().collect();
         if let Some(other) = inputs.iter().find(|p| !consumes.contains(&p.type_name())) {
             return Err(InvokeError::NotConsumed {
                 agent: agent.to_owned(),

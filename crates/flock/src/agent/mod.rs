@@ -126,6 +126,14 @@ impl Agent {
                 .visibility
                 .allows(&self.identity, artifact.created_at, now)
     }
+
+    /// The types its subscriptions consume, in declaration order (a type taken by
+    /// several subscriptions appears once per slot).
+    pub(crate) fn consumed_types(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.subscriptions
+            .iter()
+            .flat_map(|s| s.slots().iter().map(|slot| slot.type_name))
+    }
 }
 
 /// A registered agent.

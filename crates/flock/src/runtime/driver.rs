@@ -18,7 +18,10 @@ use flock_core::{Artifact, ArtifactId, StoreError};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::Runtime;
-use crate::cluster::{Membership, UnitKey};
+use crate::{
+    agent::Agent,
+    cluster::{Membership, UnitKey},
+};
 
 /// Artifacts read from the feed at once.
 const FEED_BATCH: usize = 512;
@@ -171,18 +174,15 @@ async fn take_over(
     let store = runtime.cluster_store();
     let through = store.head().await?.max(cursor);
     let agents: FxHashSet<u32> = units.keys().map(|(agent, _, _)| *agent).collect();
+    let taken: Vec<Arc<Agent>> = runtime
+        .agents()
+        .into_iter()
+        .filter(|a| agents.contains(&a.index))
+        .collect();
     let mut pending: Vec<(Arc<Artifact>, Vec<u32>)> = Vec::new();
     let mut index: FxHashMap<ArtifactId, usize> = FxHashMap::default();
-    for agent in runtime
-        .agents()
-        .iter()
-        .filter(|a| agents.contains(&a.index))
-    {
-        let types: Vec<&str> = agent
-            .subscriptions
-            .iter()
-            .flat_map(|s| s.slots().iter().map(|slot| slot.type_name))
-            .collect();
+    for agent in &taken {
+        let types: Vec<&str> = agent.consumed_types().collect();
         for artifact in store
             .unconsumed_through(&agent.name, &types, through)
             .await?
@@ -207,11 +207,6 @@ async fn take_over(
     runtime.replay_units(pending, units);
     // The failed runs of these units (kept in the store by their old owner) are
     // this process's to list and retry now.
-    let taken: Vec<Arc<crate::agent::Agent>> = runtime
-        .agents()
-        .into_iter()
-        .filter(|a| agents.contains(&a.index))
-        .collect();
     let restored = runtime
         .restore_failed_runs(&taken, |run| {
             units.contains_key(&runtime.unit_of_failed_run(run))

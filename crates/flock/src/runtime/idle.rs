@@ -69,7 +69,7 @@ impl Runtime {
                 let ready = core.flush_all(FlushReason::Shutdown, now);
                 // A durable store keeps incomplete join groups for the next start
                 // (or the units' next owners in a cluster): not discarded.
-                let keep = self.membership.is_some() || self.store.is_durable();
+                let keep = self.membership.is_some() || self.durable;
                 let drained = if ready.flushed.0 == 0 {
                     core.try_drain(now, keep)
                 } else {
