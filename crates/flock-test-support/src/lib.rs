@@ -10,8 +10,10 @@
 //!   assertions on what the code under test traced.
 //! - [`postgres`]: the PostgreSQL server of the tests that need one, and what they
 //!   do without one (fail in CI, pass over their body on a developer's machine).
+//! - [`stock_duckdb`]: stock DuckDB (Python) reading what a test wrote.
 
 pub mod capture;
 pub mod postgres;
+pub mod stock_duckdb;
 
 pub use capture::{Capture, CaptureGuard, Record, RecordKind};

@@ -22,6 +22,7 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
+pub(crate) use flock_test_support::stock_duckdb::run as stock_duckdb;
 use flock_trace_duckdb::{TraceGuard, duckdb};
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -90,22 +91,4 @@ pub(crate) fn stock_count(path: &Path, condition: &str) -> u64 {
     out.trim()
         .parse()
         .unwrap_or_else(|_| panic!("not a count: {out}"))
-}
-
-/// Runs a Python program that uses stock DuckDB; returns its stdout. Fails with a
-/// hint when `python3` or its `duckdb` package is missing (`.ci/run` installs it).
-pub(crate) fn stock_duckdb(program: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|err| panic!("cannot run python3 ({err}); stock DuckDB tests need it"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !stderr.contains("No module named 'duckdb'"),
-        "stock DuckDB tests need the duckdb Python package: python3 -m pip install duckdb"
-    );
-    assert!(output.status.success(), "python3 failed: {stderr}");
-    String::from_utf8(output.stdout).unwrap()
 }

@@ -11,6 +11,7 @@ use flock::{
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::{Item, publish_ids};
+pub(crate) use flock_test_support::stock_duckdb::run as stock_duckdb;
 
 fn temp_trace_file(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("flock-it-{name}-{}", std::process::id()));
@@ -256,23 +257,4 @@ fn the_shutdown_flush_span_of_a_four_flush_program_reaches_the_file() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Runs a Python program that uses stock DuckDB (the `duckdb` package); returns its
-/// stdout. Fails with a hint when `python3` or its `duckdb` package is missing
-/// (`.ci/run` installs it).
-pub(crate) fn stock_duckdb(program: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|err| panic!("cannot run python3 ({err}); stock DuckDB tests need it"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !stderr.contains("No module named 'duckdb'"),
-        "stock DuckDB tests need the duckdb Python package: python3 -m pip install duckdb"
-    );
-    assert!(output.status.success(), "python3 failed: {stderr}");
-    String::from_utf8(output.stdout).unwrap()
 }
