@@ -14,9 +14,15 @@ use std::{
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flock::prelude::*;
+#[cfg(feature = "duckdb-prebuilt")]
+use proc_cpu::stat_cpu;
 use serde::{Deserialize, Serialize};
 #[cfg(feature = "duckdb-prebuilt")]
 use tracing_subscriber::layer::SubscriberExt;
+
+#[cfg(feature = "duckdb-prebuilt")]
+#[path = "support/proc_cpu.rs"]
+mod proc_cpu;
 
 #[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
 struct Event {
@@ -231,22 +237,6 @@ fn writer_cpu() -> Duration {
         .sum()
 }
 
-/// `utime + stime` of a `/proc/.../stat` line, at 100 ticks per second.
-#[cfg(feature = "duckdb-prebuilt")]
-fn stat_cpu(stat: &str) -> Duration {
-    // Fields after the command name (which may hold spaces) start at `state`;
-    // utime and stime are the 14th and 15th fields of the line.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
-}
 #[cfg(not(feature = "duckdb-prebuilt"))]
 criterion_group!(benches, throughput);
 criterion_main!(benches);

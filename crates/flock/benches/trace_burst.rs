@@ -25,6 +25,9 @@ use std::{
 use flock::{TraceConfig, prelude::*};
 use serde::{Deserialize, Serialize};
 
+#[path = "support/proc_cpu.rs"]
+mod proc_cpu;
+
 #[derive(Debug, Clone, Serialize, Deserialize, FlockType)]
 struct Event {
     n: u64,
@@ -72,20 +75,10 @@ async fn burst(path: &std::path::Path) -> (u64, std::time::Duration, flock::Expo
     (ARTIFACTS, elapsed, traces)
 }
 
-/// CPU time (user and system, all threads) of this process so far, in seconds,
-/// from `/proc` (Linux; 100 ticks per second).
+/// CPU time (user and system, all threads) of this process so far, in seconds.
 fn process_cpu() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
-    ticks as f64 / 100.0
+    proc_cpu::stat_cpu(&stat).as_secs_f64()
 }
 
 fn main() {
