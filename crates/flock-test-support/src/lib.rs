@@ -11,8 +11,10 @@
 //! - [`postgres`]: the PostgreSQL server of the tests that need one, and what they
 //!   do without one (fail in CI, pass over their body on a developer's machine).
 //! - [`stock_duckdb`]: stock DuckDB (Python) reading what a test wrote.
+//! - [`otlp`]: a one-request fake OTLP/HTTP collector.
 
 pub mod capture;
+pub mod otlp;
 pub mod postgres;
 pub mod stock_duckdb;
 

@@ -221,12 +221,6 @@ mod otlp {
     //! The standard variables send a flock's spans to an OTLP/HTTP collector: here a
     //! one-request fake collector on the loopback interface.
 
-    use std::{
-        io::{BufRead as _, BufReader, Read as _, Write as _},
-        net::TcpListener,
-        time::Duration,
-    };
-
     use flock::prelude::*;
 
     use super::{one_batch, run_child};
@@ -235,37 +229,7 @@ mod otlp {
 
     #[test]
     fn otel_exporter_otlp_endpoint_sends_spans_to_a_collector_without_a_file() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let collector = std::thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let mut reader = BufReader::new(stream);
-            let mut request_line = String::new();
-            reader.read_line(&mut request_line).unwrap();
-            let mut length = 0;
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                let header = header.trim_end();
-                if header.is_empty() {
-                    break;
-                }
-                let (name, value) = header.split_once(':').unwrap();
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            reader
-                .get_mut()
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                .unwrap();
-            (request_line, body)
-        });
+        let (endpoint, collector) = flock_test_support::otlp::collector();
         let stdout = run_child(
             "trace_setup::otlp::child_traces_by_otel_variables",
             &[
@@ -275,15 +239,21 @@ mod otlp {
             ],
         );
         assert!(stdout.contains("no trace file"), "{stdout}");
-        let (request_line, body) = collector.join().unwrap();
+        let request = collector.join().unwrap();
         // OTEL_EXPORTER_OTLP_ENDPOINT gets the signal's path appended.
         assert!(
-            request_line.starts_with("POST /v1/traces "),
-            "{request_line}"
+            request.line.starts_with("POST /v1/traces "),
+            "{}",
+            request.line
         );
-        let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
-        assert!(has(b"batch.flush"), "no batch.flush span in the request");
-        assert!(has(b"otlp-it"), "no service name in the request");
+        assert!(
+            request.body_has(b"batch.flush"),
+            "no batch.flush span in the request"
+        );
+        assert!(
+            request.body_has(b"otlp-it"),
+            "no service name in the request"
+        );
     }
 
     #[test]
