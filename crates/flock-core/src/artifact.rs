@@ -231,7 +231,12 @@ impl fmt::Debug for Payload {
 // === impl Artifact ===
 
 /// An immutable record on the blackboard.
-#[derive(Debug, Clone)]
+///
+/// The fields every artifact has are public; the optional metadata (correlation id,
+/// partition key, tags, a visibility other than public) sits behind accessors,
+/// because it lives in one box that an artifact without any does not allocate: the
+/// blackboard's record of a plain artifact stays under 100 bytes.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Artifact {
     /// Unique, time-ordered id.
@@ -240,19 +245,27 @@ pub struct Artifact {
     pub payload: Payload,
     /// The agent that produced it, or [`EXTERNAL_PRODUCER`].
     pub produced_by: Arc<str>,
-    /// Groups artifacts of one workflow; agents' outputs inherit their inputs' id.
-    pub correlation_id: Option<Uuid>,
-    /// Optional partition key (for stores that shard, and for keyed processing).
-    pub partition_key: Option<String>,
-    /// Free-form tags; subscriptions may require any of them.
-    pub tags: BTreeSet<String>,
-    /// Who may see it.
-    pub visibility: Visibility,
     /// When it was published (UTC).
     pub created_at: DateTime<Utc>,
     /// Version of the record; 1 for a fresh artifact.
     pub version: u32,
+    /// Correlation id, partition key, tags and visibility; `None` while all four
+    /// have their defaults (none, none, no tags, public).
+    meta: Option<Box<Meta>>,
 }
+
+/// The optional metadata of an artifact.
+#[derive(Clone, Default, PartialEq)]
+struct Meta {
+    correlation_id: Option<Uuid>,
+    partition_key: Option<String>,
+    tags: BTreeSet<String>,
+    visibility: Visibility,
+}
+
+/// What the accessors return for an artifact without metadata.
+static NO_TAGS: BTreeSet<String> = BTreeSet::new();
+static PUBLIC: Visibility = Visibility::Public;
 
 impl Artifact {
     /// A fresh artifact with default metadata: public, no tags, no correlation id,
@@ -271,12 +284,9 @@ impl Artifact {
             id: ArtifactId::at(created_at),
             payload,
             produced_by: produced_by.into(),
-            correlation_id: None,
-            partition_key: None,
-            tags: BTreeSet::new(),
-            visibility: Visibility::Public,
             created_at,
             version: 1,
+            meta: None,
         }
     }
 
@@ -297,6 +307,94 @@ impl Artifact {
         self.payload.downcast_ref()
     }
 
+    /// Groups artifacts of one workflow; agents' outputs inherit their inputs' id.
+    pub fn correlation_id(&self) -> Option<Uuid> {
+        self.meta.as_ref().and_then(|meta| meta.correlation_id)
+    }
+
+    /// Optional partition key (for stores that shard, and for keyed processing).
+    pub fn partition_key(&self) -> Option<&str> {
+        self.meta
+            .as_ref()
+            .and_then(|meta| meta.partition_key.as_deref())
+    }
+
+    /// Free-form tags; subscriptions may require any of them.
+    pub fn tags(&self) -> &BTreeSet<String> {
+        self.meta.as_ref().map_or(&NO_TAGS, |meta| &meta.tags)
+    }
+
+    /// Who may see it.
+    pub fn visibility(&self) -> &Visibility {
+        self.meta.as_ref().map_or(&PUBLIC, |meta| &meta.visibility)
+    }
+
+    /// Sets the correlation id.
+    pub fn set_correlation_id(&mut self, correlation_id: Option<Uuid>) {
+        let default = correlation_id.is_none();
+        self.edit(default, |meta| meta.correlation_id = correlation_id);
+    }
+
+    /// Sets the partition key.
+    pub fn set_partition_key(&mut self, partition_key: Option<String>) {
+        let default = partition_key.is_none();
+        self.edit(default, |meta| meta.partition_key = partition_key);
+    }
+
+    /// Replaces the tags.
+    pub fn set_tags(&mut self, tags: BTreeSet<String>) {
+        let default = tags.is_empty();
+        self.edit(default, |meta| meta.tags = tags);
+    }
+
+    /// Sets the visibility.
+    pub fn set_visibility(&mut self, visibility: Visibility) {
+        let default = visibility == Visibility::Public;
+        self.edit(default, |meta| meta.visibility = visibility);
+    }
+
+    /// As [`Artifact::set_correlation_id`], by value.
+    #[must_use]
+    pub fn with_correlation_id(mut self, correlation_id: Option<Uuid>) -> Self {
+        self.set_correlation_id(correlation_id);
+        self
+    }
+
+    /// As [`Artifact::set_partition_key`], by value.
+    #[must_use]
+    pub fn with_partition_key(mut self, partition_key: Option<String>) -> Self {
+        self.set_partition_key(partition_key);
+        self
+    }
+
+    /// As [`Artifact::set_tags`], by value.
+    #[must_use]
+    pub fn with_tags(mut self, tags: BTreeSet<String>) -> Self {
+        self.set_tags(tags);
+        self
+    }
+
+    /// As [`Artifact::set_visibility`], by value.
+    #[must_use]
+    pub fn with_visibility(mut self, visibility: Visibility) -> Self {
+        self.set_visibility(visibility);
+        self
+    }
+
+    /// Changes the metadata: setting a field to its default (`default`) on an
+    /// artifact without metadata allocates nothing (every publish sets all four),
+    /// and the box is freed when every field is back to its default.
+    fn edit(&mut self, default: bool, change: impl FnOnce(&mut Meta)) {
+        if default && self.meta.is_none() {
+            return;
+        }
+        let mut meta = self.meta.take().unwrap_or_default();
+        change(&mut meta);
+        if *meta != Meta::default() {
+            self.meta = Some(meta);
+        }
+    }
+
     /// The artifact as JSON: metadata plus `payload`, the form stores and exports use.
     ///
     /// # Errors
@@ -307,13 +405,29 @@ impl Artifact {
             "type": self.type_name(),
             "payload": self.payload.to_json()?,
             "produced_by": &*self.produced_by,
-            "correlation_id": self.correlation_id,
-            "partition_key": self.partition_key,
-            "tags": self.tags,
-            "visibility": self.visibility,
+            "correlation_id": self.correlation_id(),
+            "partition_key": self.partition_key(),
+            "tags": self.tags(),
+            "visibility": self.visibility(),
             "created_at": self.created_at,
             "version": self.version,
         }))
+    }
+}
+
+impl fmt::Debug for Artifact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Artifact")
+            .field("id", &self.id)
+            .field("payload", &self.payload)
+            .field("produced_by", &self.produced_by)
+            .field("correlation_id", &self.correlation_id())
+            .field("partition_key", &self.partition_key())
+            .field("tags", self.tags())
+            .field("visibility", self.visibility())
+            .field("created_at", &self.created_at)
+            .field("version", &self.version)
+            .finish()
     }
 }
 
@@ -324,6 +438,38 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    #[test]
+    fn an_artifact_without_metadata_allocates_nothing_beyond_its_fields() {
+        // 72 bytes: with the `Arc` header (16) and the store's slot (8), the record
+        // of a plain artifact is 96 bytes.
+        assert!(
+            std::mem::size_of::<Artifact>() <= 72,
+            "{}",
+            std::mem::size_of::<Artifact>()
+        );
+        let mut artifact = Artifact::new(Payload::raw_json("T", serde_json::json!(1)), "a");
+        assert!(artifact.meta.is_none());
+        assert_eq!(artifact.visibility(), &Visibility::Public);
+        assert!(artifact.tags().is_empty());
+        artifact.set_partition_key(Some("k".into()));
+        artifact.set_tags(["x".to_owned()].into());
+        assert_eq!(artifact.partition_key(), Some("k"));
+        assert!(artifact.tags().contains("x"));
+        assert!(artifact.meta.is_some());
+        artifact.set_partition_key(None);
+        artifact.set_tags(BTreeSet::new());
+        assert!(artifact.meta.is_none(), "back to defaults frees the box");
+        let tenant = Visibility::Tenant {
+            tenant_id: Some("t".into()),
+        };
+        let artifact = artifact
+            .with_visibility(tenant.clone())
+            .with_correlation_id(Some(Uuid::nil()));
+        assert_eq!(artifact.visibility(), &tenant);
+        assert_eq!(artifact.correlation_id(), Some(Uuid::nil()));
+        assert_eq!(artifact.to_json().unwrap()["visibility"]["kind"], "tenant");
+    }
 
     #[test]
     fn ids_at_a_time_are_v7_with_that_timestamp_and_sort_in_order() {

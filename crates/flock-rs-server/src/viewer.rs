@@ -27,7 +27,7 @@ impl Viewer {
 
     /// Whether the viewer may see `artifact` now.
     pub(crate) fn sees_artifact(&self, artifact: &Artifact, now: DateTime<Utc>) -> bool {
-        self.sees(&artifact.visibility, artifact.created_at, now)
+        self.sees(artifact.visibility(), artifact.created_at, now)
     }
 
     /// The identity, unless the viewer is the operator.

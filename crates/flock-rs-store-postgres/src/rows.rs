@@ -57,12 +57,13 @@ impl Columns {
             c.type_names.push(artifact.type_name());
             c.payloads.push(artifact.payload.to_json().map_err(encode)?);
             c.produced_by.push(artifact.produced_by.to_string());
-            c.correlation_ids.push(artifact.correlation_id);
-            c.partition_keys.push(artifact.partition_key.clone());
+            c.correlation_ids.push(artifact.correlation_id());
+            c.partition_keys
+                .push(artifact.partition_key().map(str::to_owned));
             c.tags
-                .push(serde_json::to_value(&artifact.tags).map_err(encode)?);
+                .push(serde_json::to_value(artifact.tags()).map_err(encode)?);
             c.visibility
-                .push(serde_json::to_value(&artifact.visibility).map_err(encode)?);
+                .push(serde_json::to_value(artifact.visibility()).map_err(encode)?);
             c.created_at.push(micros);
             c.created_sub.push(sub);
             c.versions.push(i64::from(artifact.version));
@@ -99,12 +100,16 @@ pub(crate) fn decode_row(
         .map_err(|err| decode(what(), err))?;
     let mut artifact = Artifact::new_at(payload, produced_by, join_time(created_at, created_sub));
     artifact.id = ArtifactId(id);
-    artifact.correlation_id = correlation_id;
-    artifact.partition_key = partition_key;
-    artifact.tags = serde_json::from_value::<BTreeSet<String>>(tags)
-        .map_err(|err| decode(what(), format!("tags: {err}")))?;
-    artifact.visibility = serde_json::from_value::<Visibility>(visibility)
-        .map_err(|err| decode(what(), format!("visibility: {err}")))?;
+    artifact.set_correlation_id(correlation_id);
+    artifact.set_partition_key(partition_key);
+    artifact.set_tags(
+        serde_json::from_value::<BTreeSet<String>>(tags)
+            .map_err(|err| decode(what(), format!("tags: {err}")))?,
+    );
+    artifact.set_visibility(
+        serde_json::from_value::<Visibility>(visibility)
+            .map_err(|err| decode(what(), format!("visibility: {err}")))?,
+    );
     artifact.version = u32::try_from(version)
         .map_err(|_| decode(what(), format!("version {version} is out of range")))?;
     let seq = u64::try_from(seq).map_err(|_| decode(what(), format!("sequence {seq}")))?;

@@ -73,22 +73,20 @@ impl Row {
             .payload
             .to_json_string()
             .map_err(|e| fail(format!("its payload does not serialize: {e}")))?;
-        let tags = match artifact.tags.is_empty() {
+        let tags = match artifact.tags().is_empty() {
             true => None,
-            false => Some(serde_json::to_string(&artifact.tags).map_err(|e| fail(e.to_string()))?),
+            false => Some(serde_json::to_string(artifact.tags()).map_err(|e| fail(e.to_string()))?),
         };
-        let visibility = match artifact.visibility {
+        let visibility = match artifact.visibility() {
             Visibility::Public => None,
-            ref visibility => {
-                Some(serde_json::to_string(visibility).map_err(|e| fail(e.to_string()))?)
-            }
+            visibility => Some(serde_json::to_string(visibility).map_err(|e| fail(e.to_string()))?),
         };
         Ok(Self {
             id: artifact.id,
             type_name: artifact.type_name(),
             produced_by: artifact.produced_by.clone(),
-            correlation_id: artifact.correlation_id,
-            partition_key: artifact.partition_key.clone(),
+            correlation_id: artifact.correlation_id(),
+            partition_key: artifact.partition_key().map(str::to_owned),
             tags,
             visibility,
             created_at,
@@ -193,17 +191,17 @@ impl<'a, 'stmt> Stored<'a, 'stmt> {
         let produced_by: Arc<str> = text(row, 2).map_err(column)?.into();
         let mut artifact = Artifact::new_at(payload, produced_by, created_at);
         artifact.id = id;
-        artifact.visibility = visibility;
-        artifact.correlation_id = match row.get_ref(3).map_err(column)?.as_blob_or_null() {
+        artifact.set_visibility(visibility);
+        artifact.set_correlation_id(match row.get_ref(3).map_err(column)?.as_blob_or_null() {
             Ok(Some(bytes)) => Some(uuid(bytes).map_err(bad)?),
             Ok(None) => None,
             Err(e) => return Err(bad(e.to_string())),
-        };
-        artifact.partition_key = row.get(4).map_err(column)?;
-        artifact.tags = match text_or_null(row, 5).map_err(column)? {
+        });
+        artifact.set_partition_key(row.get(4).map_err(column)?);
+        artifact.set_tags(match text_or_null(row, 5).map_err(column)? {
             None => BTreeSet::new(),
             Some(json) => serde_json::from_str(json).map_err(|e| bad(format!("tags: {e}")))?,
-        };
+        });
         artifact.version = row.get(8).map_err(column)?;
         Ok(artifact)
     }

@@ -331,7 +331,7 @@ impl JoinSpec {
     pub fn by_correlation_id() -> JoinSpecBuilder<Option<Uuid>> {
         let mut builder = JoinSpecBuilder::empty();
         builder.keys.default = Some(Arc::new(|artifact: &Artifact| {
-            Some(JoinKey::new(artifact.correlation_id))
+            Some(JoinKey::new(artifact.correlation_id()))
         }));
         builder
     }
@@ -568,11 +568,11 @@ mod tests {
         let spec = JoinSpec::by_correlation_id().within(5).build().unwrap();
         let id = Uuid::now_v7();
         let mut a = artifact(Temp { device: "x".into() });
-        a.correlation_id = Some(id);
+        a.set_correlation_id(Some(id));
         let mut b = artifact(Pressure {
             meta: Meta { device: "y".into() },
         });
-        b.correlation_id = Some(id);
+        b.set_correlation_id(Some(id));
         assert!(spec.has_key_for("Anything"));
         assert_eq!(spec.key(&a).unwrap(), spec.key(&b).unwrap());
         assert_eq!(spec.key(&a).unwrap().to_string(), id.to_string());

@@ -188,7 +188,7 @@ impl Subscription {
             return self.batch_key(artifact).map_err(KeyError::BatchKeyPanicked);
         }
         match &self.join {
-            None => Ok(Some(JoinKey::new(artifact.correlation_id))),
+            None => Ok(Some(JoinKey::new(artifact.correlation_id()))),
             Some(join) => join.key(artifact).map(Some).map_err(KeyError::NoJoinKey),
         }
     }
@@ -223,7 +223,7 @@ impl Subscription {
                 .from_agents
                 .as_ref()
                 .is_some_and(|agents| !agents.contains(&*artifact.produced_by))
-            || (!self.tags.is_empty() && self.tags.is_disjoint(&artifact.tags))
+            || (!self.tags.is_empty() && self.tags.is_disjoint(artifact.tags()))
         {
             return MatchOutcome::Rejected;
         }
@@ -266,7 +266,7 @@ mod tests {
 
     fn order(amount: f64, by: &str, tags: &[&str]) -> Artifact {
         let mut artifact = Artifact::new(Payload::new(Order { amount }), by);
-        artifact.tags = tags.iter().map(|t| (*t).to_owned()).collect();
+        artifact.set_tags(tags.iter().map(|t| (*t).to_owned()).collect());
         artifact
     }
 

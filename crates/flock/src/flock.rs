@@ -170,10 +170,10 @@ impl Flock {
     ) -> Result<ArtifactId, PublishError> {
         let now = self.runtime.now();
         let mut artifact = Artifact::new_at(payload, Artifact::external_producer(), now.wall);
-        artifact.correlation_id = options.correlation_id;
-        artifact.partition_key = options.partition_key;
-        artifact.tags = options.tags;
-        artifact.visibility = options.visibility;
+        artifact.set_correlation_id(options.correlation_id);
+        artifact.set_partition_key(options.partition_key);
+        artifact.set_tags(options.tags);
+        artifact.set_visibility(options.visibility);
         let id = artifact.id;
         if self.runtime.needs_recovery() {
             self.runtime.ensure_recovered().await?;

@@ -94,10 +94,10 @@ impl Flock {
             .map(|payload| {
                 let mut artifact =
                     Artifact::new_at(payload, Artifact::external_producer(), now.wall);
-                artifact.correlation_id = Some(correlation);
-                artifact.partition_key.clone_from(&options.partition_key);
-                artifact.tags.clone_from(&options.tags);
-                artifact.visibility = options.visibility.clone();
+                artifact.set_correlation_id(Some(correlation));
+                artifact.set_partition_key(options.partition_key.clone());
+                artifact.set_tags(options.tags.clone());
+                artifact.set_visibility(options.visibility.clone());
                 Arc::new(artifact)
             })
             .collect();

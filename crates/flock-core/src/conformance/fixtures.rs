@@ -57,15 +57,15 @@ pub(super) fn other(value: f64, producer: &str, seconds: i64) -> Artifact {
 /// A `Note` with every metadata field set to something other than its default.
 pub(super) fn rich_note(n: i64) -> Artifact {
     let mut artifact = note(n, "writer", 7);
-    artifact.correlation_id = Some(Uuid::now_v7());
-    artifact.partition_key = Some(format!("partition-{n}"));
-    artifact.tags = ["urgent", "billing"].map(str::to_owned).into();
-    artifact.visibility = Visibility::AllOf {
+    artifact.set_correlation_id(Some(Uuid::now_v7()));
+    artifact.set_partition_key(Some(format!("partition-{n}")));
+    artifact.set_tags(["urgent", "billing"].map(str::to_owned).into());
+    artifact.set_visibility(Visibility::AllOf {
         rules: vec![
             Visibility::tenant("acme"),
             Visibility::after(std::time::Duration::from_secs(30), None),
         ],
-    };
+    });
     artifact.version = 3;
     // Nanoseconds must survive: a store that rounds them changes the artifact.
     artifact.created_at += TimeDelta::nanoseconds(123_456_789);
@@ -96,16 +96,19 @@ pub(super) fn assert_same(stored: &Artifact, expected: &Artifact, context: &str)
         "{context}: produced_by"
     );
     assert_eq!(
-        stored.correlation_id, expected.correlation_id,
+        stored.correlation_id(),
+        expected.correlation_id(),
         "{context}: correlation_id"
     );
     assert_eq!(
-        stored.partition_key, expected.partition_key,
+        stored.partition_key(),
+        expected.partition_key(),
         "{context}: partition_key"
     );
-    assert_eq!(stored.tags, expected.tags, "{context}: tags");
+    assert_eq!(stored.tags(), expected.tags(), "{context}: tags");
     assert_eq!(
-        stored.visibility, expected.visibility,
+        stored.visibility(),
+        expected.visibility(),
         "{context}: visibility"
     );
     assert_eq!(

@@ -31,15 +31,15 @@ pub async fn query_filters<F: StoreFactory>(factory: &F) {
     let store = factory.open(TypeRegistry::new()).await;
     let conversation = Uuid::now_v7();
     let mut a = note(1, "alice", 10);
-    a.tags = ["red", "blue"].map(str::to_owned).into();
-    a.correlation_id = Some(conversation);
+    a.set_tags(["red", "blue"].map(str::to_owned).into());
+    a.set_correlation_id(Some(conversation));
     let mut b = other(2.0, "bob", 20);
-    b.tags = ["blue"].map(str::to_owned).into();
+    b.set_tags(["blue"].map(str::to_owned).into());
     let mut c = note(3, "bob", 30);
-    c.correlation_id = Some(conversation);
+    c.set_correlation_id(Some(conversation));
     let mut d = other(4.0, "carol", 40);
-    d.tags = ["green"].map(str::to_owned).into();
-    d.correlation_id = Some(Uuid::now_v7());
+    d.set_tags(["green"].map(str::to_owned).into());
+    d.set_correlation_id(Some(Uuid::now_v7()));
     let [a, b, c, d] = [a, b, c, d].map(shared);
     store
         .publish_all(&[a.clone(), b.clone(), c.clone(), d.clone()])
@@ -117,7 +117,7 @@ pub async fn visibility_filter<F: StoreFactory>(factory: &F) {
     let store = factory.open(TypeRegistry::new()).await;
     let with = |n: i64, visibility: Visibility| {
         let mut artifact = note(n, "p", 0);
-        artifact.visibility = visibility;
+        artifact.set_visibility(visibility);
         shared(artifact)
     };
     let public = with(0, Visibility::Public);

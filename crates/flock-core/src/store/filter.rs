@@ -105,8 +105,8 @@ impl ArtifactFilter {
                 .is_none_or(|producers| producers.contains(&*artifact.produced_by))
             && self
                 .correlation_id
-                .is_none_or(|id| artifact.correlation_id == Some(id))
-            && (self.tags.is_empty() || !self.tags.is_disjoint(&artifact.tags))
+                .is_none_or(|id| artifact.correlation_id() == Some(id))
+            && (self.tags.is_empty() || !self.tags.is_disjoint(artifact.tags()))
             && self
                 .created_after
                 .is_none_or(|after| artifact.created_at >= after)
@@ -115,7 +115,7 @@ impl ArtifactFilter {
                 .is_none_or(|before| artifact.created_at < before)
             && self.visible_to.as_ref().is_none_or(|identity| {
                 artifact
-                    .visibility
+                    .visibility()
                     .allows(identity, artifact.created_at, now)
             })
     }

@@ -62,7 +62,7 @@ impl BlackboardView {
         let now = (self.clock)();
         Ok(self.store.get(id).await?.filter(|artifact| {
             artifact
-                .visibility
+                .visibility()
                 .allows(&self.identity, artifact.created_at, now)
         }))
     }

@@ -111,8 +111,8 @@ pub(super) async fn summary(
     for a in &items {
         *by_type.entry(a.type_name()).or_default() += 1;
         *by_producer.entry(&a.produced_by).or_default() += 1;
-        *by_visibility.entry(kind(&a.visibility)).or_default() += 1;
-        for tag in &a.tags {
+        *by_visibility.entry(kind(a.visibility())).or_default() += 1;
+        for tag in a.tags() {
             *tags.entry(tag).or_default() += 1;
         }
     }

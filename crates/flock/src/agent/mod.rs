@@ -123,7 +123,7 @@ impl Agent {
     pub(crate) fn may_receive(&self, artifact: &Artifact, now: DateTime<Utc>) -> bool {
         !(self.prevent_self_trigger && *artifact.produced_by == *self.name)
             && artifact
-                .visibility
+                .visibility()
                 .allows(&self.identity, artifact.created_at, now)
     }
 

@@ -31,7 +31,7 @@ impl Core {
                 units
                     .iter()
                     .flat_map(|unit| unit.artifacts())
-                    .map(|a| &a.visibility),
+                    .map(|a| a.visibility()),
             ),
             None => Visibility::Public,
         }
@@ -40,14 +40,14 @@ impl Core {
     /// Whoever may see every artifact waiting under `key` in the join pool `pool`.
     pub(crate) fn group_visibility(&self, pool: &BatchKey, key: &JoinKey) -> Visibility {
         match self.joiner.waiting_items(pool, key) {
-            Some(items) => Visibility::derived_from(items.map(|a| &a.visibility)),
+            Some(items) => Visibility::derived_from(items.map(|a| a.visibility())),
             None => Visibility::Public,
         }
     }
 
     /// Artifacts with `correlation_id` waiting in batches and join groups.
     pub(crate) fn waiting_with_correlation(&self, correlation_id: Uuid, now: Now) -> usize {
-        let of = |a: &&Arc<Artifact>| a.correlation_id == Some(correlation_id);
+        let of = |a: &&Arc<Artifact>| a.correlation_id() == Some(correlation_id);
         let batched: usize = self
             .batcher
             .pending(now.mono)

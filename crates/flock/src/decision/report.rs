@@ -16,7 +16,7 @@ use crate::{
 
 /// Whoever may see every artifact of `units`.
 fn visibility<'a>(artifacts: impl IntoIterator<Item = &'a Arc<Artifact>>) -> Visibility {
-    Visibility::derived_from(artifacts.into_iter().map(|a| &a.visibility))
+    Visibility::derived_from(artifacts.into_iter().map(|a| a.visibility()))
 }
 
 pub(super) fn item_added(

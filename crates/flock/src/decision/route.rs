@@ -115,8 +115,8 @@ impl Routing {
     /// that matches and can key it.
     pub(crate) fn route(&self, artifact: &Artifact, now: Now) -> Routed {
         // Only `After` depends on the time; the other kinds ignore `now`.
-        let wall = if matches!(artifact.visibility, Visibility::After { .. }) {
-            if let Some(visible_from) = artifact.visibility.visible_from(artifact.created_at)
+        let wall = if matches!(artifact.visibility(), Visibility::After { .. }) {
+            if let Some(visible_from) = artifact.visibility().visible_from(artifact.created_at)
                 && visible_from > now.wall
             {
                 let delay = (visible_from - now.wall).to_std().unwrap_or_default();

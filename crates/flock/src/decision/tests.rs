@@ -70,7 +70,7 @@ impl Fixture {
         let now = self.at(ms);
         let mut artifact =
             Artifact::new_at(Payload::new(BatchItem { value }), "external", now.wall);
-        artifact.visibility = visibility;
+        artifact.set_visibility(visibility);
         let routed = self.routing.route(&artifact, now);
         self.core.reserve(&routed, Source::External)?;
         Ok(self

@@ -96,10 +96,10 @@ pub(crate) struct Lifecycle {
 
 /// The correlation id all inputs share, if they share one.
 pub(crate) fn common_correlation(artifacts: &[Arc<Artifact>]) -> Option<Uuid> {
-    let first = artifacts.first()?.correlation_id?;
+    let first = artifacts.first()?.correlation_id()?;
     artifacts
         .iter()
-        .all(|a| a.correlation_id == Some(first))
+        .all(|a| a.correlation_id() == Some(first))
         .then_some(first)
 }
 

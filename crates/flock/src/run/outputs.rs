@@ -85,7 +85,7 @@ pub(super) fn check(
 /// The visibility of what a run derives from its inputs: whoever could see every
 /// input.
 pub(super) fn inputs_visibility(work: &Work) -> Visibility {
-    Visibility::derived_from(work.artifacts().iter().map(|a| &a.visibility))
+    Visibility::derived_from(work.artifacts().iter().map(|a| a.visibility()))
 }
 
 /// The artifacts a successful attempt publishes.
@@ -119,7 +119,7 @@ pub(super) fn derived(
     correlation_id: Option<Uuid>,
 ) -> Arc<Artifact> {
     let mut artifact = Artifact::new_at(payload, agent.name.clone(), now.wall);
-    artifact.correlation_id = correlation_id;
-    artifact.visibility = visibility;
+    artifact.set_correlation_id(correlation_id);
+    artifact.set_visibility(visibility);
     Arc::new(artifact)
 }

@@ -187,9 +187,9 @@ impl Runtime {
                 id: artifact.id,
                 type_name: artifact.type_name(),
                 produced_by: artifact.produced_by.to_string(),
-                correlation_id: artifact.correlation_id,
+                correlation_id: artifact.correlation_id(),
                 created_at: artifact.created_at,
-                visibility: artifact.visibility.clone(),
+                visibility: artifact.visibility().clone(),
             });
         }
     }

@@ -64,7 +64,7 @@ impl Runtime {
                 };
                 let visibility = runtime.events_on().then(|| {
                     let visibility =
-                        Visibility::derived_from(work.artifacts().iter().map(|a| &a.visibility));
+                        Visibility::derived_from(work.artifacts().iter().map(|a| a.visibility()));
                     runtime.send(FlockEvent::RunStarted {
                         run: id,
                         agent: agent.name.to_string(),
@@ -153,7 +153,7 @@ impl Runtime {
             drop(cause);
             let visibility = runtime
                 .events_on()
-                .then(|| Visibility::derived_from(work.artifacts().iter().map(|a| &a.visibility)));
+                .then(|| Visibility::derived_from(work.artifacts().iter().map(|a| a.visibility())));
             // The run's span ends with this future, before the ticket goes back.
             let outcome = run::refuse(&runtime, &agent, origin, work)
                 .instrument(span)

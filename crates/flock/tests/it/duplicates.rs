@@ -142,7 +142,7 @@ async fn publishing_an_artifact_again_does_not_deliver_it_again() {
 
     // ...while an artifact that is new to the board is delivered, once.
     let mut fresh = Artifact::new(input.payload.clone(), "forwarder");
-    fresh.correlation_id = input.correlation_id;
+    fresh.set_correlation_id(input.correlation_id());
     flock.publish_artifact(Arc::new(fresh)).await.unwrap();
     flock.run_until_idle().await;
     assert_eq!(counter.load(Ordering::SeqCst), 2);

@@ -315,9 +315,9 @@ async fn run_case(case: Arc<Concurrent>) -> Observed {
             fault,
             created_at: artifact.created_at,
             visible_from: artifact
-                .visibility
+                .visibility()
                 .visible_from(artifact.created_at)
-                .filter(|_| matches!(artifact.visibility, Visibility::After { .. })),
+                .filter(|_| matches!(artifact.visibility(), Visibility::After { .. })),
         });
     }
     // Anything an engine saw meanwhile ran after shutdown returned.
