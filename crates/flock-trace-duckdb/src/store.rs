@@ -34,6 +34,23 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_millis(20);
 
 /// The name the trace file is attached under in the writer's in-memory database.
 const CATALOG: &str = "flock_traces";
+/// Rows per row group of what a steady export appends (DuckDB's default is
+/// 122,880). An export appends to the last row group, partly filled, and DuckDB's
+/// checkpoint rewrites that row group whole: with row groups this small, the
+/// rewrite, done while the file is locked, stays short. Measured at 2,000 spans/s
+/// (a session of 32,768 spans every 16 s): 113–146 ms held per session, against
+/// 225–320 ms with the default. A burst (a backlog appended in large transactions)
+/// keeps the default: its row groups fill, and small ones cost it 10–20% of its rate.
+const STEADY_ROW_GROUP_SIZE: usize = 16_384;
+
+/// The row groups an attach appends: see [`STEADY_ROW_GROUP_SIZE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowGroups {
+    /// [`STEADY_ROW_GROUP_SIZE`] rows: a steady export's short session.
+    Small,
+    /// DuckDB's default: a burst, a checkpoint, a clear.
+    Default,
+}
 
 /// The writer's staging table, in its in-memory database.
 const STAGING: &str = "spans_staging";
@@ -45,6 +62,16 @@ pub(crate) struct TraceFile {
     conn: Connection,
     attach_sql: String,
     attached: bool,
+}
+
+impl RowGroups {
+    /// The `ATTACH` options that ask for these row groups.
+    fn options(self) -> String {
+        match self {
+            Self::Small => format!(" (ROW_GROUP_SIZE {STEADY_ROW_GROUP_SIZE})"),
+            Self::Default => String::new(),
+        }
+    }
 }
 
 /// What [`TraceFile::try_attach`] found.
@@ -103,11 +130,12 @@ impl TraceFile {
 
     /// Attaches the file (creating it and the `spans` table if missing), unless
     /// another process holds it.
-    pub(crate) fn try_attach(&mut self) -> Result<Attach, TraceError> {
+    pub(crate) fn try_attach(&mut self, row_groups: RowGroups) -> Result<Attach, TraceError> {
         if self.attached {
             return Ok(Attach::Attached);
         }
-        match self.conn.execute_batch(&self.attach_sql) {
+        let sql = format!("{}{}", self.attach_sql, row_groups.options());
+        match self.conn.execute_batch(&sql) {
             Ok(()) => {}
             Err(err) if is_lock_conflict(&err) => return Ok(Attach::Locked(err)),
             Err(err) => return Err(self.error(err)),
@@ -130,7 +158,7 @@ impl TraceFile {
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
         loop {
-            match self.try_attach()? {
+            match self.try_attach(RowGroups::Default)? {
                 Attach::Attached => return Ok(()),
                 Attach::Locked(source) => {
                     let waited = started.elapsed();

@@ -34,7 +34,7 @@ use crate::{
     error::error_chain,
     lock,
     schema::Rows,
-    store::{Attach, FIRST_BACKOFF, MAX_BACKOFF, TraceFile},
+    store::{Attach, FIRST_BACKOFF, MAX_BACKOFF, RowGroups, TraceFile},
 };
 
 /// The longest one burst session holds the file while a backlog remains; then it
@@ -135,7 +135,7 @@ impl Writer {
             since = Instant::now();
             self.warn_about_losses();
         }
-        if self.dirty && self.attach().is_ok() {
+        if self.dirty && self.attach(RowGroups::Default).is_ok() {
             self.checkpoint();
             self.file.detach();
         }
@@ -211,7 +211,7 @@ impl Writer {
             self.buffer.settle(n, Err(error_chain(&err)));
             return None;
         }
-        let started = match self.attach() {
+        let started = match self.attach(RowGroups::Small) {
             // The file is held from here to the detach.
             Ok(started) => started,
             Err(error) => {
@@ -245,7 +245,7 @@ impl Writer {
     /// attached.
     fn burst_session(&mut self) -> Option<Instant> {
         // The file is held from here to the detach.
-        let started = self.attach().ok()?;
+        let started = self.attach(RowGroups::Default).ok()?;
         self.apply_ttl();
         let resource = lock(&self.resource).clone();
         loop {
@@ -347,12 +347,12 @@ impl Writer {
     /// are given up and the error returned, for the caller's own spans too.
     /// Returns when the attempt that attached began: the file is held from then
     /// (the attach itself replays the write-ahead log under the lock).
-    fn attach(&mut self) -> Result<Instant, String> {
+    fn attach(&mut self, row_groups: RowGroups) -> Result<Instant, String> {
         let mut backoff = FIRST_BACKOFF;
         let mut locked_since: Option<Instant> = None;
         let attached = loop {
             let attempt = Instant::now();
-            match self.file.try_attach() {
+            match self.file.try_attach(row_groups) {
                 Ok(Attach::Attached) => break Ok(attempt),
                 Ok(Attach::Locked(err)) => {
                     let since = *locked_since.get_or_insert_with(Instant::now);

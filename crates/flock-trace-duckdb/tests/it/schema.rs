@@ -219,3 +219,41 @@ fn ids_and_names_are_stored_with_the_declared_compression() {
     );
     assert_eq!(crate::stock_count(&path, "true"), 2_001);
 }
+
+/// A steady export stores spans in row groups of 16,384 rows (ADR 0007): it
+/// appends to the last, partly filled row group, which DuckDB rewrites whole at the
+/// checkpoint, so small row groups keep the file's lock short. 40,001 spans stay
+/// below the 40,960 pending spans that make a burst (which keeps DuckDB's default
+/// row groups), so every session is a steady one; stock DuckDB reads the file and
+/// finds no row group over 16,384 rows.
+#[test]
+fn spans_are_stored_in_small_row_groups() {
+    let dir = TempDir::new("row-groups");
+    let path = dir.file("traces.duckdb");
+    let guard = TraceConfig::new(&path).build().unwrap();
+    traced(&guard, || {
+        let _root = tracing::info_span!("batch.run").entered();
+        crate::spans(40_000);
+    });
+    assert!(guard.shutdown().is_complete());
+    let out = crate::stock_duckdb(
+        "import duckdb, sys\n\
+         conn = duckdb.connect(sys.argv[1], read_only=True)\n\
+         print(*conn.execute(\"SELECT count(*), max(n), sum(n) FROM (SELECT row_group_id, sum(count) AS n \
+             FROM pragma_storage_info('spans') WHERE column_name = 'trace_id' AND segment_type = 'VARCHAR' \
+             GROUP BY ALL)\").fetchone())",
+        &[path.to_str().unwrap()],
+    );
+    let [groups, largest, rows]: [usize; 3] = out
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    assert_eq!(rows, 40_001, "{out}");
+    assert!(
+        largest <= 16_384,
+        "{groups} row groups, the largest of {largest} rows"
+    );
+    assert_eq!(crate::stock_count(&path, "true"), 40_001);
+}
