@@ -175,9 +175,6 @@ impl Flock {
         artifact.set_tags(options.tags);
         artifact.set_visibility(options.visibility);
         let id = artifact.id;
-        if self.runtime.needs_recovery() {
-            self.runtime.ensure_recovered().await?;
-        }
         self.runtime
             .publish(Arc::new(artifact), Source::External, now)
             .await?;

@@ -87,7 +87,16 @@ enum Published {
     /// Done: stored and collected, or refused.
     Done(Result<(), PublishError>),
     /// To do with awaits: wait for room, or store asynchronously.
-    Later(Routed),
+    Later(Later),
+}
+
+/// A publish left to [`Runtime::publish_later`].
+struct Later {
+    artifact: Arc<Artifact>,
+    /// Where it goes, when already routed.
+    routed: Option<Routed>,
+    source: Source,
+    now: Now,
 }
 
 /// Live events a subscriber may fall behind by before it loses the oldest.
@@ -183,14 +192,18 @@ impl Runtime {
     /// Reports an artifact accepted onto the blackboard.
     fn published(&self, artifact: &Artifact) {
         if self.events_on() {
-            self.send(FlockEvent::ArtifactPublished {
-                id: artifact.id,
-                type_name: artifact.type_name(),
-                produced_by: artifact.produced_by.to_string(),
-                correlation_id: artifact.correlation_id(),
-                created_at: artifact.created_at,
-                visibility: artifact.visibility().clone(),
-            });
+            self.send(Self::published_event(artifact));
+        }
+    }
+
+    fn published_event(artifact: &Artifact) -> FlockEvent {
+        FlockEvent::ArtifactPublished {
+            id: artifact.id,
+            type_name: artifact.type_name(),
+            produced_by: artifact.produced_by.to_string(),
+            correlation_id: artifact.correlation_id(),
+            created_at: artifact.created_at,
+            visibility: artifact.visibility().clone(),
         }
     }
 
@@ -243,13 +256,18 @@ impl Runtime {
     /// publish is refused once shutdown began and held to the admission bounds; once
     /// it is admitted, shutdown waits for it to be collected, so an `Ok` publish is
     /// always delivered.
+    ///
+    /// With the in-memory store and room to spare, this takes no await but the
+    /// cooperative yield; the rest (recovery, a durable or cluster store, waiting
+    /// for room) is a separate, boxed future, so that the common path's future
+    /// stays small.
     pub(crate) async fn publish(
         self: &Arc<Self>,
         artifact: Arc<Artifact>,
         source: Source,
         now: Now,
     ) -> Result<(), PublishError> {
-        let routed = match self.publish_now(&artifact, source, now) {
+        match self.publish_now(artifact, source, now) {
             Published::Done(result) => {
                 if result.is_ok() {
                     // A publishing loop that never waits would otherwise starve the
@@ -257,16 +275,31 @@ impl Runtime {
                     // every so often (tokio's cooperative budget), yield to them.
                     tokio::task::consume_budget().await;
                 }
-                return result;
+                result
             }
-            Published::Later(routed) => routed,
-        };
+            Published::Later(later) => Box::pin(self.publish_later(later)).await,
+        }
+    }
+
+    /// The publish path with awaits: recovery first, then the cluster's or the
+    /// durable store, or room under `OnFull::Wait`.
+    async fn publish_later(self: &Arc<Self>, later: Later) -> Result<(), PublishError> {
+        let Later {
+            artifact,
+            routed,
+            source,
+            now,
+        } = later;
+        if self.needs_recovery() {
+            self.ensure_recovered().await?;
+        }
         if self.membership.is_some() {
             // In a cluster the feed delivers it, in whichever process owns its units.
             self.store.publish(artifact.clone()).await?;
             self.published(&artifact);
             return Ok(());
         }
+        let routed = routed.unwrap_or_else(|| self.routing.read().route(&artifact, now));
         self.reserve(&routed, source).await?;
         let stored = match &self.memory {
             Some(memory) => memory.insert(artifact.clone()),
@@ -294,41 +327,52 @@ impl Runtime {
     }
 
     /// The publish path that takes no await: with the in-memory store, admitting,
-    /// storing and collecting are one step under the core's lock. `Later` when the
-    /// publish must wait (for room, for a store that answers asynchronously, or for
-    /// a cluster's store).
+    /// storing and collecting happen under one lock, so the core counts the
+    /// artifact as waiting from the moment it is stored.
     fn publish_now(
         self: &Arc<Self>,
-        artifact: &Arc<Artifact>,
+        artifact: Arc<Artifact>,
         source: Source,
         now: Now,
     ) -> Published {
-        if self.membership.is_some() {
-            return Published::Later(Routed::default());
-        }
-        let mut routed = self.routing.read().route(artifact, now);
-        let Some(memory) = &self.memory else {
-            return Published::Later(routed);
+        let later = |artifact, routed| {
+            Published::Later(Later {
+                artifact,
+                routed,
+                source,
+                now,
+            })
         };
+        let Some(memory) = self.memory.as_ref().filter(|_| self.membership.is_none()) else {
+            // Routed after recovery, if any.
+            return later(artifact, None);
+        };
+        let mut routed = self.routing.read().route(&artifact, now);
+        // The event is made before the core takes the artifact (and the caller's
+        // reference with it).
+        let event = self.events_on().then(|| Self::published_event(&artifact));
         let ready = {
             let mut core = self.core.lock();
             match core.reserve(&routed, source) {
                 Ok(()) => match memory.insert(artifact.clone()) {
                     Ok(()) => {
                         let routed = std::mem::take(&mut routed);
-                        Ok(core.collect(artifact.clone(), routed, now, Cause::Current))
+                        Ok(core.collect(artifact, routed, now, Cause::Current))
                     }
                     Err(error) => Err((error, core.cancel(&routed))),
                 },
                 Err(Refused::Full(_)) if self.on_full == OnFull::Wait => {
-                    return Published::Later(routed);
+                    drop(core);
+                    return later(artifact, Some(routed));
                 }
                 Err(refused) => return Published::Done(Err(self.refusal(refused))),
             }
         };
         match ready {
             Ok(ready) => {
-                self.published(artifact);
+                if let Some(event) = event {
+                    self.send(event);
+                }
                 if let Some(ready) = ready.done_if_empty() {
                     self.act(ready);
                 }
