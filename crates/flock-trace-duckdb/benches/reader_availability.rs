@@ -93,11 +93,21 @@ fn main() {
     let load = load.split_whitespace().next().unwrap_or("?");
     let stats = guard.stats();
     let report = guard.shutdown();
+    // A reader that did not run (no `duckdb` package, say) is an error, not 0 of 0.
+    assert!(
+        output.status.success(),
+        "the Python reader failed ({}); it needs python3 with the duckdb package",
+        output.status
+    );
     let text = String::from_utf8_lossy(&output.stdout);
-    let mut numbers = text
+    let numbers: Vec<u64> = text
         .split_whitespace()
-        .filter_map(|n| n.parse::<u64>().ok());
-    let (attempts, failures) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [attempts, failures] = numbers[..] else {
+        panic!("the Python reader printed {text:?}, not its attempts and failures");
+    };
+    assert!(attempts > 0, "the Python reader made no attempt");
     println!(
         "{seconds} s at {rate} spans/s, export interval {}: {failures} of {attempts} \
          reader attempts failed to lock the file ({:.2}%); the writer held it {} times, {:.1} ms \
