@@ -111,12 +111,14 @@ fn main() {
     println!(
         "{seconds} s at {rate} spans/s, export interval {}: {failures} of {attempts} \
          reader attempts failed to lock the file ({:.2}%); the writer held it {} times, {:.1} ms \
-         each on average ({:.2}% of the time); {emitted} spans emitted, {report}; load {load}",
+         each on average ({:.2}% of the time); {emitted} spans emitted, {report}; file {:.1} MB; \
+         load {load}",
         interval.map_or_else(|| "default".to_owned(), |i| format!("{} ms", i.as_millis())),
         100.0 * failures as f64 / attempts.max(1) as f64,
         stats.writes,
         stats.file_held.as_secs_f64() * 1e3 / stats.writes.max(1) as f64,
         100.0 * stats.file_held.as_secs_f64() / seconds as f64,
+        std::fs::metadata(&path).map_or(0.0, |m| m.len() as f64 / 1e6),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
