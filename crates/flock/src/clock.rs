@@ -7,9 +7,12 @@
 //! deadlines always agree. The workspace's `clippy.toml` forbids reading the time
 //! anywhere else.
 
-use std::time::{Duration, Instant};
+use std::{
+    cell::Cell,
+    time::{Duration, Instant},
+};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 
 /// One reading of the runtime's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +27,10 @@ pub(crate) struct Now {
 #[derive(Debug)]
 pub(crate) struct Clock {
     wall: DateTime<Utc>,
-    /// `wall` in nanoseconds since the epoch (until 2262): adding to an integer is
-    /// several times cheaper than chrono's calendar arithmetic, on every publish.
-    wall_nanos: Option<i64>,
+    /// `wall` as seconds and nanoseconds since the epoch (when it is after it):
+    /// adding to integers and reusing the day's date is several times cheaper than
+    /// chrono's calendar arithmetic, on every publish.
+    since_epoch: Option<(i64, u32)>,
     mono: Instant,
 }
 
@@ -40,7 +44,8 @@ impl Clock {
         let wall = Utc::now();
         Self {
             wall,
-            wall_nanos: wall.timestamp_nanos_opt(),
+            since_epoch: Some((wall.timestamp(), wall.timestamp_subsec_nanos()))
+                .filter(|&(secs, nanos)| secs >= 0 && nanos < 1_000_000_000),
             mono: tokio::time::Instant::now().into_std(),
         }
     }
@@ -74,19 +79,41 @@ impl Clock {
     /// The UTC time of a monotonic instant of this clock.
     pub(crate) fn wall_at(&self, mono: Instant) -> DateTime<Utc> {
         match mono.checked_duration_since(self.mono) {
-            Some(elapsed) => {
-                let nanos = i64::try_from(elapsed.as_nanos()).ok();
-                match self.wall_nanos.zip(nanos) {
-                    Some((wall, nanos)) => match wall.checked_add(nanos) {
-                        Some(at) => DateTime::from_timestamp_nanos(at),
-                        None => self.wall + delta(elapsed),
-                    },
-                    None => self.wall + delta(elapsed),
-                }
-            }
+            Some(elapsed) => self
+                .since_epoch
+                .and_then(|start| utc_after(start, elapsed))
+                .unwrap_or_else(|| self.wall + delta(elapsed)),
             None => self.wall - delta(self.mono.duration_since(mono)),
         }
     }
+}
+
+thread_local! {
+    /// The last day [`utc_after`] converted on this thread, and its date: the
+    /// date changes once a day, and computing it is most of chrono's conversion.
+    static DAY: Cell<(i64, NaiveDate)> = const { Cell::new((i64::MIN, NaiveDate::MIN)) };
+}
+
+/// The UTC time `elapsed` after `start` (seconds and nanoseconds since the epoch,
+/// seconds not negative). `None` past chrono's range.
+fn utc_after((secs, nanos): (i64, u32), elapsed: Duration) -> Option<DateTime<Utc>> {
+    let mut secs = secs.checked_add(i64::try_from(elapsed.as_secs()).ok()?)?;
+    let mut nanos = nanos + elapsed.subsec_nanos();
+    if nanos >= 1_000_000_000 {
+        nanos -= 1_000_000_000;
+        secs = secs.checked_add(1)?;
+    }
+    let (day, second) = (secs / 86_400, (secs % 86_400) as u32);
+    let (cached, date) = DAY.get();
+    let date = if cached == day {
+        date
+    } else {
+        let date = DateTime::from_timestamp(day.checked_mul(86_400)?, 0)?.date_naive();
+        DAY.set((day, date));
+        date
+    };
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(second, nanos)?;
+    Some(NaiveDateTime::new(date, time).and_utc())
 }
 
 fn delta(d: Duration) -> TimeDelta {
@@ -111,5 +138,43 @@ mod tests {
         assert_eq!(clock.mono_at(before.wall), before.mono);
         assert_eq!(clock.mono_at(before.wall - TimeDelta::seconds(1)), earlier);
         assert_eq!(clock.mono_at(after.wall), after.mono);
+    }
+
+    /// The fast conversion agrees with chrono's across midnights, years and the
+    /// carry of nanoseconds, on one thread and so through its cached day.
+    #[test]
+    fn utc_after_agrees_with_chrono() {
+        let starts = [
+            (0, 0),
+            (86_399, 999_999_999),
+            (951_782_399, 500_000_000), // 2000-02-28T23:59:59.5, a leap day next
+            (1_795_000_000, 123_456_789),
+            (4_102_444_799, 999_999_000), // 2099-12-31T23:59:59
+        ];
+        let steps = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(500_000_001),
+            Duration::from_secs(1),
+            Duration::from_secs(86_399),
+            Duration::from_secs(86_400),
+            Duration::from_millis(86_400_001),
+            Duration::from_secs(366 * 86_400 + 7),
+        ];
+        for (secs, nanos) in starts {
+            let start = DateTime::from_timestamp(secs, nanos).unwrap();
+            // Forwards, backwards and forwards again: the cached day changes.
+            for elapsed in steps.iter().chain(steps.iter().rev()).chain(&steps) {
+                let expected = start + TimeDelta::from_std(*elapsed).unwrap();
+                assert_eq!(
+                    utc_after((secs, nanos), *elapsed),
+                    Some(expected),
+                    "{start} + {elapsed:?}"
+                );
+            }
+        }
+        // Past chrono's range: none, for the clock's fallback.
+        assert_eq!(utc_after((i64::MAX - 1, 0), Duration::from_secs(5)), None);
+        assert_eq!(utc_after((0, 0), Duration::from_secs(u64::MAX)), None);
     }
 }
