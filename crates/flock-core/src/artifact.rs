@@ -330,26 +330,30 @@ impl Artifact {
     }
 
     /// Sets the correlation id.
+    #[inline]
     pub fn set_correlation_id(&mut self, correlation_id: Option<Uuid>) {
         let default = correlation_id.is_none();
         self.edit(default, |meta| meta.correlation_id = correlation_id);
     }
 
     /// Sets the partition key.
+    #[inline]
     pub fn set_partition_key(&mut self, partition_key: Option<String>) {
         let default = partition_key.is_none();
         self.edit(default, |meta| meta.partition_key = partition_key);
     }
 
     /// Replaces the tags.
+    #[inline]
     pub fn set_tags(&mut self, tags: BTreeSet<String>) {
         let default = tags.is_empty();
         self.edit(default, |meta| meta.tags = tags);
     }
 
     /// Sets the visibility.
+    #[inline]
     pub fn set_visibility(&mut self, visibility: Visibility) {
-        let default = visibility == Visibility::Public;
+        let default = matches!(visibility, Visibility::Public);
         self.edit(default, |meta| meta.visibility = visibility);
     }
 
@@ -384,10 +388,16 @@ impl Artifact {
     /// Changes the metadata: setting a field to its default (`default`) on an
     /// artifact without metadata allocates nothing (every publish sets all four),
     /// and the box is freed when every field is back to its default.
+    #[inline]
     fn edit(&mut self, default: bool, change: impl FnOnce(&mut Meta)) {
         if default && self.meta.is_none() {
             return;
         }
+        self.change_meta(change);
+    }
+
+    /// [`Artifact::edit`] past its common case, out of line.
+    fn change_meta(&mut self, change: impl FnOnce(&mut Meta)) {
         let mut meta = self.meta.take().unwrap_or_default();
         change(&mut meta);
         if *meta != Meta::default() {

@@ -170,12 +170,10 @@ impl Flock {
     ) -> Result<ArtifactId, PublishError> {
         let now = self.runtime.now();
         let mut artifact = Artifact::new_at(payload, Artifact::external_producer(), now.wall);
-        if !options.is_default() {
-            artifact.set_correlation_id(options.correlation_id);
-            artifact.set_partition_key(options.partition_key);
-            artifact.set_tags(options.tags);
-            artifact.set_visibility(options.visibility);
-        }
+        artifact.set_correlation_id(options.correlation_id);
+        artifact.set_partition_key(options.partition_key);
+        artifact.set_tags(options.tags);
+        artifact.set_visibility(options.visibility);
         let id = artifact.id;
         self.runtime
             .publish(Arc::new(artifact), Source::External, now)

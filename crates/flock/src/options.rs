@@ -52,14 +52,6 @@ impl PublishOptions {
         self.visibility = visibility;
         self
     }
-
-    /// Whether these are the default options (a new artifact's metadata as it is).
-    pub(crate) fn is_default(&self) -> bool {
-        self.correlation_id.is_none()
-            && self.partition_key.is_none()
-            && self.tags.is_empty()
-            && matches!(self.visibility, Visibility::Public)
-    }
 }
 
 /// What [`Flock::shutdown`](crate::Flock::shutdown) did.
@@ -100,25 +92,4 @@ pub struct RecoveryReport {
     pub deliveries: usize,
     /// Failed runs restored into [`Flock::failed_runs`](crate::Flock::failed_runs).
     pub failed_runs: usize,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A publish skips setting the metadata only when every option is the
-    /// default: any one of them set must count.
-    #[test]
-    fn options_are_default_only_when_every_field_is() {
-        assert!(PublishOptions::new().is_default());
-        let set = [
-            PublishOptions::new().correlation_id(Uuid::nil()),
-            PublishOptions::new().partition_key(""),
-            PublishOptions::new().tags(["t"]),
-            PublishOptions::new().visibility(Visibility::private(["a"])),
-        ];
-        for options in set {
-            assert!(!options.is_default(), "{options:?}");
-        }
-    }
 }
