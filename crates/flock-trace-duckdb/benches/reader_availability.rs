@@ -114,7 +114,7 @@ fn main() {
          each on average ({:.2}% of the time); {emitted} spans emitted, {report}; file {:.1} MB; \
          load {load}",
         interval.map_or_else(|| "default".to_owned(), |i| format!("{} ms", i.as_millis())),
-        100.0 * failures as f64 / attempts.max(1) as f64,
+        100.0 * failures as f64 / attempts as f64,
         stats.writes,
         stats.file_held.as_secs_f64() * 1e3 / stats.writes.max(1) as f64,
         100.0 * stats.file_held.as_secs_f64() / seconds as f64,
