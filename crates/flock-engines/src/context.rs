@@ -248,18 +248,21 @@ impl Inputs {
 
 /// The items of a flushed batch, in arrival order. An item is one artifact, or, for
 /// join subscriptions, one complete group.
+///
+/// Cloning is cheap (two reference counts): the runtime keeps the batch it hands
+/// to the engine, for a retry or a failed run, without copying its artifacts.
 #[derive(Debug, Clone, Default)]
 pub struct BatchInputs {
-    artifacts: Vec<Arc<Artifact>>,
+    artifacts: Arc<[Arc<Artifact>]>,
     /// Item boundaries for grouped batches; `None` when every item is one artifact.
-    groups: Option<Vec<Range<usize>>>,
+    groups: Option<Arc<[Range<usize>]>>,
 }
 
 impl BatchInputs {
     /// A batch whose items are single artifacts.
     pub fn new(artifacts: Vec<Arc<Artifact>>) -> Self {
         Self {
-            artifacts,
+            artifacts: artifacts.into(),
             groups: None,
         }
     }
@@ -274,14 +277,16 @@ impl BatchInputs {
             ranges.push(start..artifacts.len());
         }
         Self {
-            artifacts,
-            groups: Some(ranges),
+            artifacts: artifacts.into(),
+            groups: Some(ranges.into()),
         }
     }
 
     /// Number of items (artifacts, or groups).
     pub fn len(&self) -> usize {
-        self.groups.as_ref().map_or(self.artifacts.len(), Vec::len)
+        self.groups
+            .as_ref()
+            .map_or(self.artifacts.len(), |g| g.len())
     }
 
     /// Whether the batch is empty.
@@ -295,6 +300,11 @@ impl BatchInputs {
             Some(ranges) => Box::new(ranges.iter().map(|r| &self.artifacts[r.clone()])),
             None => Box::new(self.artifacts.chunks(1)),
         }
+    }
+
+    /// Whether the items are join groups ([`BatchInputs::from_groups`]).
+    pub fn is_grouped(&self) -> bool {
+        self.groups.is_some()
     }
 
     /// Every artifact, flattened, in order.

@@ -132,7 +132,10 @@ impl Subscription {
 
     /// The index of `type_name` in [`Subscription::slots`].
     pub fn slot_of(&self, type_name: &str) -> Option<usize> {
-        self.slots.iter().position(|s| s.type_name == type_name)
+        // Type names are `&'static str` constants: mostly the same pointer.
+        self.slots
+            .iter()
+            .position(|s| std::ptr::eq(s.type_name, type_name) || s.type_name == type_name)
     }
 
     /// How many artifacts make one delivery (1 unless an AND gate).

@@ -47,7 +47,7 @@ pub(crate) fn run(parent: &Span, agent: &Agent, work: &Work, recovered: bool) ->
 }
 
 fn batch_flush(parent: &Span, agent: &Agent, flushed: &Flushed, recovered: bool) -> Span {
-    let batch = &flushed.batch;
+    let batch = flushed;
     let key = batch.key.partition.as_ref().map(ToString::to_string);
     let span = tracing::info_span!(
         parent: parent,
@@ -55,7 +55,7 @@ fn batch_flush(parent: &Span, agent: &Agent, flushed: &Flushed, recovered: bool)
         agent = %agent.name,
         subscription_index = i64::from(batch.key.subscription),
         batch_size = int(flushed.len()),
-        artifacts = int(batch.items.len()),
+        artifacts = int(batch.artifacts().len()),
         flush_reason = batch.reason.as_str(),
         configured_size = Empty,
         configured_timeout_ms = Empty,

@@ -1,7 +1,10 @@
 //! What a run processes: units (an artifact, or a join's complete group), flushed
 //! batches, and the work of one run.
 
-use std::{ops::Range, sync::Arc};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use flock_batch::Batch;
 use flock_core::{Artifact, FailureRecord, FlushReason};
@@ -54,15 +57,17 @@ impl Unit {
     }
 }
 
-/// A flushed batch as a run holds it: the items' artifacts in one flat list (what
-/// component hooks, failed runs and the correlation id read), and the item
-/// boundaries when the items are join groups. Built once per flush; a plain batch
-/// allocates nothing per artifact.
+/// A flushed batch as a run holds it: what the batch was (key, reason, spec,
+/// times) and its items as the engine gets them, shared between the run and the
+/// engine (a retry or a failed run keeps them without copying the list).
 #[derive(Clone)]
 pub(crate) struct Flushed {
-    pub(crate) batch: Batch<BatchKey, Arc<Artifact>>,
-    /// Item boundaries in `batch.items` for a batch of join groups.
-    groups: Option<Vec<Range<usize>>>,
+    pub(crate) key: BatchKey,
+    pub(crate) reason: FlushReason,
+    pub(crate) spec: BatchSpec,
+    first_arrival: Instant,
+    flushed_at: Instant,
+    inputs: BatchInputs,
 }
 
 impl Flushed {
@@ -76,75 +81,66 @@ impl Flushed {
             flushed_at,
         } = batch;
         // A batch is homogeneous: a join subscription batches only groups.
-        let (artifacts, groups) = if matches!(items.first(), Some(Unit::Group(_))) {
-            let mut artifacts = Vec::with_capacity(items.iter().map(|u| u.artifacts().len()).sum());
-            let mut ranges = Vec::with_capacity(items.len());
-            for unit in items {
-                let start = artifacts.len();
-                artifacts.extend(unit.into_vec());
-                ranges.push(start..artifacts.len());
-            }
-            (artifacts, Some(ranges))
+        let inputs = if matches!(items.first(), Some(Unit::Group(_))) {
+            BatchInputs::from_groups(items.into_iter().map(Unit::into_vec).collect())
         } else {
-            let artifacts = items
-                .into_iter()
-                .map(|unit| match unit {
-                    Unit::One(artifact) => artifact,
-                    Unit::Group(_) => unreachable!("a batch of artifacts holds no group"),
-                })
-                .collect();
-            (artifacts, None)
+            BatchInputs::new(
+                items
+                    .into_iter()
+                    .map(|unit| match unit {
+                        Unit::One(artifact) => artifact,
+                        Unit::Group(_) => unreachable!("a batch of artifacts holds no group"),
+                    })
+                    .collect(),
+            )
         };
         Self {
-            batch: Batch {
-                key,
-                items: artifacts,
-                reason,
-                spec,
-                first_arrival,
-                flushed_at,
-            },
-            groups,
+            key,
+            reason,
+            spec,
+            first_arrival,
+            flushed_at,
+            inputs,
         }
     }
 
     /// Items: artifacts, or join groups.
     pub(crate) fn len(&self) -> usize {
-        self.groups
-            .as_ref()
-            .map_or(self.batch.items.len(), Vec::len)
+        self.inputs.len()
+    }
+
+    /// Every artifact, flattened, in order.
+    pub(crate) fn artifacts(&self) -> &[Arc<Artifact>] {
+        self.inputs.artifacts()
+    }
+
+    /// Time from the first item's arrival to the flush.
+    pub(crate) fn wait(&self) -> Duration {
+        self.flushed_at
+            .saturating_duration_since(self.first_arrival)
     }
 
     /// `items / size` (1.0 when the spec has no size).
     pub(crate) fn efficiency(&self) -> f64 {
-        self.batch.spec.efficiency(self.len())
+        self.spec.efficiency(self.len())
     }
 
     /// The engine's view: the items in order, join groups kept as groups.
     pub(crate) fn inputs(&self) -> BatchInputs {
-        match &self.groups {
-            None => BatchInputs::new(self.batch.items.clone()),
-            Some(ranges) => BatchInputs::from_groups(
-                ranges
-                    .iter()
-                    .map(|r| self.batch.items[r.clone()].to_vec())
-                    .collect(),
-            ),
-        }
+        self.inputs.clone()
     }
 
     /// The figures the engine's context and the flush span carry.
     pub(crate) fn metrics(&self) -> BatchMetrics {
-        let batch = &self.batch;
         BatchMetrics {
             batch_size: self.len(),
-            flush_reason: batch.reason,
-            configured_size: batch.spec.max_size().map(|n| n.get()),
-            configured_timeout: batch.spec.max_wait(),
+            flush_reason: self.reason,
+            configured_size: self.spec.max_size().map(|n| n.get()),
+            configured_timeout: self.spec.max_wait(),
             efficiency: self.efficiency(),
-            wait: batch.wait(),
-            subscription_index: batch.key.subscription as usize,
-            key: batch.key.partition.as_ref().map(ToString::to_string),
+            wait: self.wait(),
+            subscription_index: self.key.subscription as usize,
+            key: self.key.partition.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -163,7 +159,7 @@ impl Work {
     pub(crate) fn artifacts(&self) -> &[Arc<Artifact>] {
         match self {
             Self::Single(artifacts) => artifacts,
-            Self::Batch(flushed) => &flushed.batch.items,
+            Self::Batch(flushed) => flushed.artifacts(),
         }
     }
 
@@ -180,10 +176,9 @@ impl Work {
     /// empty otherwise.
     pub(crate) fn group_sizes(&self) -> Vec<usize> {
         match self {
-            Self::Batch(Flushed {
-                groups: Some(ranges),
-                ..
-            }) => ranges.iter().map(ExactSizeIterator::len).collect(),
+            Self::Batch(flushed) if flushed.inputs.is_grouped() => {
+                flushed.inputs.items().map(<[_]>::len).collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -191,7 +186,7 @@ impl Work {
     /// The subscription, for a batch.
     pub(crate) fn subscription(&self) -> Option<u32> {
         match self {
-            Self::Batch(flushed) => Some(flushed.batch.key.subscription),
+            Self::Batch(flushed) => Some(flushed.key.subscription),
             Self::Single(_) => None,
         }
     }
@@ -202,7 +197,7 @@ impl Work {
         agent: &Agent,
         record: &FailureRecord,
         inputs: Vec<Arc<Artifact>>,
-        now: std::time::Instant,
+        now: Instant,
     ) -> Self {
         let Some(reason) = record.flush_reason else {
             return Self::Single(inputs);
@@ -247,7 +242,7 @@ impl Work {
 
     pub(crate) fn flush_reason(&self) -> Option<FlushReason> {
         match self {
-            Self::Batch(flushed) => Some(flushed.batch.reason),
+            Self::Batch(flushed) => Some(flushed.reason),
             Self::Single(_) => None,
         }
     }

@@ -55,7 +55,7 @@ impl Core {
 fn key_of(agent: u32, subscription: u32, input: &RunInput) -> BatchKey {
     let partition = match input {
         RunInput::Batch(batch) => batch.key.partition.clone(),
-        RunInput::Again(Work::Batch(flushed)) => flushed.batch.key.partition.clone(),
+        RunInput::Again(Work::Batch(flushed)) => flushed.key.partition.clone(),
         RunInput::Single(_) | RunInput::Again(Work::Single(_)) => None,
     };
     BatchKey {

@@ -233,14 +233,15 @@ impl Core {
             Routed::Deferred(at) => ready.rearm |= self.deferred.push(at, held),
             Routed::Takes(takes) => {
                 let agents = self.agents.clone();
-                let mut takes = takes.into_iter().peekable();
+                let last = takes.len().saturating_sub(1);
                 let mut artifact = Some(held.artifact);
-                while let Some(take) = takes.next() {
+                for (index, take) in takes.into_iter().enumerate() {
                     let agent = &agents[take.agent as usize];
                     // The last take keeps the caller's reference.
-                    let artifact = match takes.peek() {
-                        Some(_) => artifact.clone(),
-                        None => artifact.take(),
+                    let artifact = if index < last {
+                        artifact.clone()
+                    } else {
+                        artifact.take()
                     }
                     .expect("the artifact is kept until the last take");
                     self.take(agent, artifact, take, now, cause, &mut ready);

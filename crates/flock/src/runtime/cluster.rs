@@ -330,7 +330,6 @@ fn run_unit(
 ) -> (UnitKey, WorkUnit) {
     let partition = match work {
         Work::Batch(flushed) => flushed
-            .batch
             .key
             .partition
             .as_ref()
