@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::{
     AgentBuilder, FlockBuilder,
     agent::Registrar,
+    clock::Now,
     decision::{Phase, Source},
     failed::{FailedRun, RetryFailedRunError},
     options::{PublishOptions, RecoveryReport, ShutdownReport},
@@ -116,7 +117,9 @@ impl Flock {
     /// # Errors
     /// [`PublishError::Closed`] after shutdown; a type name conflict; a store failure.
     pub async fn publish<T: FlockType>(&self, value: T) -> Result<ArtifactId, PublishError> {
-        self.publish_with(value, PublishOptions::default()).await
+        self.runtime.registry().register::<T>()?;
+        let artifact = self.fresh(Payload::new(value), PublishOptions::default());
+        self.publish_fresh(artifact).await
     }
 
     /// Publishes a typed value with options (tags, correlation id, visibility, …).
@@ -129,7 +132,8 @@ impl Flock {
         options: PublishOptions,
     ) -> Result<ArtifactId, PublishError> {
         self.runtime.registry().register::<T>()?;
-        self.publish_payload(Payload::new(value), options).await
+        let artifact = self.fresh(Payload::new(value), options);
+        self.publish_fresh(artifact).await
     }
 
     /// Publishes JSON of the form `{"type": "TypeName", "payload": {...}}`.
@@ -168,15 +172,31 @@ impl Flock {
         payload: Payload,
         options: PublishOptions,
     ) -> Result<ArtifactId, PublishError> {
+        let artifact = self.fresh(payload, options);
+        self.publish_fresh(artifact).await
+    }
+
+    /// A fresh artifact of `payload`, created now. Each publish builds its artifact
+    /// itself before its one await, rather than through the publish calls below
+    /// it: its future holds the value, not nested futures each holding it (and the
+    /// options) again.
+    fn fresh(&self, payload: Payload, options: PublishOptions) -> (Arc<Artifact>, Now) {
         let now = self.runtime.now();
         let mut artifact = Artifact::new_at(payload, Artifact::external_producer(), now.wall);
         artifact.set_correlation_id(options.correlation_id);
         artifact.set_partition_key(options.partition_key);
         artifact.set_tags(options.tags);
         artifact.set_visibility(options.visibility);
+        (Arc::new(artifact), now)
+    }
+
+    async fn publish_fresh(
+        &self,
+        (artifact, now): (Arc<Artifact>, Now),
+    ) -> Result<ArtifactId, PublishError> {
         let id = artifact.id;
         self.runtime
-            .publish(Arc::new(artifact), Source::External, now)
+            .publish(artifact, Source::External, now)
             .await?;
         Ok(id)
     }

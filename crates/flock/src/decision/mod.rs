@@ -219,6 +219,24 @@ impl Core {
         )
     }
 
+    /// [`Core::collect`] into `ready`: the publish path's, which keeps its work list
+    /// where it is rather than moving it through two returns.
+    pub(crate) fn collect_into(
+        &mut self,
+        artifact: Arc<Artifact>,
+        routed: Routed,
+        now: Now,
+        cause: Cause<'_>,
+        ready: &mut Ready,
+    ) {
+        let held = Held {
+            artifact,
+            only: None,
+            scope: Scope::Any,
+        };
+        self.collect_held(held, routed, now, cause, ready);
+    }
+
     /// [`Core::collect`], for the agents `held.only` names when it names some.
     pub(crate) fn collect_for(
         &mut self,
@@ -228,6 +246,18 @@ impl Core {
         cause: Cause<'_>,
     ) -> Ready {
         let mut ready = Ready::default();
+        self.collect_held(held, routed, now, cause, &mut ready);
+        ready
+    }
+
+    fn collect_held(
+        &mut self,
+        held: Held,
+        routed: Routed,
+        now: Now,
+        cause: Cause<'_>,
+        ready: &mut Ready,
+    ) {
         self.dispatching -= 1;
         match routed {
             Routed::Deferred(at) => ready.rearm |= self.deferred.push(at, held),
@@ -244,12 +274,11 @@ impl Core {
                         artifact.take()
                     }
                     .expect("the artifact is kept until the last take");
-                    self.take(agent, artifact, take, now, cause, &mut ready);
+                    self.take(agent, artifact, take, now, cause, ready);
                 }
             }
         }
-        self.settle(&mut ready);
-        ready
+        self.settle(ready);
     }
 
     fn take(

@@ -351,13 +351,15 @@ impl Runtime {
         // The event is made before the core takes the artifact (and the caller's
         // reference with it).
         let event = self.events_on().then(|| Self::published_event(&artifact));
-        let ready = {
+        let mut ready = Ready::default();
+        let stored = {
             let mut core = self.core.lock();
             match core.reserve(&routed, source) {
                 Ok(()) => match memory.insert(artifact.clone()) {
                     Ok(()) => {
                         let routed = std::mem::take(&mut routed);
-                        Ok(core.collect(artifact, routed, now, Cause::Current))
+                        core.collect_into(artifact, routed, now, Cause::Current, &mut ready);
+                        Ok(())
                     }
                     Err(error) => Err((error, core.cancel(&routed))),
                 },
@@ -368,8 +370,8 @@ impl Runtime {
                 Err(refused) => return Published::Done(Err(self.refusal(refused))),
             }
         };
-        match ready {
-            Ok(ready) => {
+        match stored {
+            Ok(()) => {
                 if let Some(event) = event {
                     self.send(event);
                 }
