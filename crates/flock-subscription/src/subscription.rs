@@ -143,6 +143,12 @@ impl Subscription {
         self.slots.iter().map(|s| s.count.get()).sum()
     }
 
+    /// Whether one delivery is one artifact of one type.
+    #[inline]
+    fn is_single(&self) -> bool {
+        matches!(self.slots.as_slice(), [slot] if slot.count.get() == 1)
+    }
+
     /// Whether artifacts are collected into groups before delivery: several artifacts
     /// are needed, or a join spec is given.
     pub fn is_gate(&self) -> bool {
@@ -186,7 +192,17 @@ impl Subscription {
     /// # Errors
     /// [`KeyError`] when the key cannot be computed: the subscription does not take
     /// the artifact then.
+    #[inline]
     pub fn key_of(&self, artifact: &Artifact) -> Result<Option<JoinKey>, KeyError> {
+        // The common subscription, of one artifact of one type and no key: decided
+        // where it is asked, without a call.
+        if self.batch_key.is_none() && self.join.is_none() && self.is_single() {
+            return Ok(None);
+        }
+        self.key_of_rule(artifact)
+    }
+
+    fn key_of_rule(&self, artifact: &Artifact) -> Result<Option<JoinKey>, KeyError> {
         if !self.is_gate() {
             return self.batch_key(artifact).map_err(KeyError::BatchKeyPanicked);
         }
@@ -219,7 +235,22 @@ impl Subscription {
     /// Matches an artifact: type, then producer, then tags, then the predicates on its
     /// type. A panicking predicate does not propagate; it is reported as
     /// [`MatchOutcome::PredicatePanicked`].
+    #[inline]
     pub fn matches(&self, artifact: &Artifact) -> MatchOutcome {
+        // The common subscription, to one type with no filter: decided where it is
+        // asked, without a call.
+        if self.predicates.is_empty()
+            && self.from_agents.is_none()
+            && self.tags.is_empty()
+            && let [slot] = self.slots.as_slice()
+            && std::ptr::eq(slot.type_name, artifact.type_name())
+        {
+            return MatchOutcome::Accepted;
+        }
+        self.matches_filters(artifact)
+    }
+
+    fn matches_filters(&self, artifact: &Artifact) -> MatchOutcome {
         let type_name = artifact.type_name();
         if self.slot_of(type_name).is_none()
             || self

@@ -262,11 +262,9 @@ impl Core {
         match routed {
             Routed::Deferred(at) => ready.rearm |= self.deferred.push(at, held),
             Routed::Takes(takes) => {
-                let agents = self.agents.clone();
                 let last = takes.len().saturating_sub(1);
                 let mut artifact = Some(held.artifact);
                 for (index, take) in takes.into_iter().enumerate() {
-                    let agent = &agents[take.agent as usize];
                     // The last take keeps the caller's reference.
                     let artifact = if index < last {
                         artifact.clone()
@@ -274,16 +272,18 @@ impl Core {
                         artifact.take()
                     }
                     .expect("the artifact is kept until the last take");
-                    self.take(agent, artifact, take, now, cause, ready);
+                    self.take(artifact, take, now, cause, ready);
                 }
             }
         }
         self.settle(ready);
     }
 
+    /// Hands `artifact` to `take`'s subscription. The agent is looked up where it
+    /// is needed: a batch push, the common take, reads it without holding a
+    /// reference of its own.
     fn take(
         &mut self,
-        agent: &Arc<Agent>,
         artifact: Arc<Artifact>,
         take: Take,
         now: Now,
@@ -293,13 +293,14 @@ impl Core {
         let subscription = take.subscription;
         match take.way {
             Way::Run => {
+                let agent = self.agents[take.agent as usize].clone();
                 let input = RunInput::Single(Unit::One(artifact));
-                self.schedule(agent, subscription, input, 1, cause, None, ready);
+                self.schedule(&agent, subscription, input, 1, cause, None, ready);
             }
             Way::Batch(partition) => {
                 let unit = Unit::One(artifact);
                 self.push_to_batch(
-                    agent,
+                    take.agent,
                     subscription,
                     partition,
                     unit,
@@ -310,6 +311,7 @@ impl Core {
                 );
             }
             Way::Join { key, slot } => {
+                let agent = &self.agents[take.agent as usize].clone();
                 let shape = agent.join_shapes[subscription as usize]
                     .as_ref()
                     .expect("a join take has a join shape");
@@ -338,7 +340,7 @@ impl Core {
                 let unit = Unit::Group(group.items.into_boxed_slice());
                 if agent.subscriptions[subscription as usize].batch().is_some() {
                     self.push_to_batch(
-                        agent,
+                        agent.index,
                         subscription,
                         None,
                         unit,
@@ -368,7 +370,7 @@ impl Core {
     )]
     fn push_to_batch(
         &mut self,
-        agent: &Arc<Agent>,
+        agent: u32,
         subscription: u32,
         partition: Option<JoinKey>,
         unit: Unit,
@@ -377,11 +379,11 @@ impl Core {
         joined: Option<JoinDone>,
         ready: &mut Ready,
     ) {
-        let spec = *agent.subscriptions[subscription as usize]
+        let spec = *self.agents[agent as usize].subscriptions[subscription as usize]
             .batch()
             .expect("a batch take has a batch spec");
         let key = BatchKey {
-            agent: agent.index,
+            agent,
             subscription,
             partition,
         };
@@ -389,6 +391,7 @@ impl Core {
         let pushed = self.batcher.push(key, spec, unit, now.mono);
         ready.rearm |= pushed.earlier_deadline.is_some();
         if let Some((key, unit)) = added {
+            let agent = &self.agents[agent as usize];
             let event = match &pushed.flushed {
                 Some(batch) => {
                     report::item_added(agent, &key, &spec, batch.items.len(), None, now, &unit)
@@ -406,13 +409,14 @@ impl Core {
         }
         match pushed.flushed {
             Some(batch) => {
+                let agent = self.agents[agent as usize].clone();
                 let units = batch.items.len();
                 let input = RunInput::Batch(batch);
-                self.schedule(agent, subscription, input, units, cause, joined, ready);
+                self.schedule(&agent, subscription, input, units, cause, joined, ready);
             }
             None => ready
                 .completed
-                .extend(joined.map(|done| (agent.clone(), done))),
+                .extend(joined.map(|done| (self.agents[agent as usize].clone(), done))),
         }
     }
 
