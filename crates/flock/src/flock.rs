@@ -118,7 +118,7 @@ impl Flock {
     /// [`PublishError::Closed`] after shutdown; a type name conflict; a store failure.
     pub async fn publish<T: FlockType>(&self, value: T) -> Result<ArtifactId, PublishError> {
         self.runtime.registry().register::<T>()?;
-        let artifact = self.fresh(Payload::new(value), PublishOptions::default());
+        let artifact = self.fresh(Payload::new(value), None);
         self.publish_fresh(artifact).await
     }
 
@@ -132,7 +132,7 @@ impl Flock {
         options: PublishOptions,
     ) -> Result<ArtifactId, PublishError> {
         self.runtime.registry().register::<T>()?;
-        let artifact = self.fresh(Payload::new(value), options);
+        let artifact = self.fresh(Payload::new(value), Some(options));
         self.publish_fresh(artifact).await
     }
 
@@ -172,21 +172,24 @@ impl Flock {
         payload: Payload,
         options: PublishOptions,
     ) -> Result<ArtifactId, PublishError> {
-        let artifact = self.fresh(payload, options);
+        let artifact = self.fresh(payload, Some(options));
         self.publish_fresh(artifact).await
     }
 
-    /// A fresh artifact of `payload`, created now. Each publish builds its artifact
-    /// itself before its one await, rather than through the publish calls below
-    /// it: its future holds the value, not nested futures each holding it (and the
-    /// options) again.
-    fn fresh(&self, payload: Payload, options: PublishOptions) -> (Arc<Artifact>, Now) {
+    /// A fresh artifact of `payload`, created now, with `options` (none: the
+    /// defaults, which a new artifact has). Each publish builds its artifact itself
+    /// before its one await, rather than through the publish calls below it: its
+    /// future holds the value, not nested futures each holding it (and the options)
+    /// again.
+    fn fresh(&self, payload: Payload, options: Option<PublishOptions>) -> (Arc<Artifact>, Now) {
         let now = self.runtime.now();
         let mut artifact = Artifact::new_at(payload, Artifact::external_producer(), now.wall);
-        artifact.set_correlation_id(options.correlation_id);
-        artifact.set_partition_key(options.partition_key);
-        artifact.set_tags(options.tags);
-        artifact.set_visibility(options.visibility);
+        if let Some(options) = options {
+            artifact.set_correlation_id(options.correlation_id);
+            artifact.set_partition_key(options.partition_key);
+            artifact.set_tags(options.tags);
+            artifact.set_visibility(options.visibility);
+        }
         (Arc::new(artifact), now)
     }
 

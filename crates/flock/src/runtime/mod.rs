@@ -347,7 +347,7 @@ impl Runtime {
             // Routed after recovery, if any.
             return later(artifact, None);
         };
-        let mut routed = self.routing.read().route(&artifact, now);
+        let routed = self.routing.read().route(&artifact, now);
         // The event is made before the core takes the artifact (and the caller's
         // reference with it).
         let event = self.events_on().then(|| Self::published_event(&artifact));
@@ -357,7 +357,6 @@ impl Runtime {
             match core.reserve(&routed, source) {
                 Ok(()) => match memory.insert(artifact.clone()) {
                     Ok(()) => {
-                        let routed = std::mem::take(&mut routed);
                         core.collect_into(artifact, routed, now, Cause::Current, &mut ready);
                         Ok(())
                     }
