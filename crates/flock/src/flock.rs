@@ -193,6 +193,7 @@ impl Flock {
         (Arc::new(artifact), now)
     }
 
+    /// Publishes an artifact `fresh` made, as an external publish.
     async fn publish_fresh(
         &self,
         (artifact, now): (Arc<Artifact>, Now),
