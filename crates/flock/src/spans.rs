@@ -47,20 +47,19 @@ pub(crate) fn run(parent: &Span, agent: &Agent, work: &Work, recovered: bool) ->
 }
 
 fn batch_flush(parent: &Span, agent: &Agent, flushed: &Flushed, recovered: bool) -> Span {
-    let batch = flushed;
-    let key = batch.key.partition.as_ref().map(ToString::to_string);
+    let key = flushed.key.partition.as_ref().map(ToString::to_string);
     let span = tracing::info_span!(
         parent: parent,
         "batch.flush",
         agent = %agent.name,
-        subscription_index = i64::from(batch.key.subscription),
+        subscription_index = i64::from(flushed.key.subscription),
         batch_size = int(flushed.len()),
-        artifacts = int(batch.artifacts().len()),
-        flush_reason = batch.reason.as_str(),
+        artifacts = int(flushed.artifacts().len()),
+        flush_reason = flushed.reason.as_str(),
         configured_size = Empty,
         configured_timeout_ms = Empty,
         efficiency = flushed.efficiency(),
-        wait_ms = duration_ms(batch.wait()),
+        wait_ms = duration_ms(flushed.wait),
         key = key.as_deref(),
         recovered = Empty,
         otel.status_code = Empty,
@@ -69,10 +68,10 @@ fn batch_flush(parent: &Span, agent: &Agent, flushed: &Flushed, recovered: bool)
     if recovered {
         span.record("recovered", true);
     }
-    if let Some(size) = batch.spec.max_size() {
+    if let Some(size) = flushed.spec.max_size() {
         span.record("configured_size", int(size.get()));
     }
-    if let Some(timeout) = batch.spec.max_wait() {
+    if let Some(timeout) = flushed.spec.max_wait() {
         span.record("configured_timeout_ms", duration_ms(timeout));
     }
     span

@@ -65,20 +65,20 @@ pub(crate) struct Flushed {
     pub(crate) key: BatchKey,
     pub(crate) reason: FlushReason,
     pub(crate) spec: BatchSpec,
-    first_arrival: Instant,
-    flushed_at: Instant,
+    /// Time from the first item's arrival to the flush.
+    pub(crate) wait: Duration,
     inputs: BatchInputs,
 }
 
 impl Flushed {
     pub(crate) fn new(batch: Batch<BatchKey, Unit>) -> Self {
+        let wait = batch.wait();
         let Batch {
             key,
             items,
             reason,
             spec,
-            first_arrival,
-            flushed_at,
+            ..
         } = batch;
         // A batch is homogeneous: a join subscription batches only groups.
         let inputs = if matches!(items.first(), Some(Unit::Group(_))) {
@@ -98,8 +98,7 @@ impl Flushed {
             key,
             reason,
             spec,
-            first_arrival,
-            flushed_at,
+            wait,
             inputs,
         }
     }
@@ -112,12 +111,6 @@ impl Flushed {
     /// Every artifact, flattened, in order.
     pub(crate) fn artifacts(&self) -> &[Arc<Artifact>] {
         self.inputs.artifacts()
-    }
-
-    /// Time from the first item's arrival to the flush.
-    pub(crate) fn wait(&self) -> Duration {
-        self.flushed_at
-            .saturating_duration_since(self.first_arrival)
     }
 
     /// `items / size` (1.0 when the spec has no size).
@@ -138,7 +131,7 @@ impl Flushed {
             configured_size: self.spec.max_size().map(|n| n.get()),
             configured_timeout: self.spec.max_wait(),
             efficiency: self.efficiency(),
-            wait: self.wait(),
+            wait: self.wait,
             subscription_index: self.key.subscription as usize,
             key: self.key.partition.as_ref().map(ToString::to_string),
         }

@@ -23,16 +23,9 @@ impl Core {
         now: Now,
         cause: Cause<'_>,
     ) -> Ready {
-        self.collect_for(
-            Held {
-                artifact,
-                only: None,
-                scope: Scope::Any,
-            },
-            routed,
-            now,
-            cause,
-        )
+        let mut ready = Ready::default();
+        self.collect_into(artifact, routed, now, cause, &mut ready);
+        ready
     }
 
     /// [`Core::collect`] into `ready`: the publish path's, which keeps its work list
