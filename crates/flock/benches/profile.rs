@@ -11,6 +11,11 @@
 //! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out target/release/deps/profile-*
 //! callgrind_annotate /tmp/cg.out | head -30
 //! ```
+//!
+//! Two builds also compare by the wall clock, run in turn: `FLOCK_PROFILE_ROUNDS=15
+//! FLOCK_PROFILE_WORK=batch100 FLOCK_PROFILE_N=100000` builds fifteen flocks one
+//! after the other (the later ones reuse the memory of the earlier, as criterion's
+//! iterations do) and prints the median rate of benchmark 1's timed span.
 
 use std::sync::{
     Arc,
@@ -26,7 +31,7 @@ struct Event {
     tenant: u8,
 }
 
-async fn batch100(n: u64) {
+async fn batch100(n: u64) -> std::time::Duration {
     let mut builder = Flock::builder().no_trace();
     // `FLOCK_PROFILE_RETENTION=drop_consumed`: the store keeps only what still waits
     // (resident memory stays bounded; measure it with `/usr/bin/time -v`).
@@ -47,6 +52,7 @@ async fn batch100(n: u64) {
         ))
         .register()
         .expect("register");
+    let start = std::time::Instant::now();
     for i in 0..n {
         flock
             .publish(Event { n: i, tenant: 0 })
@@ -54,8 +60,10 @@ async fn batch100(n: u64) {
             .expect("publish");
     }
     flock.run_until_idle().await;
+    let elapsed = start.elapsed();
     assert_eq!(seen.load(Ordering::Relaxed) as u64, n);
     flock.shutdown().await;
+    elapsed
 }
 
 async fn ten_agents(n: u64) {
@@ -109,7 +117,19 @@ fn main() {
     // `FLOCK_PROFILE_WORK=batch100` or `ten_agents` runs one workload only.
     let work = std::env::var("FLOCK_PROFILE_WORK").unwrap_or_default();
     if work != "ten_agents" {
-        runtime.block_on(batch100(n));
+        // `FLOCK_PROFILE_ROUNDS`: that many flocks in turn, each timed from the first
+        // publish to idle (benchmark 1's span) and printed with the median.
+        let rounds: usize = std::env::var("FLOCK_PROFILE_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let mut rates: Vec<f64> = (0..rounds)
+            .map(|_| n as f64 / runtime.block_on(batch100(n)).as_secs_f64() / 1e6)
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        if let Some(median) = rates.get(rounds / 2) {
+            eprintln!("batch100: {n} artifacts, {rounds} rounds, median {median:.3} M/s");
+        }
     }
     if work != "batch100" {
         runtime.block_on(ten_agents(n));
