@@ -114,32 +114,42 @@ impl Routing {
     /// An artifact is taken by an agent at most once, through its first subscription
     /// that matches and can key it.
     pub(crate) fn route(&self, artifact: &Artifact, now: Now) -> Routed {
+        let mut routed = Routed::default();
+        self.route_into(artifact, now, &mut routed);
+        routed
+    }
+
+    /// [`Routing::route`] into `routed` (nowhere, as [`Routed::default`] makes it):
+    /// the publish path's, which fills the takes where they stay rather than copying
+    /// them out through a return right after writing them.
+    pub(crate) fn route_into(&self, artifact: &Artifact, now: Now, routed: &mut Routed) {
+        debug_assert!(matches!(routed, Routed::Takes(takes) if takes.is_empty()));
         // Only `After` depends on the time; the other kinds ignore `now`.
         let wall = if matches!(artifact.visibility(), Visibility::After { .. }) {
             if let Some(visible_from) = artifact.visibility().visible_from(artifact.created_at)
                 && visible_from > now.wall
             {
                 let delay = (visible_from - now.wall).to_std().unwrap_or_default();
-                return match now.mono.checked_add(delay) {
-                    Some(at) => Routed::Deferred(at),
-                    None => {
-                        tracing::warn!(
-                            artifact_id = %artifact.id,
-                            "visibility delay beyond the clock's range; the artifact stays on the blackboard undelivered"
-                        );
-                        Routed::Takes(SmallVec::new())
-                    }
-                };
+                match now.mono.checked_add(delay) {
+                    Some(at) => *routed = Routed::Deferred(at),
+                    None => tracing::warn!(
+                        artifact_id = %artifact.id,
+                        "visibility delay beyond the clock's range; the artifact stays on the blackboard undelivered"
+                    ),
+                }
+                return;
             }
             now.wall
         } else {
             artifact.created_at
         };
-        let Some(candidates) = self.by_type.get(artifact.type_name()) else {
-            return Routed::Takes(SmallVec::new());
+        let (Some(candidates), Routed::Takes(takes)) =
+            (self.by_type.get(artifact.type_name()), routed)
+        else {
+            return;
         };
         // At most one take per candidate: one allocation at most, never a regrowth.
-        let mut takes = SmallVec::with_capacity(candidates.len());
+        takes.reserve_exact(candidates.len());
         let mut taken_by = None;
         for &(agent_index, subscription_index) in candidates {
             if taken_by == Some(agent_index) {
@@ -155,7 +165,6 @@ impl Routing {
                 });
             }
         }
-        Routed::Takes(takes)
     }
 }
 

@@ -347,7 +347,8 @@ impl Runtime {
             // Routed after recovery, if any.
             return later(artifact, None);
         };
-        let routed = self.routing.read().route(&artifact, now);
+        let mut routed = Routed::default();
+        self.routing.read().route_into(&artifact, now, &mut routed);
         // The event is made before the core takes the artifact (and the caller's
         // reference with it).
         let event = self.events_on().then(|| Self::published_event(&artifact));
