@@ -17,6 +17,8 @@
 //! after the other (the later ones reuse the memory of the earlier, as criterion's
 //! iterations do) and prints the median rate of benchmark 1's timed span.
 
+#![allow(clippy::disallowed_methods, reason = "benchmarks measure real time")]
+
 use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
