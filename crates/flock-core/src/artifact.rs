@@ -297,8 +297,19 @@ impl Artifact {
         produced_by: impl Into<Arc<str>>,
         created_at: DateTime<Utc>,
     ) -> Self {
+        Self::with_id(ArtifactId::at(created_at), payload, produced_by, created_at)
+    }
+
+    /// [`Artifact::new_at`] with an id made beforehand ([`ArtifactId::at`]): a
+    /// runtime can then take the id before it allocates the payload.
+    pub fn with_id(
+        id: ArtifactId,
+        payload: Payload,
+        produced_by: impl Into<Arc<str>>,
+        created_at: DateTime<Utc>,
+    ) -> Self {
         Self {
-            id: ArtifactId::at(created_at),
+            id,
             payload,
             produced_by: produced_by.into(),
             created_at,
