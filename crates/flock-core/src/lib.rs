@@ -34,7 +34,7 @@ pub use flock_visibility::{AgentIdentity, Visibility};
 pub use registry::TypeRegistry;
 pub use store::{
     ArtifactFilter, BlackboardStore, BlackboardView, FailureCommit, FailureRecord, InMemoryStore,
-    InvalidRetention, Retention, RunCommit,
+    InvalidRetention, MemoryLog, Retention, RunCommit,
 };
 pub use types::{FailureKind, FlushReason, WorkflowError};
 

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 pub use durable::{FailureCommit, FailureRecord, RunCommit};
 pub use filter::ArtifactFilter;
-pub use memory::{InMemoryStore, InvalidRetention, Retention};
+pub use memory::{InMemoryStore, InvalidRetention, MemoryLog, Retention};
 pub use view::BlackboardView;
 
 use crate::{Artifact, ArtifactId, StoreError, TypeRegistry};

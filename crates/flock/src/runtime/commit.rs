@@ -34,25 +34,24 @@ impl Runtime {
                 .commit_clustered(agent, origin, run_id, work, &outputs)
                 .await;
         }
-        if outputs.is_empty() && self.memory.is_some() {
+        if outputs.is_empty() && self.memory {
             // Nothing to store or route: the in-memory store records no consumption.
             return Ok(());
         }
         let (now, routed) = self.reserve_outputs(&outputs);
-        let stored = match &self.memory {
-            Some(memory) => memory.insert_all(&outputs),
-            None => {
-                let inputs: Vec<ArtifactId> = work.artifacts().iter().map(|a| a.id).collect();
-                let commit = RunCommit {
-                    agent: &agent.name,
-                    run_id,
-                    inputs: &inputs,
-                    outputs: &outputs,
-                    fence: None,
-                    retries: origin.retries,
-                };
-                self.store.commit_run(commit).await
-            }
+        let stored = if self.memory {
+            self.core.insert_all(&outputs)
+        } else {
+            let inputs: Vec<ArtifactId> = work.artifacts().iter().map(|a| a.id).collect();
+            let commit = RunCommit {
+                agent: &agent.name,
+                run_id,
+                inputs: &inputs,
+                outputs: &outputs,
+                fence: None,
+                retries: origin.retries,
+            };
+            self.store.commit_run(commit).await
         };
         if let Err(error) = stored {
             self.cancel_outputs(&routed);
@@ -71,18 +70,17 @@ impl Runtime {
         }
         let outputs = vec![error];
         let (now, routed) = self.reserve_outputs(&outputs);
-        let stored = match &self.memory {
-            Some(memory) => memory.insert_all(&outputs),
-            None => {
-                let record = run.record();
-                let commit = FailureCommit {
-                    failure: &record,
-                    error: &outputs[0],
-                    fence: None,
-                    retries: run.retries,
-                };
-                self.store.commit_failure(commit).await
-            }
+        let stored = if self.memory {
+            self.core.insert_all(&outputs)
+        } else {
+            let record = run.record();
+            let commit = FailureCommit {
+                failure: &record,
+                error: &outputs[0],
+                fence: None,
+                retries: run.retries,
+            };
+            self.store.commit_failure(commit).await
         };
         let agent = run.agent.clone();
         self.failed.lock().push(run);

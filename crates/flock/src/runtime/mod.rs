@@ -7,6 +7,7 @@ mod commit;
 mod driver;
 mod host;
 mod idle;
+mod locked;
 mod recovery;
 mod runs;
 mod timer;
@@ -17,7 +18,7 @@ use std::sync::{
 };
 
 use flock_core::{
-    Artifact, ArtifactId, BlackboardStore, InMemoryStore, PublishError, Retention, TypeRegistry,
+    Artifact, ArtifactId, BlackboardStore, MemoryLog, PublishError, Retention, TypeRegistry,
 };
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashSet;
@@ -37,16 +38,19 @@ use crate::{
     spans,
 };
 use idle::Unwatch;
+use locked::{CoreLock, Locked, LockedMemory, in_memory};
 
 /// The runtime of one flock: the core under its lock, and what drives it.
 pub(crate) struct Runtime {
-    core: Mutex<Core>,
+    /// The core, and with the in-memory store the blackboard too.
+    core: Arc<CoreLock>,
     /// The agents' subscriptions, read without the core's lock (routing runs user
     /// predicates and key functions).
     routing: RwLock<Routing>,
     store: Arc<dyn BlackboardStore>,
-    /// The store again, when it is the in-memory default: publishes take no await.
-    memory: Option<Arc<InMemoryStore>>,
+    /// Whether the store is the in-memory default, kept under the core's lock:
+    /// publishes take no await.
+    memory: bool,
     registry: TypeRegistry,
     clock: Clock,
     on_full: OnFull,
@@ -115,17 +119,13 @@ impl Runtime {
             Some(cluster) => Some(cluster.store.clone() as Arc<dyn BlackboardStore>),
             None => store,
         };
-        let (store, memory) = match store {
-            Some(store) => (store, None),
-            None => {
-                let memory = Arc::new(InMemoryStore::with_retention(retention));
-                (memory.clone() as Arc<dyn BlackboardStore>, Some(memory))
-            }
-        };
         // A durable store decodes what it reads back with the flock's types: share
         // its registry.
-        let registry = store.types().unwrap_or_default();
-        let durable = store.is_durable();
+        let registry = store
+            .as_ref()
+            .and_then(|store| store.types())
+            .unwrap_or_default();
+        let durable = store.as_ref().is_some_and(|store| store.is_durable());
         let membership = cluster.map(|c| Arc::new(Membership::new(c)));
         // Admission bounds do not apply in a cluster (no process sees all that waits).
         let mut core = Core::new(match membership {
@@ -143,8 +143,14 @@ impl Runtime {
             let membership = membership.clone();
             core.set_fence(Arc::new(move |key| membership.fence(key)));
         }
+        let memory = store.is_none();
+        let core = Arc::new(CoreLock::new(
+            core,
+            memory.then(|| MemoryLog::new(retention)),
+        ));
+        let store = store.unwrap_or_else(|| Arc::new(LockedMemory(core.clone())));
         Self {
-            core: Mutex::new(core),
+            core,
             routing: RwLock::new(Routing::default()),
             store,
             memory,
@@ -236,7 +242,7 @@ impl Runtime {
     }
 
     /// The core, for inspection.
-    pub(crate) fn core(&self) -> parking_lot::MutexGuard<'_, Core> {
+    pub(crate) fn core(&self) -> parking_lot::MappedRwLockWriteGuard<'_, Core> {
         self.core.lock()
     }
 
@@ -301,9 +307,10 @@ impl Runtime {
         }
         let routed = routed.unwrap_or_else(|| self.routing.read().route(&artifact, now));
         self.reserve(&routed, source).await?;
-        let stored = match &self.memory {
-            Some(memory) => memory.insert(artifact.clone()),
-            None => self.store.publish(artifact.clone()).await,
+        let stored = if self.memory {
+            self.core.insert(artifact.clone())
+        } else {
+            self.store.publish(artifact.clone()).await
         };
         let result = match stored {
             Ok(()) => {
@@ -343,10 +350,10 @@ impl Runtime {
                 now,
             })
         };
-        let Some(memory) = self.memory.as_ref().filter(|_| self.membership.is_none()) else {
+        if !self.memory || self.membership.is_some() {
             // Routed after recovery, if any.
             return later(artifact, None);
-        };
+        }
         let mut routed = Routed::default();
         self.routing.read().route_into(&artifact, now, &mut routed);
         // The event is made before the core takes the artifact (and the caller's
@@ -354,9 +361,10 @@ impl Runtime {
         let event = self.events_on().then(|| Self::published_event(&artifact));
         let mut ready = Ready::default();
         let stored = {
-            let mut core = self.core.lock();
+            let mut locked = self.core.lock_all();
+            let Locked { core, log } = &mut *locked;
             match core.reserve(&routed, source) {
-                Ok(()) => match memory.insert(artifact.clone()) {
+                Ok(()) => match in_memory(log).insert(artifact.clone()) {
                     Ok(()) => {
                         core.collect_into(artifact, routed, now, Cause::Current, &mut ready);
                         Ok(())
@@ -364,7 +372,7 @@ impl Runtime {
                     Err(error) => Err((error, core.cancel(&routed))),
                 },
                 Err(Refused::Full(_)) if self.on_full == OnFull::Wait => {
-                    drop(core);
+                    drop(locked);
                     return later(artifact, Some(routed));
                 }
                 Err(refused) => return Published::Done(Err(self.refusal(refused))),
@@ -511,7 +519,7 @@ impl Registrar for Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        let (batched, joining) = self.core.get_mut().held();
+        let (batched, joining) = self.core.lock().held();
         if batched > 0 {
             tracing::error!(
                 artifacts = batched,

@@ -9,16 +9,41 @@ use super::{
     by_type::TypeIndex,
     pages::{Evict, Pages},
 };
-use crate::{Artifact, ArtifactId};
+use crate::{Artifact, ArtifactFilter, ArtifactId, StoreError};
 
 /// Publishes between two eviction passes: a pass walks the live artifacts, so it is
 /// amortized over this many publishes.
 const PASS_EVERY: usize = 1024;
 
-/// Artifacts in publish order, each with a sequence number, and an evicted artifact
-/// leaving an empty slot.
+/// What [`InMemoryStore`](super::InMemoryStore) keeps, without its lock: artifacts
+/// in publish order, found by id and by type, evicted under a [`Retention`].
+///
+/// For a runtime that already holds a lock of its own around every publish: it keeps
+/// a `MemoryLog` under that lock and takes one lock per publish instead of two. The
+/// `flock` runtime does this with its default store. Anyone else wants
+/// [`InMemoryStore`](super::InMemoryStore), which is this behind a read-write lock.
+///
+/// ```
+/// use std::sync::Arc;
+/// use flock_core::{Artifact, ArtifactFilter, MemoryLog, Payload, Retention, WorkflowError};
+///
+/// let mut log = MemoryLog::new(Retention::new());
+/// let report = WorkflowError {
+///     agent: "a".into(),
+///     error: String::new(),
+///     attempts: 1,
+///     input_ids: Vec::new(),
+///     flush_reason: None,
+/// };
+/// let artifact = Arc::new(Artifact::new(Payload::new(report), "external"));
+/// log.insert(artifact.clone())?;
+/// assert!(log.insert(artifact.clone()).is_err(), "an id is stored once");
+/// assert_eq!(log.get(&artifact.id).map(|a| a.id), Some(artifact.id));
+/// assert_eq!(log.select(&ArtifactFilter::new().type_name("WorkflowError")).len(), 1);
+/// # Ok::<(), flock_core::StoreError>(())
+/// ```
 #[derive(Default)]
-pub(super) struct Log {
+pub struct MemoryLog {
     pages: Pages,
     by_type: TypeIndex,
     live: usize,
@@ -26,8 +51,10 @@ pub(super) struct Log {
     since_pass: usize,
 }
 
-impl Log {
-    pub(super) fn new(retention: Retention) -> Self {
+impl MemoryLog {
+    /// An empty log that evicts under `retention` (keeps everything under
+    /// [`Retention::new`]).
+    pub fn new(retention: Retention) -> Self {
         Self {
             retention,
             ..Self::default()
@@ -35,16 +62,68 @@ impl Log {
     }
 
     /// Artifacts kept.
-    pub(super) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.live
     }
 
-    pub(super) fn contains(&self, id: &ArtifactId) -> bool {
+    /// Whether no artifact is kept.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Stores an artifact.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when its id is already stored.
+    pub fn insert(&mut self, artifact: Arc<Artifact>) -> Result<(), StoreError> {
+        if self.contains(&artifact.id) {
+            return Err(StoreError::Duplicate(artifact.id));
+        }
+        self.push(artifact);
+        Ok(())
+    }
+
+    /// Stores several artifacts, all or none (a known or repeated id refuses them
+    /// all).
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] naming the first known or repeated id.
+    pub fn insert_all(&mut self, artifacts: &[Arc<Artifact>]) -> Result<(), StoreError> {
+        for (i, artifact) in artifacts.iter().enumerate() {
+            if self.contains(&artifact.id) || artifacts[..i].iter().any(|a| a.id == artifact.id) {
+                return Err(StoreError::Duplicate(artifact.id));
+            }
+        }
+        for artifact in artifacts {
+            self.push(artifact.clone());
+        }
+        Ok(())
+    }
+
+    /// The artifacts `filter` selects, in publish order.
+    pub fn select(&self, filter: &ArtifactFilter) -> Vec<Arc<Artifact>> {
+        let now = filter.as_of.unwrap_or_else(crate::time::utc_now);
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        let matching = |artifact: &&Arc<Artifact>| filter.matches(artifact, now);
+        match &filter.type_names {
+            // With types given, walk only their indexes.
+            Some(names) => self
+                .of_types(names.iter().map(String::as_str))
+                .into_iter()
+                .filter(matching)
+                .take(limit)
+                .cloned()
+                .collect(),
+            None => self.iter().filter(matching).take(limit).cloned().collect(),
+        }
+    }
+
+    fn contains(&self, id: &ArtifactId) -> bool {
         self.pages.contains(id)
     }
 
     /// Appends an artifact whose id is not stored.
-    pub(super) fn push(&mut self, artifact: Arc<Artifact>) {
+    fn push(&mut self, artifact: Arc<Artifact>) {
         let type_name = artifact.type_name();
         let seq = self.pages.push(artifact);
         self.by_type.push(type_name, seq);
@@ -58,20 +137,18 @@ impl Log {
         }
     }
 
-    pub(super) fn get(&self, id: &ArtifactId) -> Option<&Arc<Artifact>> {
+    /// The artifact with this id, if it is kept.
+    pub fn get(&self, id: &ArtifactId) -> Option<&Arc<Artifact>> {
         self.pages.at(self.pages.seq_of(id)?)
     }
 
     /// Every artifact kept, in publish order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &Arc<Artifact>> {
+    fn iter(&self) -> impl Iterator<Item = &Arc<Artifact>> {
         self.pages.iter()
     }
 
     /// The artifacts of some types, in publish order.
-    pub(super) fn of_types<'a>(
-        &'a self,
-        names: impl Iterator<Item = &'a str>,
-    ) -> Vec<&'a Arc<Artifact>> {
+    fn of_types<'a>(&'a self, names: impl Iterator<Item = &'a str>) -> Vec<&'a Arc<Artifact>> {
         self.by_type
             .seqs(names)
             .into_iter()

@@ -15,7 +15,7 @@ pub use retention::{InvalidRetention, Retention};
 
 use super::{ArtifactFilter, BlackboardStore};
 use crate::{Artifact, ArtifactId, StoreError};
-use log::Log;
+pub use log::MemoryLog;
 
 /// The default store: artifacts in memory, indexed by id and type.
 ///
@@ -24,7 +24,7 @@ use log::Log;
 /// of and nothing holds any more (see [`Retention`]).
 #[derive(Default)]
 pub struct InMemoryStore {
-    log: RwLock<Log>,
+    log: RwLock<MemoryLog>,
 }
 
 impl InMemoryStore {
@@ -36,21 +36,16 @@ impl InMemoryStore {
     /// An empty store that evicts under `retention`.
     pub fn with_retention(retention: Retention) -> Self {
         Self {
-            log: RwLock::new(Log::new(retention)),
+            log: RwLock::new(MemoryLog::new(retention)),
         }
     }
 
-    /// Stores an artifact without going through the async trait (the runtime's fast path).
+    /// Stores an artifact without going through the async trait.
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] when its id is already stored.
     pub fn insert(&self, artifact: Arc<Artifact>) -> Result<(), StoreError> {
-        let mut log = self.log.write();
-        if log.contains(&artifact.id) {
-            return Err(StoreError::Duplicate(artifact.id));
-        }
-        log.push(artifact);
-        Ok(())
+        self.log.write().insert(artifact)
     }
 
     /// Stores several artifacts, all or none (a known or repeated id refuses them
@@ -59,34 +54,11 @@ impl InMemoryStore {
     /// # Errors
     /// [`StoreError::Duplicate`] naming the first known or repeated id.
     pub fn insert_all(&self, artifacts: &[Arc<Artifact>]) -> Result<(), StoreError> {
-        let mut log = self.log.write();
-        for (i, artifact) in artifacts.iter().enumerate() {
-            if log.contains(&artifact.id) || artifacts[..i].iter().any(|a| a.id == artifact.id) {
-                return Err(StoreError::Duplicate(artifact.id));
-            }
-        }
-        for artifact in artifacts {
-            log.push(artifact.clone());
-        }
-        Ok(())
+        self.log.write().insert_all(artifacts)
     }
 
     fn select(&self, filter: &ArtifactFilter) -> Vec<Arc<Artifact>> {
-        let now = filter.as_of.unwrap_or_else(crate::time::utc_now);
-        let log = self.log.read();
-        let limit = filter.limit.unwrap_or(usize::MAX);
-        let matching = |artifact: &&Arc<Artifact>| filter.matches(artifact, now);
-        match &filter.type_names {
-            // With types given, walk only their indexes.
-            Some(names) => log
-                .of_types(names.iter().map(String::as_str))
-                .into_iter()
-                .filter(matching)
-                .take(limit)
-                .cloned()
-                .collect(),
-            None => log.iter().filter(matching).take(limit).cloned().collect(),
-        }
+        self.log.read().select(filter)
     }
 }
 
