@@ -212,6 +212,13 @@ impl Subscription {
         }
     }
 
+    /// Whether deciding if this subscription takes an artifact may call user code:
+    /// a predicate, a batch key function or a join's key functions. A runtime may
+    /// route an artifact whose subscriptions call none while it holds a lock.
+    pub fn calls_user_code(&self) -> bool {
+        !self.predicates.is_empty() || self.batch_key.is_some() || self.join.is_some()
+    }
+
     /// The producers accepted, if restricted.
     pub fn from_agents(&self) -> Option<&BTreeSet<String>> {
         self.from_agents.as_ref()
@@ -461,6 +468,37 @@ mod tests {
         for (result, message) in cases {
             assert_eq!(result.unwrap_err().to_string(), message);
         }
+    }
+
+    #[test]
+    fn user_code_is_predicates_and_key_functions() {
+        let plain = Subscribe::<Order>::new()
+            .from_agents(["shop"])
+            .tags(["eu"])
+            .batch(crate::BatchSpec::size(3))
+            .build()
+            .unwrap();
+        assert!(
+            !plain.calls_user_code(),
+            "producers, tags and batches are not"
+        );
+        let gate = AllOf::new().of::<Signal>().of::<Order>().build().unwrap();
+        assert!(
+            !gate.calls_user_code(),
+            "a gate keyed by correlation id is not"
+        );
+        let filtered = Subscribe::<Order>::new().filter(|o| o.amount > 1.0);
+        assert!(filtered.build().unwrap().calls_user_code());
+        let keyed = Subscribe::<Order>::new()
+            .batch(crate::BatchSpec::size(3))
+            .keyed_by(|o: &Order| o.amount > 1.0);
+        assert!(keyed.build().unwrap().calls_user_code());
+        let joined = AllOf::new()
+            .of::<Signal>()
+            .join(crate::JoinSpec::by(|s: &Signal| s.key.clone()).within(3))
+            .build()
+            .unwrap();
+        assert!(joined.calls_user_code());
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub(crate) struct Routing {
     agents: Vec<Arc<Agent>>,
     /// Type name → (agent, subscription), in agent registration then declaration order.
     by_type: FxHashMap<&'static str, Vec<(u32, u32)>>,
+    /// Whether some subscription calls user code when it decides (predicates, key
+    /// functions): then routing must not run under the core's lock.
+    user_code: bool,
 }
 
 /// How one subscription takes an artifact.
@@ -83,9 +86,16 @@ impl Routing {
         &self.agents
     }
 
+    /// Whether routing may call user code (a predicate, a key function): then it
+    /// runs outside the core's lock.
+    pub(crate) fn calls_user_code(&self) -> bool {
+        self.user_code
+    }
+
     /// Adds a registered agent (its index is its position).
     pub(crate) fn add(&mut self, agent: Arc<Agent>) {
         debug_assert_eq!(agent.index as usize, self.agents.len());
+        self.user_code |= agent.subscriptions.iter().any(|s| s.calls_user_code());
         for (index, subscription) in agent.subscriptions.iter().enumerate() {
             let index = u32::try_from(index).expect("fewer than 2^32 subscriptions");
             for slot in subscription.slots() {

@@ -1,7 +1,7 @@
 //! The core's lock. With the default in-memory store it also guards the blackboard
-//! itself ([`MemoryLog`]): a publish admits, stores and collects under one lock,
-//! not the core's and then the store's (benchmark 1: +4.5–7%,
-//! `docs/performance.md`; ADR 0016).
+//! itself ([`MemoryLog`]), and a copy of the routing table: a publish routes,
+//! admits, stores and collects under this one lock while no subscription calls user
+//! code (ADR 0016; benchmark 1: +16%, `docs/performance.md`).
 //!
 //! Queries of that store ([`LockedMemory`]) take the same lock to read; they do not
 //! wait for each other, and nothing of the core waits for them longer than they take
@@ -13,13 +13,17 @@ use async_trait::async_trait;
 use flock_core::{Artifact, ArtifactFilter, ArtifactId, BlackboardStore, MemoryLog, StoreError};
 use parking_lot::{MappedRwLockWriteGuard, RwLock, RwLockWriteGuard};
 
-use crate::decision::Core;
+use crate::decision::{Core, Routing};
 
 /// What the core's lock guards.
 pub(crate) struct Locked {
     pub(crate) core: Core,
     /// The blackboard, when it is the in-memory default.
     pub(crate) log: Option<MemoryLog>,
+    /// The routing table again, kept in step with the runtime's own (registration
+    /// adds to both under this lock): a publish whose routing calls no user code
+    /// routes under this lock and takes no other.
+    pub(crate) routing: Routing,
 }
 
 /// The core's lock.
@@ -29,7 +33,11 @@ impl CoreLock {
     /// `core` alone (another store keeps the blackboard), or with the in-memory
     /// blackboard.
     pub(crate) fn new(core: Core, log: Option<MemoryLog>) -> Self {
-        Self(RwLock::new(Locked { core, log }))
+        Self(RwLock::new(Locked {
+            core,
+            log,
+            routing: Routing::default(),
+        }))
     }
 
     /// The core.

@@ -44,9 +44,13 @@ use locked::{CoreLock, Locked, LockedMemory, in_memory};
 pub(crate) struct Runtime {
     /// The core, and with the in-memory store the blackboard too.
     core: Arc<CoreLock>,
-    /// The agents' subscriptions, read without the core's lock (routing runs user
-    /// predicates and key functions).
+    /// The agents' subscriptions, read without the core's lock: routing that calls
+    /// user code (predicates, key functions) runs here. The core's lock keeps a
+    /// copy, for routing that calls none.
     routing: RwLock<Routing>,
+    /// Whether some registered subscription calls user code when it routes: then
+    /// publishes route here first, outside the core's lock.
+    routes_user_code: AtomicBool,
     store: Arc<dyn BlackboardStore>,
     /// Whether the store is the in-memory default, kept under the core's lock:
     /// publishes take no await.
@@ -152,6 +156,7 @@ impl Runtime {
         Self {
             core,
             routing: RwLock::new(Routing::default()),
+            routes_user_code: AtomicBool::new(false),
             store,
             memory,
             registry,
@@ -354,15 +359,14 @@ impl Runtime {
             // Routed after recovery, if any.
             return later(artifact, None);
         }
-        let mut routed = Routed::default();
-        self.routing.read().route_into(&artifact, now, &mut routed);
         // The event is made before the core takes the artifact (and the caller's
         // reference with it).
         let event = self.events_on().then(|| Self::published_event(&artifact));
+        let mut routed = Routed::default();
         let mut ready = Ready::default();
         let stored = {
-            let mut locked = self.core.lock_all();
-            let Locked { core, log } = &mut *locked;
+            let mut locked = self.locked_and_routed(&artifact, now, &mut routed);
+            let Locked { core, log, .. } = &mut *locked;
             match core.reserve(&routed, source) {
                 Ok(()) => match in_memory(log).insert(artifact.clone()) {
                     Ok(()) => {
@@ -393,6 +397,27 @@ impl Runtime {
                 Published::Done(Err(error.into()))
             }
         }
+    }
+
+    /// The core's lock, with `artifact` routed into `routed`: under the lock when
+    /// routing calls no user code (one lock for the whole publish), before taking it
+    /// otherwise (ADR 0006: predicates and key functions never run under it).
+    fn locked_and_routed(
+        &self,
+        artifact: &Artifact,
+        now: Now,
+        routed: &mut Routed,
+    ) -> parking_lot::RwLockWriteGuard<'_, Locked> {
+        if !self.routes_user_code.load(Ordering::Acquire) {
+            let locked = self.core.lock_all();
+            if !locked.routing.calls_user_code() {
+                locked.routing.route_into(artifact, now, routed);
+                return locked;
+            }
+            // An agent whose routing calls user code registered meanwhile.
+        }
+        self.routing.read().route_into(artifact, now, routed);
+        self.core.lock_all()
     }
 
     /// Reserves room for a publish, waiting for it under `OnFull::Wait`.
@@ -507,11 +532,15 @@ impl Registrar for Runtime {
                 agent: agent.name.to_string(),
                 source,
             })?;
-        let mut core = self.core.lock();
-        let agent = core.register(agent)?;
+        let mut locked = self.core.lock_all();
+        let agent = locked.core.register(agent)?;
         self.lifecycles.write().push(Arc::default());
         // Under the core's lock: a take routed to the new agent only exists once the
-        // core knows it.
+        // core knows it. Both copies of the routing table, in step.
+        locked.routing.add(agent.clone());
+        if locked.routing.calls_user_code() {
+            self.routes_user_code.store(true, Ordering::Release);
+        }
         self.routing.write().add(agent);
         Ok(())
     }

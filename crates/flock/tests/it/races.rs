@@ -232,3 +232,100 @@ fn shutdown_at_a_deadline_never_returns_before_the_due_batch_ran() {
         });
     }
 }
+
+/// Publishers loop while an agent registers: it receives every artifact whose
+/// publish began after its registration returned, and no artifact twice; the agent
+/// registered before them receives every accepted artifact once. A publish routes
+/// under the core's lock while no subscription calls user code and outside it once
+/// one does (ADR 0016), so the late agent is tried both ways: plain, and with a
+/// predicate.
+fn an_agent_registered_while_publishing_receives_what_follows(with_predicate: bool) {
+    let runtime = multi_thread();
+    for round in 0..100 {
+        runtime.block_on(async {
+            let flock = Flock::builder().no_trace().build();
+            let batch =
+                || Subscribe::new().batch(BatchSpec::size(5).timeout(Duration::from_secs(60)));
+            let (first_runs, engine) = recorder();
+            flock
+                .agent("first")
+                .consumes::<Item>(batch())
+                .with_engine(engine)
+                .register()
+                .unwrap();
+            let registered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let accepted = Arc::new(Mutex::new(Vec::new()));
+            let after = Arc::new(Mutex::new(Vec::new()));
+            let publishers: Vec<_> = (0..3)
+                .map(|p: i64| {
+                    let (flock, registered) = (flock.clone(), registered.clone());
+                    let (accepted, after) = (accepted.clone(), after.clone());
+                    tokio::spawn(async move {
+                        for i in 0..300 {
+                            let id = p * 1_000_000 + i;
+                            let late = registered.load(Ordering::Acquire);
+                            flock.publish(Item { id }).await.unwrap();
+                            accepted.lock().push(id);
+                            if late {
+                                after.lock().push(id);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            while accepted.lock().len() < 50 + 7 * (round % 20) {
+                tokio::task::yield_now().await;
+            }
+            let subscription = if with_predicate {
+                batch().filter(|item: &Item| item.id >= 0)
+            } else {
+                batch()
+            };
+            let (late_runs, engine) = recorder();
+            flock
+                .agent("late")
+                .consumes::<Item>(subscription)
+                .with_engine(engine)
+                .register()
+                .unwrap();
+            registered.store(true, Ordering::Release);
+            for publisher in publishers {
+                publisher.await.unwrap();
+            }
+            flock.shutdown().await;
+            let ids = |runs: &crate::Runs| {
+                let mut ids: Vec<i64> = runs.lock().iter().flat_map(|r| r.ids.clone()).collect();
+                ids.sort_unstable();
+                ids
+            };
+            let mut accepted = accepted.lock().clone();
+            accepted.sort_unstable();
+            assert_eq!(ids(&first_runs), accepted, "round {round}: the first agent");
+            let late = ids(&late_runs);
+            assert!(
+                late.windows(2).all(|w| w[0] < w[1]),
+                "round {round}: the late agent received an artifact twice"
+            );
+            let missed: Vec<i64> = after
+                .lock()
+                .iter()
+                .copied()
+                .filter(|id| late.binary_search(id).is_err())
+                .collect();
+            assert!(
+                missed.is_empty(),
+                "round {round}: published after the registration, never delivered to it: {missed:?}"
+            );
+        });
+    }
+}
+
+#[test]
+fn a_plain_agent_registered_while_publishing_receives_what_follows() {
+    an_agent_registered_while_publishing_receives_what_follows(false);
+}
+
+#[test]
+fn an_agent_with_a_predicate_registered_while_publishing_receives_what_follows() {
+    an_agent_registered_while_publishing_receives_what_follows(true);
+}
