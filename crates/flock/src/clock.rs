@@ -63,6 +63,20 @@ impl Clock {
         }
     }
 
+    /// Whether tokio's clock follows the real one: not paused and not advanced by
+    /// hand (tests on tokio's paused clock). Tokio's clock reads the real clock
+    /// unless it was paused, so a gap of a millisecond between the two means it was.
+    pub(crate) fn follows_real_time(&self) -> bool {
+        let tokio = self.now().mono;
+        let real = real_now();
+        let gap = if tokio > real {
+            tokio - real
+        } else {
+            real - tokio
+        };
+        gap < Duration::from_millis(1)
+    }
+
     /// The monotonic instant of a UTC time of this clock (an arrival recorded by an
     /// earlier process, say). Before the monotonic clock's range, the earliest
     /// instant it can represent near that time.
@@ -86,6 +100,16 @@ impl Clock {
             None => self.wall - delta(self.mono.duration_since(mono)),
         }
     }
+}
+
+/// The real monotonic clock, whatever tokio's says: for the thread that wakes the
+/// timers at their deadlines ([`crate::runtime`]'s `precise.rs`).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the clock module is where the runtime reads the time"
+)]
+pub(crate) fn real_now() -> Instant {
+    Instant::now()
 }
 
 thread_local! {

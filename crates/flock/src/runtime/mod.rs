@@ -8,6 +8,7 @@ mod driver;
 mod host;
 mod idle;
 mod locked;
+mod precise;
 mod recovery;
 mod runs;
 mod timer;
