@@ -23,8 +23,9 @@ pub(crate) struct Now {
     pub(crate) wall: DateTime<Utc>,
 }
 
-/// The runtime's clock.
-#[derive(Debug)]
+/// The runtime's clock. A copy reads the same time (a view of the blackboard keeps
+/// one, not the runtime).
+#[derive(Debug, Clone)]
 pub(crate) struct Clock {
     wall: DateTime<Utc>,
     /// `wall` as seconds and nanoseconds since the epoch (when it is after it):

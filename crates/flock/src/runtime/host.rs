@@ -22,11 +22,13 @@ impl Host for Arc<Runtime> {
     }
 
     fn view(&self, identity: Arc<AgentIdentity>) -> BlackboardView {
-        let runtime = self.clone();
+        // A copy of the clock, not the runtime: an engine may keep the view, and the
+        // runtime holds the engine (the store, too, refers to the flock weakly).
+        let clock = self.clock.clone();
         BlackboardView::new(
             self.store.clone(),
             identity,
-            Arc::new(move || runtime.clock.now().wall),
+            Arc::new(move || clock.now().wall),
         )
     }
 

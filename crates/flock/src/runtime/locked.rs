@@ -7,7 +7,7 @@
 //! wait for each other, and nothing of the core waits for them longer than they take
 //! to copy out what they select.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use flock_core::{Artifact, ArtifactFilter, ArtifactId, BlackboardStore, MemoryLog, StoreError};
@@ -104,27 +104,46 @@ pub(crate) fn in_memory(log: &mut Option<MemoryLog>) -> &mut MemoryLog {
 
 /// The default in-memory store as the flock keeps it: inside the core's lock. What
 /// queries, engines' views and invocations see as the store.
-pub(crate) struct LockedMemory(pub(crate) Arc<CoreLock>);
+///
+/// It refers to the lock weakly: the core holds the agents, an agent's engine may
+/// keep a view of the blackboard, and a strong reference from that view would keep
+/// the whole flock alive. A view kept past its flock reads nothing.
+pub(crate) struct LockedMemory(Weak<CoreLock>);
+
+impl LockedMemory {
+    /// The store of the blackboard under `lock`.
+    pub(crate) fn new(lock: &Arc<CoreLock>) -> Self {
+        Self(Arc::downgrade(lock))
+    }
+
+    fn lock(&self) -> Result<Arc<CoreLock>, StoreError> {
+        self.0.upgrade().ok_or_else(|| {
+            StoreError::Backend(
+                "the flock's in-memory blackboard is gone: its flock was dropped".into(),
+            )
+        })
+    }
+}
 
 #[async_trait]
 impl BlackboardStore for LockedMemory {
     async fn publish(&self, artifact: Arc<Artifact>) -> Result<(), StoreError> {
-        self.0.insert(artifact)
+        self.lock()?.insert(artifact)
     }
 
     async fn publish_all(&self, artifacts: &[Arc<Artifact>]) -> Result<(), StoreError> {
-        self.0.insert_all(artifacts)
+        self.lock()?.insert_all(artifacts)
     }
 
     async fn get(&self, id: ArtifactId) -> Result<Option<Arc<Artifact>>, StoreError> {
-        Ok(self.0.read(|log| log.get(&id).cloned()))
+        Ok(self.lock()?.read(|log| log.get(&id).cloned()))
     }
 
     async fn query(&self, filter: &ArtifactFilter) -> Result<Vec<Arc<Artifact>>, StoreError> {
-        Ok(self.0.read(|log| log.select(filter)))
+        Ok(self.lock()?.read(|log| log.select(filter)))
     }
 
     async fn count(&self) -> Result<usize, StoreError> {
-        Ok(self.0.read(MemoryLog::len))
+        Ok(self.lock()?.read(MemoryLog::len))
     }
 }

@@ -153,7 +153,7 @@ impl Runtime {
             core,
             memory.then(|| MemoryLog::new(retention)),
         ));
-        let store = store.unwrap_or_else(|| Arc::new(LockedMemory(core.clone())));
+        let store = store.unwrap_or_else(|| Arc::new(LockedMemory::new(&core)));
         Self {
             core,
             routing: RwLock::new(Routing::default()),

@@ -80,3 +80,47 @@ async fn without_retention_the_blackboard_keeps_everything() {
     assert_eq!(flock.store().count().await.unwrap(), 3_000);
     flock.shutdown().await;
 }
+
+/// Sets its flag when dropped.
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// An engine that keeps the view of the blackboard its run was given does not keep
+/// the flock alive: dropping the flock frees its agents, their engines, and so the
+/// blackboard (the default store lives under the core's lock, ADR 0016). A view
+/// kept past its flock reads nothing and says why.
+#[tokio::test(start_paused = true)]
+async fn a_view_kept_by_an_engine_does_not_keep_the_flock_alive() {
+    let flock = Flock::builder().no_trace().build();
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = DropFlag(dropped.clone());
+    let kept: Arc<parking_lot::Mutex<Option<flock::BlackboardView>>> = Arc::default();
+    let keep = kept.clone();
+    flock
+        .agent("keeper")
+        .consumes::<Item>(Subscribe::new())
+        .with_engine(map_fn(move |ctx: &EngineContext, _: Arc<Item>| {
+            let _ = &flag;
+            // The engine holds `keep`, and so the view: engine → view → store.
+            *keep.lock() = ctx.blackboard.clone();
+            Ok::<_, String>(Outputs::none())
+        }))
+        .register()
+        .unwrap();
+    flock.publish(Item { id: 1 }).await.unwrap();
+    flock.run_until_idle().await;
+    flock.shutdown().await;
+    drop(flock);
+    assert!(
+        dropped.load(std::sync::atomic::Ordering::Acquire),
+        "the flock's engine was never dropped: a view it keeps holds the flock"
+    );
+    let view = kept.lock().take().expect("the runtime sets the view");
+    let error = view.get_by_type::<Item>().await.unwrap_err();
+    assert!(error.to_string().contains("dropped"), "{error}");
+}
