@@ -1,7 +1,10 @@
 //! Benchmarks 2, 3, 4 and 7 of the runtime:
 //! - `scaling`: cost per artifact at 10k, 100k, 1M published artifacts (10M printed
 //!   once at the end), with the store keeping every artifact (its growth included)
-//!   and, printed after, with retention dropping what was consumed;
+//!   and, printed after, with retention dropping what was consumed; then each size
+//!   again in fresh processes of this benchmark, so that every size faults in the
+//!   memory it keeps (in one process the small sizes reuse what the flock before
+//!   them freed);
 //! - `deadlines`: how late timeouts fire on the real clock with 1 and 1k keyed
 //!   batches started together, 100k active keyed batches whose deadlines are spread
 //!   over the timeout (keys arriving at a steady rate, as real traffic does), and
@@ -86,7 +89,52 @@ async fn publish_batched(n: u64, retention: bool) -> Duration {
     elapsed
 }
 
+/// Set in a child process of [`fresh_process_cost`]: `N:kept` or `N:retention`.
+const SCALING_CHILD: &str = "FLOCK_BENCH_SCALING_CHILD";
+
+/// The cost per artifact of one flock of `n` artifacts in a new process of this
+/// benchmark, median of `runs` processes: every size starts on a fresh heap and
+/// faults in the memory it keeps, as a process that has just started does. In one
+/// process, the small sizes reuse the memory the flock before them freed.
+fn fresh_process_cost(n: u64, retention: bool, runs: usize) -> f64 {
+    let mut costs: Vec<f64> = (0..runs)
+        .map(|_| {
+            let mode = if retention { "retention" } else { "kept" };
+            let output = std::process::Command::new(std::env::current_exe().expect("the bench"))
+                .arg("--bench")
+                .env(SCALING_CHILD, format!("{n}:{mode}"))
+                .output()
+                .expect("a child process of the bench");
+            assert!(
+                output.status.success(),
+                "the child process failed: {output:?}"
+            );
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .find_map(|line| line.strip_prefix("ns per artifact: "))
+                .and_then(|ns| ns.trim().parse().ok())
+                .expect("the child prints its cost")
+        })
+        .collect();
+    costs.sort_by(f64::total_cmp);
+    costs[costs.len() / 2]
+}
+
+/// In a child process of [`fresh_process_cost`]: runs its one flock, prints the cost
+/// per artifact and exits.
+fn scaling_child() {
+    let Ok(spec) = std::env::var(SCALING_CHILD) else {
+        return;
+    };
+    let (n, mode) = spec.split_once(':').expect("N:mode");
+    let n: u64 = n.parse().expect("N");
+    let elapsed = current_thread().block_on(publish_batched(n, mode == "retention"));
+    println!("ns per artifact: {}", elapsed.as_nanos() as f64 / n as f64);
+    std::process::exit(0);
+}
+
 fn scaling(c: &mut Criterion) {
+    scaling_child();
     let rt = current_thread();
     let mut group = c.benchmark_group("scaling");
     group.sample_size(10);
@@ -127,6 +175,29 @@ fn scaling(c: &mut Criterion) {
             .fold((f64::MAX, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
         println!(
             "scaling ({label}): max/min cost per artifact = {:.2}",
+            hi / lo
+        );
+    }
+    for retention in [false, true] {
+        let label = if retention {
+            "retention drop_consumed"
+        } else {
+            "every artifact kept"
+        };
+        let mut per_artifact = Vec::new();
+        for n in [10_000_u64, 100_000, 1_000_000, 10_000_000] {
+            let runs = if n >= 10_000_000 { 3 } else { 7 };
+            let ns = fresh_process_cost(n, retention, runs);
+            per_artifact.push(ns);
+            println!(
+                "scaling ({label}, each size in a fresh process, median of {runs}): {n:>10} artifacts: {ns:7.1} ns per artifact"
+            );
+        }
+        let (lo, hi) = per_artifact
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        println!(
+            "scaling ({label}, each size in a fresh process): max/min cost per artifact = {:.2}",
             hi / lo
         );
     }
