@@ -133,6 +133,32 @@ fn scaling_child() {
     std::process::exit(0);
 }
 
+/// Prints benchmark 2: the cost per artifact at each size, as `cost(n, retention)`
+/// measures it (with a note for the size's line), and max/min, for the store
+/// keeping every artifact and then with retention. `how` names the measure.
+fn print_scaling(how: &str, mut cost: impl FnMut(u64, bool) -> (f64, String)) {
+    for retention in [false, true] {
+        let label = if retention {
+            "retention drop_consumed"
+        } else {
+            "every artifact kept"
+        };
+        let mut per_artifact = Vec::new();
+        for n in [10_000_u64, 100_000, 1_000_000, 10_000_000] {
+            let (ns, note) = cost(n, retention);
+            per_artifact.push(ns);
+            println!("scaling ({label}{how}{note}): {n:>10} artifacts: {ns:7.1} ns per artifact");
+        }
+        let (lo, hi) = per_artifact
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        println!(
+            "scaling ({label}{how}): max/min cost per artifact = {:.2}",
+            hi / lo
+        );
+    }
+}
+
 fn scaling(c: &mut Criterion) {
     scaling_child();
     let rt = current_thread();
@@ -152,55 +178,20 @@ fn scaling(c: &mut Criterion) {
     if !selected("scaling") {
         return;
     }
-    for retention in [false, true] {
-        let label = if retention {
-            "retention drop_consumed"
-        } else {
-            "every artifact kept"
-        };
-        let mut per_artifact = Vec::new();
-        for n in [10_000_u64, 100_000, 1_000_000, 10_000_000] {
-            // Best of three for the small sizes, one run of 10M (a few seconds).
-            let runs = if n >= 10_000_000 { 1 } else { 3 };
-            let best = (0..runs)
-                .map(|_| rt.block_on(publish_batched(n, retention)))
-                .min()
-                .expect("a run");
-            let ns = best.as_nanos() as f64 / n as f64;
-            per_artifact.push(ns);
-            println!("scaling ({label}): {n:>10} artifacts: {ns:7.1} ns per artifact");
-        }
-        let (lo, hi) = per_artifact
-            .iter()
-            .fold((f64::MAX, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-        println!(
-            "scaling ({label}): max/min cost per artifact = {:.2}",
-            hi / lo
-        );
-    }
-    for retention in [false, true] {
-        let label = if retention {
-            "retention drop_consumed"
-        } else {
-            "every artifact kept"
-        };
-        let mut per_artifact = Vec::new();
-        for n in [10_000_u64, 100_000, 1_000_000, 10_000_000] {
-            let runs = if n >= 10_000_000 { 3 } else { 7 };
-            let ns = fresh_process_cost(n, retention, runs);
-            per_artifact.push(ns);
-            println!(
-                "scaling ({label}, each size in a fresh process, median of {runs}): {n:>10} artifacts: {ns:7.1} ns per artifact"
-            );
-        }
-        let (lo, hi) = per_artifact
-            .iter()
-            .fold((f64::MAX, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-        println!(
-            "scaling ({label}, each size in a fresh process): max/min cost per artifact = {:.2}",
-            hi / lo
-        );
-    }
+    // Best of three for the small sizes, one run of 10M (a few seconds).
+    print_scaling("", |n, retention| {
+        let runs = if n >= 10_000_000 { 1 } else { 3 };
+        let best = (0..runs)
+            .map(|_| rt.block_on(publish_batched(n, retention)))
+            .min()
+            .expect("a run");
+        (best.as_nanos() as f64 / n as f64, String::new())
+    });
+    print_scaling(", each size in a fresh process", |n, retention| {
+        let runs = if n >= 10_000_000 { 3 } else { 7 };
+        let ns = fresh_process_cost(n, retention, runs);
+        (ns, format!(", median of {runs}"))
+    });
 }
 
 /// A keyed batch agent whose engine records, for each flush, how long after its
