@@ -47,17 +47,13 @@ impl Clock {
             wall,
             since_epoch: Some((wall.timestamp(), wall.timestamp_subsec_nanos()))
                 .filter(|&(secs, nanos)| secs >= 0 && nanos < 1_000_000_000),
-            mono: tokio::time::Instant::now().into_std(),
+            mono: tokio_now(),
         }
     }
 
     /// Now.
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the clock module is where the runtime reads the time"
-    )]
     pub(crate) fn now(&self) -> Now {
-        let mono = tokio::time::Instant::now().into_std();
+        let mono = tokio_now();
         Now {
             mono,
             wall: self.wall_at(mono),
@@ -68,7 +64,7 @@ impl Clock {
     /// hand (tests on tokio's paused clock). Tokio's clock reads the real clock
     /// unless it was paused, so a gap of a millisecond between the two means it was.
     pub(crate) fn follows_real_time(&self) -> bool {
-        let tokio = self.now().mono;
+        let tokio = tokio_now();
         let real = real_now();
         let gap = if tokio > real {
             tokio - real
@@ -101,6 +97,15 @@ impl Clock {
             None => self.wall - delta(self.mono.duration_since(mono)),
         }
     }
+}
+
+/// Tokio's monotonic clock (which tests may pause), as the runtime reads it.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the clock module is where the runtime reads the time"
+)]
+fn tokio_now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// The real monotonic clock, whatever tokio's says: for the thread that wakes the

@@ -57,12 +57,7 @@ impl CoreLock {
     /// only for the in-memory default.
     fn read<R>(&self, read: impl FnOnce(&MemoryLog) -> R) -> R {
         let locked = self.0.read();
-        read(
-            locked
-                .log
-                .as_ref()
-                .expect("only a flock on the in-memory store reaches its log"),
-        )
+        read(locked.log.as_ref().expect(NO_LOG))
     }
 
     /// Stores an artifact in the in-memory blackboard.
@@ -70,7 +65,7 @@ impl CoreLock {
     /// # Panics
     /// As [`CoreLock::read`].
     pub(crate) fn insert(&self, artifact: Arc<Artifact>) -> Result<(), StoreError> {
-        self.0.write().log().insert(artifact)
+        in_memory(&mut self.0.write().log).insert(artifact)
     }
 
     /// Stores artifacts in the in-memory blackboard, all or none.
@@ -78,19 +73,11 @@ impl CoreLock {
     /// # Panics
     /// As [`CoreLock::read`].
     pub(crate) fn insert_all(&self, artifacts: &[Arc<Artifact>]) -> Result<(), StoreError> {
-        self.0.write().log().insert_all(artifacts)
+        in_memory(&mut self.0.write().log).insert_all(artifacts)
     }
 }
 
-impl Locked {
-    /// The in-memory blackboard.
-    ///
-    /// # Panics
-    /// When the flock's store is another.
-    fn log(&mut self) -> &mut MemoryLog {
-        in_memory(&mut self.log)
-    }
-}
+const NO_LOG: &str = "only a flock on the in-memory store reaches its log";
 
 /// The in-memory blackboard of [`Locked::log`], borrowed alone (beside the core).
 ///
@@ -98,8 +85,7 @@ impl Locked {
 /// When the flock's store is another: only a flock on the in-memory store reaches
 /// its log.
 pub(crate) fn in_memory(log: &mut Option<MemoryLog>) -> &mut MemoryLog {
-    log.as_mut()
-        .expect("only a flock on the in-memory store reaches its log")
+    log.as_mut().expect(NO_LOG)
 }
 
 /// The default in-memory store as the flock keeps it: inside the core's lock. What

@@ -87,11 +87,11 @@ impl Precise {
                 self.changed.wait(&mut wakes);
                 continue;
             };
-            if at > clock::real_now() {
+            let now = clock::real_now();
+            if at > now {
                 self.changed.wait_until(&mut wakes, at);
                 continue;
             }
-            let now = clock::real_now();
             let later = wakes.by_deadline.split_off(&(now, u64::MAX));
             let due = std::mem::replace(&mut wakes.by_deadline, later);
             for &(_, id) in due.keys() {
